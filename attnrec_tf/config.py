@@ -1,0 +1,156 @@
+"""Hyperparameters in one dataclass, and named presets.
+
+Every field is a command-line flag of `python -m attnrec_tf.train` (underscores become dashes),
+so the dataclass is the single source of truth for names and defaults.
+
+Example:
+
+>>> from attnrec_tf.config import Config, preset
+>>> config = preset("default")
+>>> config.max_len
+50
+>>> config.replace(epochs=3).epochs
+3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from attnrec_tf.errors import ConfigError
+
+VARIANTS = ("pooling", "self-attention", "mean", "last")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides a training run.
+
+    Attributes:
+        max_len: Length of the history window fed to the model (most recent items).
+        min_user_interactions: Users with fewer raw interactions are dropped (SASRec's rule).
+        min_item_interactions: Items with fewer raw interactions are dropped.
+        variant: `pooling` (AttentionPooling over position-aware item embeddings),
+            `self-attention` (causal self-attention blocks under the AttentionPooling head),
+            `mean` (mean pooling) or `last` (last item) for the ablation baselines.
+        embedding_dim: Size of item embeddings and of the user vector.
+        attention_units: Hidden size of the AttentionPooling scorer (`W`, `v`).
+        num_blocks: Causal self-attention blocks (variant `self-attention`).
+        num_heads: Attention heads per block.
+        dropout: Dropout on embeddings and inside blocks.
+        attention_dropout: Dropout on the pooling attention weights.
+        position_embedding: Add a learned position embedding to the history.
+        item_features: Add item side features (MovieLens genres) to the item representation.
+        embedding_init_std: Standard deviation of the truncated-normal item embedding initialiser.
+        concat_last: Give the user projection the state at the current position beside the
+            pooled vector (STAMP-style short-term + long-term interest).
+        epochs: Maximum number of epochs.
+        batch_size: Users per training batch.
+        learning_rate: Adam learning rate.
+        weight_decay: Decoupled weight decay (AdamW); 0 disables.
+        patience: Early stopping patience in epochs, on validation NDCG@10.
+        seed: Seed for data generation, shuffling and initialisation.
+        exclude_history: Exclude items already in the history when ranking.
+        top_k: K of the exported top-K and of the Android demo.
+        jit_compile: Compile the train step with XLA.
+    """
+
+    max_len: int = 50
+    min_user_interactions: int = 5
+    min_item_interactions: int = 5
+    variant: str = "pooling"
+    embedding_dim: int = 64
+    attention_units: int = 64
+    num_blocks: int = 2
+    num_heads: int = 1
+    dropout: float = 0.2
+    attention_dropout: float = 0.0
+    position_embedding: bool = True
+    item_features: bool = True
+    embedding_init_std: float = 0.05
+    concat_last: bool = True
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5
+    seed: int = 0
+    exclude_history: bool = True
+    top_k: int = 10
+    jit_compile: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Config:
+        """Returns a copy with `changes` applied and validated."""
+        return dataclasses.replace(self, **changes).validated()
+
+    def validated(self) -> Config:
+        """Checks every value; raises `ConfigError` naming the flag."""
+        positive_ints = (
+            "max_len",
+            "embedding_dim",
+            "attention_units",
+            "num_heads",
+            "epochs",
+            "batch_size",
+            "patience",
+            "top_k",
+        )
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{flag(name)} must be a positive integer, got {value!r}")
+        for name in ("min_user_interactions", "min_item_interactions", "num_blocks"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{flag(name)} must be a non-negative integer, got {value!r}")
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{flag(name)} must be in [0, 1), got {value!r}")
+        for name in ("learning_rate", "embedding_init_std"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)!r}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay!r}")
+        if self.variant not in VARIANTS:
+            raise ConfigError(
+                f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}"
+            )
+        if self.embedding_dim % self.num_heads:
+            raise ConfigError(
+                f"--embedding-dim ({self.embedding_dim}) must be divisible by --num-heads "
+                f"({self.num_heads})"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain JSON-able values (for report.json)."""
+        return dataclasses.asdict(self)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a `Config` field: `max_len` -> `--max-len`."""
+    return "--" + name.replace("_", "-")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded synthetic default: finishes (with export) in about two minutes on 2 cores.
+    "default": {},
+    # MovieLens-1M, chosen by validation NDCG@10 (see BENCHMARKS.md).
+    "ml-1m": {
+        "max_len": 200,
+        "variant": "self-attention",
+        "epochs": 60,
+        "patience": 8,
+    },
+}
+
+
+def preset(name: str) -> Config:
+    """Returns the named preset as a validated `Config`."""
+    if name not in PRESETS:
+        raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
+    return Config(**PRESETS[name]).validated()

@@ -1,0 +1,86 @@
+"""The one entry point from a `--data` value to a `LoadedData`.
+
+`--data` may be:
+
+* absent or "synthetic": the embedded generator (`synthetic.generate`);
+* a known name such as "movielens-1m": downloaded once into the cache, then read;
+* a folder: a MovieLens folder in any GroupLens layout;
+* a file: a CSV/TSV file with a header (`interactions.read_interaction_file`).
+
+Example:
+    >>> data = load(None, synthetic_seed=1)
+    >>> data.name
+    'synthetic'
+    >>> data = load("../shared/data/ml-1m")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from attnrec_tf.data import synthetic
+from attnrec_tf.data.download import DEFAULT_BASE_URL, KNOWN_DATASETS, default_cache_dir, fetch
+from attnrec_tf.data.interactions import LoadedData, read_interaction_file
+from attnrec_tf.data.movielens import read_movielens
+from attnrec_tf.errors import DataError
+
+SYNTHETIC = "synthetic"
+
+
+def load(
+    spec: str | None,
+    *,
+    cache_dir: Path | None = None,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str = "timestamp",
+    feature_cols: Sequence[str] = (),
+    delimiter: str | None = None,
+    synthetic_seed: int = 0,
+    base_url: str | None = None,
+) -> LoadedData:
+    """Loads the data named by a `--data` value.
+
+    Args:
+        spec: str | None. None or "synthetic", a name in `KNOWN_DATASETS`, a folder or a file.
+        cache_dir: Path | None. Download cache; None uses `default_cache_dir()`.
+            Defaults to `None`.
+        user_col: str. User column of a generic file. Defaults to `"user_id"`.
+        item_col: str. Item column of a generic file. Defaults to `"item_id"`.
+        time_col: str. Timestamp column of a generic file. Defaults to `"timestamp"`.
+        feature_cols: Sequence[str]. Item feature columns of a generic file. Defaults to `()`.
+        delimiter: str | None. Field separator of a generic file; None detects it.
+            Defaults to `None`.
+        synthetic_seed: int. Seed of the synthetic data. Defaults to `0`.
+        base_url: str | None. Download location; None uses GroupLens. Defaults to `None`.
+
+    Returns:
+        The LoadedData.
+
+    Raises:
+        DataError: `spec` names nothing loadable, or loading fails.
+    """
+    if spec is None or spec == SYNTHETIC:
+        return synthetic.generate(seed=synthetic_seed)
+    if spec in KNOWN_DATASETS:
+        folder = fetch(
+            spec, cache_dir or default_cache_dir(), base_url=base_url or DEFAULT_BASE_URL
+        )
+        return read_movielens(folder)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return read_movielens(path)
+    if path.is_file():
+        return read_interaction_file(
+            path,
+            user_col=user_col,
+            item_col=item_col,
+            time_col=time_col,
+            feature_cols=feature_cols,
+            delimiter=delimiter,
+        )
+    known = ", ".join([SYNTHETIC, *KNOWN_DATASETS])
+    raise DataError(
+        f"--data {spec!r}: no such file or folder, and not one of the known names: {known}"
+    )

@@ -1,0 +1,84 @@
+"""Model + split -> full-ranking metrics (and the sampled protocol), for any scorer.
+
+`metrics.py` knows ranks; this module knows where histories come from (the leave-one-out split)
+and how a Keras model turns a batch of histories into catalog scores. Exported artifacts plug their
+own score function into the same code (`export/tflite.py`), so every number in report.json is
+computed the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from attnrec_tf import metrics
+from attnrec_tf.data.pipeline import pad_left
+from attnrec_tf.data.sequences import LeaveOneOutSplit
+
+ScoreFn = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+
+def keras_score_fn(model: Any, max_len: int) -> ScoreFn:
+    """Wraps `model.score` as a numpy score function over raw (unpadded) histories."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def score(batch: tf.Tensor) -> tf.Tensor:
+        return model.score(batch)
+
+    def fn(histories: Sequence[np.ndarray]) -> np.ndarray:
+        return score(tf.constant(pad_left(histories, max_len))).numpy()
+
+    return fn
+
+
+def evaluate_split(
+    score_fn: ScoreFn,
+    split: LeaveOneOutSplit,
+    stage: str,
+    *,
+    exclude_history: bool = True,
+    batch_size: int = 256,
+    max_users: int | None = None,
+) -> dict[str, float]:
+    """Full-ranking HR@K, NDCG@K, MRR of `score_fn` on the `valid` or `test` stage."""
+    histories = split.histories(stage)
+    targets = split.targets(stage)
+    if max_users is not None:
+        histories, targets = histories[:max_users], targets[:max_users]
+    return metrics.evaluate_scores(
+        score_fn, histories, targets, exclude_history=exclude_history, batch_size=batch_size
+    )
+
+
+def evaluate_split_sampled(
+    score_fn: ScoreFn,
+    split: LeaveOneOutSplit,
+    stage: str,
+    *,
+    num_negatives: int = 100,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The older protocol: the target ranked among `num_negatives` sampled unseen items."""
+    return metrics.evaluate_scores_sampled(
+        score_fn,
+        split.histories(stage),
+        split.targets(stage),
+        num_negatives=num_negatives,
+        seed=seed,
+    )
+
+
+def evaluate_popularity_split(
+    split: LeaveOneOutSplit, vocab_size: int, stage: str, *, exclude_history: bool = True
+) -> dict[str, float]:
+    """The popularity baseline (training counts) on the same split and protocol."""
+    return metrics.evaluate_popularity(
+        split.train,
+        split.histories(stage),
+        split.targets(stage),
+        vocab_size,
+        exclude_history=exclude_history,
+    )

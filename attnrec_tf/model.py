@@ -1,0 +1,334 @@
+"""The attention recommender: history -> user vector -> scores over the whole catalog.
+
+Data flow for a batch of left-padded histories `x` of shape (B, L) (0 = padding):
+
+    items  = E + mean(genre embeddings)             # (V, D) item representations, row 0 = padding
+    h      = items[x] + P[0..L-1]                    # (B, L, D) history embeddings (+ positions)
+    h      = blocks(h)                               # variant "self-attention" only: causal blocks
+    u_t    = AttentionPooling_causal(h)[t]           # (B, L, D) user vector after each position t
+    u_t    = Dense([u_t ; h_t])                      # projection, with the current state (STAMP)
+    s_t    = u_t . items^T                           # (B, L, V) scores (tied with the input table)
+
+Training uses every position at once: softmax cross-entropy of `s_t` against the next item
+`x_{t+1}` over the whole catalog (padding positions are skipped). Serving reads the last position,
+whose causal pooling covers the whole history, so `u_L = sum_i a_i h_i` with
+`a = softmax(v^T tanh(W h_i + b))` over the real positions.
+
+Example:
+
+>>> import numpy as np
+>>> model = AttentionRecommender(vocab_size=11, max_len=4, embedding_dim=8, attention_units=8)
+>>> scores, attention = model.serve_outputs(np.array([[0, 0, 3, 5]], "int32"))
+>>> tuple(scores.shape), tuple(attention.shape)
+((1, 11), (1, 4))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from attnrec_tf.config import VARIANTS, Config
+from attnrec_tf.layers.attention_pooling import AttentionPooling
+from attnrec_tf.layers.causal_self_attention import CausalSelfAttentionBlock
+
+
+@keras.saving.register_keras_serializable(package="attnrec_tf")
+class AttentionRecommender(keras.Model):
+    """Next-item recommender with an `AttentionPooling` head.
+
+    Args:
+        vocab_size: int. Number of items plus one (index 0 is padding).
+        max_len: int. History window length.
+        embedding_dim: int. Item embedding and user vector size. Defaults to `64`.
+        attention_units: int. Hidden size of the pooling scorer. Defaults to `64`.
+        variant: str. `pooling`, `self-attention`, `mean` or `last`. Defaults to `"pooling"`.
+        num_blocks: int. Causal self-attention blocks for `self-attention`. Defaults to `2`.
+        num_heads: int. Heads per block. Defaults to `1`.
+        dropout: float. Embedding and block dropout. Defaults to `0.2`.
+        attention_dropout: float. Dropout on the pooling weights. Defaults to `0.0`.
+        position_embedding: bool. Learned position embedding. Defaults to `True`.
+        num_item_features: int. Width of the multi-hot item feature matrix (0 = none); the matrix
+            itself is a non-trainable weight set with `set_item_features`. Defaults to `0`.
+        embedding_init_std: float. Std of the truncated-normal item embedding initialiser.
+            Defaults to `0.05`.
+        concat_last: bool. Feed the state at the current position `h_t` to the projection
+            beside the pooled vector (short-term interest next to the attention-pooled long-term
+            one, as in STAMP, Liu et al. 2018). Ignored by variant `last`. Defaults to `True`.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        embedding_dim: int = 64,
+        attention_units: int = 64,
+        variant: str = "pooling",
+        num_blocks: int = 2,
+        num_heads: int = 1,
+        dropout: float = 0.2,
+        attention_dropout: float = 0.0,
+        position_embedding: bool = True,
+        num_item_features: int = 0,
+        embedding_init_std: float = 0.05,
+        concat_last: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if variant not in VARIANTS:
+            raise ValueError(f"`variant` must be one of {VARIANTS}. Received: variant={variant!r}")
+        self.vocab_size = vocab_size
+        self.max_len = max_len
+        self.embedding_dim = embedding_dim
+        self.attention_units = attention_units
+        self.variant = variant
+        self.num_blocks = num_blocks if variant == "self-attention" else 0
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.position_embedding = position_embedding
+        self.num_item_features = num_item_features
+        self.embedding_init_std = embedding_init_std
+        self.concat_last = concat_last and variant != "last"
+
+        self.item_embedding = keras.layers.Embedding(
+            vocab_size,
+            embedding_dim,
+            embeddings_initializer=keras.initializers.TruncatedNormal(stddev=embedding_init_std),
+            name="item_embedding",
+        )
+        self.feature_projection = (
+            keras.layers.Dense(
+                embedding_dim,
+                use_bias=False,
+                kernel_initializer=keras.initializers.TruncatedNormal(stddev=embedding_init_std),
+                name="feature_projection",
+            )
+            if num_item_features
+            else None
+        )
+        self.positions = (
+            keras.layers.Embedding(
+                max_len,
+                embedding_dim,
+                embeddings_initializer=keras.initializers.TruncatedNormal(
+                    stddev=embedding_init_std
+                ),
+                name="position_embedding",
+            )
+            if position_embedding
+            else None
+        )
+        self.input_dropout = keras.layers.Dropout(dropout)
+        self.blocks = [
+            CausalSelfAttentionBlock(num_heads=num_heads, dropout=dropout, name=f"block_{i}")
+            for i in range(self.num_blocks)
+        ]
+        self.final_norm = (
+            keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
+            if self.blocks
+            else None
+        )
+        self.pooling = (
+            AttentionPooling(
+                units=attention_units,
+                causal=True,
+                return_attention_scores=True,
+                dropout=attention_dropout,
+                name="attention_pooling",
+            )
+            if variant in ("pooling", "self-attention")
+            else None
+        )
+        self.projection = keras.layers.Dense(embedding_dim, name="user_projection")
+
+    def build(self, input_shape: Any = None) -> None:
+        self.item_features = self.add_weight(
+            shape=(self.vocab_size, self.num_item_features),
+            initializer="zeros",
+            trainable=False,
+            name="item_feature_matrix",
+        )
+        self.item_embedding.build((None,))
+        dim = self.embedding_dim
+        if self.feature_projection is not None:
+            self.feature_projection.build((None, self.num_item_features))
+        if self.positions is not None:
+            self.positions.build((None,))
+        for block in self.blocks:
+            block.build((None, self.max_len, dim))
+        if self.final_norm is not None:
+            self.final_norm.build((None, self.max_len, dim))
+        if self.pooling is not None:
+            self.pooling.build((None, self.max_len, dim))
+        self.projection.build((None, self.max_len, dim * (2 if self.concat_last else 1)))
+        self.built = True
+
+    def set_item_features(self, matrix: np.ndarray) -> None:
+        """Sets the multi-hot item feature matrix, shape `(vocab_size, num_item_features)`."""
+        if not self.built:
+            self.build()
+        self.item_features.assign(np.asarray(matrix, dtype="float32"))
+
+    # -- representations ---------------------------------------------------------------------
+
+    def item_representations(self) -> Any:
+        """`(vocab_size, embedding_dim)`: item embedding plus the mean of its feature embeddings."""
+        items = self.item_embedding.embeddings
+        if self.feature_projection is not None:
+            counts = ops.maximum(ops.sum(self.item_features, axis=1, keepdims=True), 1.0)
+            items = items + self.feature_projection(self.item_features / counts)
+        return items
+
+    def _clean(self, history: Any) -> Any:
+        """Out-of-range indices (negative or >= vocab_size) become padding."""
+        history = ops.cast(history, "int32")
+        valid = ops.logical_and(history > 0, history < self.vocab_size)
+        return ops.where(valid, history, ops.zeros_like(history))
+
+    def encode(self, history: Any, training: bool | None = None) -> tuple[Any, Any]:
+        """User vectors after every position, and the pooling attention.
+
+        Args:
+            history: `(B, L)` int item indices, left-padded with 0.
+            training: Python bool.
+
+        Returns:
+            `(user, attention)`: `(B, L, D)` user vectors (row t covers positions <= t) and
+            `(B, L, L)` attention weights (row t over positions <= t).
+        """
+        history = self._clean(history)
+        mask = history > 0  # (B, L)
+        float_mask = ops.cast(mask, self.compute_dtype)[:, :, None]  # (B, L, 1)
+        items = ops.cast(self.item_representations(), self.compute_dtype)
+        h = ops.take(items, history, axis=0)  # (B, L, D)
+        if self.positions is not None:
+            length = ops.shape(history)[1]
+            h = h + ops.cast(self.positions(ops.arange(length)), self.compute_dtype)[None]
+        h = self.input_dropout(h, training=training) * float_mask
+        for block in self.blocks:
+            h = block(h, mask=mask, training=training)
+        if self.final_norm is not None:
+            h = self.final_norm(h) * float_mask
+        if self.pooling is not None:
+            user, attention = self.pooling(h, mask=mask, training=training)  # (B,L,D), (B,L,L)
+        elif self.variant == "mean":
+            counts = ops.maximum(ops.cumsum(float_mask, axis=1), 1.0)  # (B, L, 1)
+            user = ops.cumsum(h, axis=1) / counts
+            causal = ops.tril(ops.ones((ops.shape(h)[1], ops.shape(h)[1]), self.compute_dtype))
+            weights = causal[None] * ops.transpose(float_mask, (0, 2, 1))  # (B, L, L)
+            attention = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1.0)
+        else:  # "last": the user vector is a function of the latest item only
+            user = h
+            eye = ops.eye(ops.shape(h)[1], dtype=self.compute_dtype)
+            attention = eye[None] * ops.transpose(float_mask, (0, 2, 1))
+        if self.concat_last:
+            user = ops.concatenate([user, h], axis=-1)  # (B, L, 2D)
+        return self.projection(user), attention
+
+    def call(self, history: Any, training: bool | None = None) -> Any:
+        """`(B, L, D)` user vectors after every position (see `encode`)."""
+        user, _ = self.encode(history, training=training)
+        return user
+
+    def serve_outputs(self, history: Any) -> tuple[Any, Any]:
+        """Scores over the catalog and attention over the history, at the last position.
+
+        Args:
+            history: `(B, L)` int item indices, left-padded with 0 (out-of-range = padding).
+
+        Returns:
+            `(scores, attention)`: `(B, vocab_size)` float32 raw scores (column 0 is the
+            padding index and must be ignored) and `(B, L)` attention weights.
+        """
+        user, attention = self.encode(history, training=False)
+        last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
+        scores = ops.matmul(last_user, ops.transpose(self.item_representations()))  # (B, V)
+        return scores, ops.cast(attention[:, -1, :], "float32")
+
+    def score(self, history: Any) -> Any:
+        """`(B, vocab_size)` scores at the last position (column 0 = padding)."""
+        return self.serve_outputs(history)[0]
+
+    # -- training ----------------------------------------------------------------------------
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        """Full softmax cross-entropy over the catalog at every real position."""
+        targets = tf.cast(y, tf.int32)
+        real = targets > 0  # (B, L)
+        user = tf.boolean_mask(tf.cast(y_pred, tf.float32), real)  # (N, D)
+        labels = tf.boolean_mask(targets, real)  # (N,)
+        logits = tf.matmul(user, tf.cast(self.item_representations(), tf.float32), transpose_b=True)
+        padding = tf.one_hot(0, self.vocab_size, on_value=-1e9, off_value=0.0)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits + padding)
+        loss = tf.reduce_mean(losses)
+        if self.losses:
+            loss = loss + tf.add_n(self.losses)
+        return loss
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            max_len=self.max_len,
+            embedding_dim=self.embedding_dim,
+            attention_units=self.attention_units,
+            variant=self.variant,
+            num_blocks=self.num_blocks,
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+            position_embedding=self.position_embedding,
+            num_item_features=self.num_item_features,
+            embedding_init_std=self.embedding_init_std,
+            concat_last=self.concat_last,
+        )
+        return config
+
+
+def build_model(
+    config: Config, vocab_size: int, item_features: np.ndarray | None
+) -> AttentionRecommender:
+    """Builds (and initialises) the recommender described by `config`.
+
+    Args:
+        config: Hyperparameters.
+        vocab_size: Items plus one.
+        item_features: Multi-hot `(vocab_size, F)` matrix, or None / F == 0 for no features.
+
+    Returns:
+        A built, uncompiled `AttentionRecommender`.
+    """
+    keras.utils.set_random_seed(config.seed)
+    use_features = config.item_features and item_features is not None and item_features.shape[1]
+    model = AttentionRecommender(
+        vocab_size=vocab_size,
+        max_len=config.max_len,
+        embedding_dim=config.embedding_dim,
+        attention_units=config.attention_units,
+        variant=config.variant,
+        num_blocks=config.num_blocks,
+        num_heads=config.num_heads,
+        dropout=config.dropout,
+        attention_dropout=config.attention_dropout,
+        position_embedding=config.position_embedding,
+        num_item_features=int(item_features.shape[1]) if use_features else 0,  # type: ignore[union-attr]
+        embedding_init_std=config.embedding_init_std,
+        concat_last=config.concat_last,
+    )
+    model.build((None, config.max_len))
+    if use_features:
+        model.set_item_features(item_features)  # type: ignore[arg-type]
+    model(np.zeros((1, config.max_len), "int32"))  # trace once so every sub-layer is built
+    return model

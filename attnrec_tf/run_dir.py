@@ -1,0 +1,148 @@
+"""The output folder of a training run, and how each of its files is saved and loaded.
+
+```
+<output-dir>/
+  report.json            metrics, timings, config (see README)
+  model.keras            the best model (by validation NDCG@10)
+  vocabulary.json        raw item id <-> index (0 = padding)
+  items.json             per index: raw id, title, genres, training count
+  split.npz              the leave-one-out split, so export can evaluate without the data file
+  checkpoints/best.keras kept while training
+  logs/                  TensorBoard
+  saved_model/<name>/<version>/, tflite/, android_demo_assets/   (written by export)
+```
+
+Every file is written atomically (`attnrec_tf.atomic`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnrec_tf import atomic
+from attnrec_tf.data.interactions import ItemMetadata
+from attnrec_tf.data.sequences import LeaveOneOutSplit
+from attnrec_tf.data.vocabulary import Vocabulary
+from attnrec_tf.errors import AttnRecError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one output folder."""
+
+    root: Path
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.keras"
+
+    @property
+    def vocabulary(self) -> Path:
+        return self.root / "vocabulary.json"
+
+    @property
+    def items(self) -> Path:
+        return self.root / "items.json"
+
+    @property
+    def split(self) -> Path:
+        return self.root / "split.npz"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.root / "checkpoints" / "best.keras"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def require(self, path: Path) -> Path:
+        """Returns `path`, or raises a user error naming it when it is missing."""
+        if not path.exists():
+            raise AttnRecError(
+                f"{path}: not found; is {self.root} the --output-dir of a finished training run?"
+            )
+        return path
+
+
+def save_split(path: Path, split: LeaveOneOutSplit) -> None:
+    """Saves a leave-one-out split as flat arrays plus offsets (atomic)."""
+    lengths = np.array([len(s) for s in split.train], dtype=np.int64)
+    flat = (
+        np.concatenate(split.train).astype(np.int32) if len(split.train) else np.zeros(0, np.int32)
+    )
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        users=np.asarray(split.users).astype(str),
+        train_flat=flat,
+        train_offsets=np.concatenate([[0], np.cumsum(lengths)]),
+        valid_targets=np.asarray(split.valid_targets, np.int32),
+        test_targets=np.asarray(split.test_targets, np.int32),
+    )
+    atomic.write_bytes(path, buffer.getvalue())
+
+
+def load_split(path: Path) -> LeaveOneOutSplit:
+    """Loads what `save_split` wrote."""
+    with np.load(path, allow_pickle=False) as data:
+        offsets = data["train_offsets"]
+        flat = data["train_flat"]
+        train = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+        return LeaveOneOutSplit(
+            users=data["users"],
+            train=train,
+            valid_targets=data["valid_targets"],
+            test_targets=data["test_targets"],
+        )
+
+
+def item_table(
+    vocabulary: Vocabulary, metadata: ItemMetadata, train: list[np.ndarray]
+) -> list[dict[str, Any]]:
+    """One record per item index 1..N: raw id, title, genres and training-set count."""
+    counts = np.bincount(
+        np.concatenate(train) if train else np.zeros(0, np.int64), minlength=vocabulary.size
+    )
+    genres = metadata.features.get("genres", {})
+    records = []
+    for index, raw in enumerate(vocabulary.raw_ids, start=1):
+        key = raw.item() if hasattr(raw, "item") else raw
+        records.append(
+            {
+                "index": index,
+                "id": key,
+                "title": metadata.titles.get(key, str(key)),
+                "genres": list(genres.get(key, ())),
+                "count": int(counts[index]),
+            }
+        )
+    return records
+
+
+def save_items(path: Path, records: list[dict[str, Any]]) -> None:
+    atomic.write_json(path, records)
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def load_model(path: Path) -> Any:
+    """Loads a saved `AttentionRecommender` (safe mode on)."""
+    import keras
+
+    import attnrec_tf.model  # noqa: F401  (registers the custom objects)
+
+    return keras.saving.load_model(path, safe_mode=True)

@@ -1,0 +1,225 @@
+"""Tests of the ranking metrics against values worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnrec_tf.metrics import (
+    RankingAccumulator,
+    evaluate_popularity,
+    evaluate_scores,
+    evaluate_scores_sampled,
+    hit_rate,
+    mrr,
+    ndcg,
+    popularity_scores,
+    rank_of_targets,
+    sampled_rank_of_targets,
+)
+
+# 3 users x 6 columns; column 0 is padding (its high score must never count).
+SCORES = np.array(
+    [
+        [9.0, 0.1, 0.5, 0.3, 0.9, 0.2],  # target 3: items 2 and 4 score higher -> rank 2
+        [9.0, 0.4, 0.4, 0.1, 0.4, 0.0],  # target 1: items 2 and 4 tie -> pessimistic rank 2
+        [9.0, 0.2, 0.1, 0.0, 0.3, 0.8],  # target 5: best -> rank 0
+    ]
+)
+TARGETS = np.array([3, 1, 5])
+
+
+def test_ranks_by_hand_with_pessimistic_ties_and_padding_ignored():
+    np.testing.assert_array_equal(rank_of_targets(SCORES, TARGETS), [2, 2, 0])
+
+
+def test_metrics_by_hand():
+    ranks = np.array([2, 2, 0])
+    assert hit_rate(ranks, 1) == pytest.approx(1 / 3)
+    assert hit_rate(ranks, 2) == pytest.approx(1 / 3)
+    assert hit_rate(ranks, 3) == pytest.approx(1.0)
+    # rank 2 -> 1/log2(4) = 0.5 ; rank 0 -> 1/log2(2) = 1.
+    assert ndcg(ranks, 1) == pytest.approx(1 / 3)
+    assert ndcg(ranks, 2) == pytest.approx(1 / 3)
+    assert ndcg(ranks, 3) == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    assert ndcg(np.array([1]), 10) == pytest.approx(1 / np.log2(3))
+    assert mrr(ranks) == pytest.approx((1 / 3 + 1 / 3 + 1) / 3)
+
+
+def test_constant_scorer_gets_no_credit():
+    ranks = rank_of_targets(np.zeros((3, 6)), TARGETS)
+    np.testing.assert_array_equal(ranks, [4, 4, 4])  # every one of the 4 other items ties
+    assert hit_rate(ranks, 1) == 0.0 and ndcg(ranks, 4) == 0.0
+
+
+def test_exclusion_improves_rank_and_never_excludes_target():
+    exclude = [np.array([4]), np.array([2]), np.array([], dtype=np.int64)]
+    np.testing.assert_array_equal(rank_of_targets(SCORES, TARGETS, exclude), [1, 1, 0])
+    # The target in the history stays ranked; item 2 (above it) is still removed.
+    exclude = [np.array([3, 2]), np.array([1, 4, 2]), np.array([5])]
+    np.testing.assert_array_equal(rank_of_targets(SCORES, TARGETS, exclude), [1, 0, 0])
+    # Excluding the padding index changes nothing; excluded items never count, even at -inf.
+    scores = np.full((1, 4), -np.inf)
+    np.testing.assert_array_equal(rank_of_targets(scores, np.array([1]), [np.array([0, 2])]), [1])
+    assert SCORES[0, 4] == 0.9  # the input is not modified
+
+
+def test_vectorised_ranks_match_a_plain_loop():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, size=(40, 30)).astype(np.float32)  # many ties
+    targets = rng.integers(1, 30, size=40)
+    exclude = [rng.choice(np.arange(30), size=rng.integers(0, 10), replace=False) for _ in targets]
+    expected = []
+    for row, target, history in zip(scores, targets, exclude, strict=True):
+        others = [i for i in range(1, 30) if i != target and i not in set(history.tolist())]
+        expected.append(sum(row[i] >= row[target] for i in others))
+    np.testing.assert_array_equal(rank_of_targets(scores, targets, exclude), expected)
+
+
+@pytest.mark.parametrize(
+    ("scores", "targets", "message"),
+    [
+        (np.where(np.eye(3, 6, 2) == 1, np.nan, SCORES), TARGETS, "NaN in row 0"),
+        (SCORES, np.array([0, 1, 2]), r"targets must lie in 1\.\.5"),
+        (SCORES, np.array([1, 2, 6]), r"targets must lie in 1\.\.5"),
+        (SCORES, np.array([1, 2]), "expected scores"),
+        (SCORES, np.array([1.0, 2.0, 3.0]), "must be integers"),
+    ],
+)
+def test_rank_of_targets_rejects_bad_input(scores, targets, message):
+    with pytest.raises(ValueError, match=message):
+        rank_of_targets(scores, targets)
+
+
+def test_rank_of_targets_rejects_bad_exclusion():
+    with pytest.raises(ValueError, match="exclude has 1 entries for 3 rows"):
+        rank_of_targets(SCORES, TARGETS, [np.array([1])])
+    with pytest.raises(ValueError, match="outside 0..5"):
+        rank_of_targets(SCORES, TARGETS, [np.array([6]), np.array([]), np.array([])])
+
+
+@pytest.mark.parametrize("bad_k", [0, -1, 2.5, True, "5"])
+def test_k_must_be_a_positive_integer(bad_k):
+    ranks = np.array([0, 1])
+    message = r"`k` must be a positive integer. Received: k="
+    for call in (
+        lambda: hit_rate(ranks, bad_k),
+        lambda: ndcg(ranks, bad_k),
+        lambda: RankingAccumulator([ranks]).result(ks=(1, bad_k)),
+        lambda: evaluate_scores(lambda h: SCORES, [np.array([1])] * 3, TARGETS, ks=(bad_k,)),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert hit_rate(ranks, np.int64(1)) == 0.5  # numpy integers are fine
+
+
+def test_accumulator_over_batches():
+    acc = RankingAccumulator()
+    acc.update(np.array([2, 2]))
+    acc.update(np.array([0]))
+    result = acc.result(ks=(1, 3))
+    assert list(result) == ["hr@1", "hr@3", "ndcg@1", "ndcg@3", "mrr", "num_users"]
+    assert result["hr@1"] == pytest.approx(1 / 3) and result["hr@3"] == 1.0
+    assert result["ndcg@3"] == pytest.approx(2 / 3) and result["mrr"] == pytest.approx(5 / 9)
+    assert result["num_users"] == 3
+    assert set(acc.result()) >= {"hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"}
+    acc.reset()
+    with pytest.raises(ValueError, match="before any ranks"):
+        acc.result()
+    with pytest.raises(ValueError, match="ranks is empty"):
+        mrr(np.array([], dtype=np.int64))
+
+
+def test_evaluate_scores_batches_and_excludes_history():
+    histories = [np.array([4, 1]), np.array([2]), np.array([1, 2, 3])]
+    calls = []
+
+    def score_fn(batch):
+        calls.append([h.tolist() for h in batch])
+        rows = [next(i for i, h in enumerate(histories) if h is b) for b in batch]
+        return SCORES[rows]
+
+    result = evaluate_scores(score_fn, histories, TARGETS, batch_size=2, ks=(1, 2))
+    assert calls == [[[4, 1], [2]], [[1, 2, 3]]]
+    # ranks with exclusion: [1, 1, 0]
+    assert result["hr@1"] == pytest.approx(1 / 3) and result["hr@2"] == 1.0
+    assert result["ndcg@2"] == pytest.approx((2 / np.log2(3) + 1) / 3)
+    assert result["mrr"] == pytest.approx((0.5 + 0.5 + 1) / 3) and result["num_users"] == 3
+    plain = evaluate_scores(score_fn, histories, TARGETS, exclude_history=False, ks=(1,))
+    assert plain["mrr"] == pytest.approx(5 / 9)  # ranks [2, 2, 0]
+
+
+def test_popularity_by_hand():
+    train = [np.array([1, 2, 2]), np.array([2, 3]), np.array([5, 0])]  # 0 (padding) ignored
+    np.testing.assert_array_equal(popularity_scores(train, 6), [-np.inf, 1, 3, 1, 0, 1])
+    histories = [np.array([1]), np.array([2]), np.array([3])]
+    targets = np.array([2, 3, 4])
+    # Excluding history: target 2 (count 3) is first; target 3 (count 1) ties with items 1 and
+    # 5 -> rank 2; target 4 (count 0) is below items 1, 2 and 5 -> rank 3.
+    result = evaluate_popularity(train, histories, targets, 6, ks=(1, 3))
+    assert result["hr@1"] == pytest.approx(1 / 3) and result["hr@3"] == pytest.approx(2 / 3)
+    assert result["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 4) / 3)
+    # Without exclusion the ranks are 0, 3 and 4.
+    result = evaluate_popularity(train, histories, targets, 6, exclude_history=False, ks=(1,))
+    assert result["mrr"] == pytest.approx((1 + 1 / 4 + 1 / 5) / 3)
+    with pytest.raises(ValueError, match="outside 0..5"):
+        popularity_scores([np.array([6])], 6)
+
+
+def _sampled_fixture(num_users=6, vocab_size=300, seed=0):
+    rng = np.random.default_rng(seed)
+    histories = [rng.choice(np.arange(1, vocab_size), size=30, replace=False) for _ in range(5)]
+    histories = (histories * num_users)[:num_users]
+    targets = np.array([h[-1] for h in histories])  # the target may sit in the history
+    return rng, histories, targets
+
+
+def test_sampled_ranks_lie_in_range_and_perfect_scorer_gets_zero():
+    rng, histories, targets = _sampled_fixture()
+    scores = rng.normal(size=(len(targets), 300))
+    ranks = sampled_rank_of_targets(scores, targets, histories, 100, np.random.default_rng(1))
+    assert ranks.min() >= 0 and ranks.max() <= 100
+    np.testing.assert_array_equal(
+        ranks, sampled_rank_of_targets(scores, targets, histories, 100, np.random.default_rng(1))
+    )
+    # Perfect scorer: history items and padding score higher still, but are never sampled.
+    perfect = np.zeros_like(scores)
+    perfect[:, 0] = 10.0
+    for row, history in enumerate(histories):
+        perfect[row, history] = 5.0
+    perfect[np.arange(len(targets)), targets] = 1.0
+    assert np.all(sampled_rank_of_targets(perfect, targets, histories, rng=3) == 0)
+    constant = np.zeros_like(scores)  # ties are pessimistic: every negative counts
+    assert np.all(sampled_rank_of_targets(constant, targets, histories, rng=3) == 100)
+
+
+def test_sampled_negatives_are_distinct_and_too_few_candidates_raise():
+    # Items 1, 2 are history and 3 is the target: exactly the 8 items 4..11 remain, so all of
+    # them are drawn whatever the rng; 4 of them score above the target.
+    scores = np.array([[0, 0, 0, 0.5, 1, 1, 1, 1, 0, 0, 0, 0]])
+    history = [np.array([1, 2])]
+    for seed in range(5):
+        assert sampled_rank_of_targets(scores, np.array([3]), history, 8, seed)[0] == 4
+    with pytest.raises(ValueError, match="user row 0 has only 8 items"):
+        sampled_rank_of_targets(scores, np.array([3]), history, 9, 0)
+    with pytest.raises(ValueError, match="`num_negatives` must be a positive integer"):
+        sampled_rank_of_targets(scores, np.array([3]), history, 0, 0)
+
+
+def test_evaluate_scores_sampled_is_seeded_and_batched():
+    rng, histories, targets = _sampled_fixture(num_users=7)
+    scores = rng.normal(size=(len(targets), 300))
+    seen = iter(range(len(targets)))
+
+    def score_fn(batch):
+        return scores[[next(seen) for _ in batch]]
+
+    first = evaluate_scores_sampled(score_fn, histories, targets, seed=5, batch_size=3)
+    seen = iter(range(len(targets)))
+    second = evaluate_scores_sampled(score_fn, histories, targets, seed=5, batch_size=3)
+    assert first == second and first["num_users"] == 7
+    assert set(first) == {
+        *(f"{m}@{k}" for m in ("hr", "ndcg") for k in (1, 5, 10, 20)),
+        "mrr",
+        "num_users",
+    }

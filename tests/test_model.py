@@ -1,0 +1,71 @@
+import keras
+import numpy as np
+import pytest
+
+from attnrec_tf.config import Config
+from attnrec_tf.model import AttentionRecommender, build_model
+
+VARIANTS = ["pooling", "self-attention", "mean", "last"]
+
+
+def _model(variant, features=True):
+    rng = np.random.default_rng(0)
+    matrix = (rng.random((21, 4)) > 0.5).astype("float32")
+    matrix[0] = 0
+    config = Config(
+        max_len=6,
+        variant=variant,
+        embedding_dim=8,
+        attention_units=4,
+        num_heads=2,
+        jit_compile=False,
+    )
+    return build_model(config, 21, matrix if features else None)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fit_save_reload_reproduces_scores(variant, tmp_path):
+    model = _model(variant)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 21, (32, 6)).astype("int32")
+    before = np.asarray(model.score(x))
+    history = model.fit(x, np.roll(x, -1, axis=1), epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    after = np.asarray(model.score(x))
+    assert not np.allclose(before, after)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(reloaded.score(x)), after, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_attention_sums_to_one_over_real_positions(variant):
+    model = _model(variant)
+    x = np.array([[0, 0, 0, 3, 4, 5], [1, 2, 3, 4, 5, 6]], "int32")
+    _, attention = model.serve_outputs(x)
+    attention = np.asarray(attention)
+    np.testing.assert_allclose(attention.sum(-1), 1.0, rtol=1e-5)
+    assert (attention[0, :3] == 0).all()
+
+
+def test_out_of_range_indices_are_padding():
+    model = _model("pooling")
+    clean = np.array([[0, 0, 0, 3, 4, 5]], "int32")
+    dirty = np.array([[-7, 21, 10**9, 3, 4, 5]], "int32")
+    np.testing.assert_allclose(np.asarray(model.score(dirty)), np.asarray(model.score(clean)))
+
+
+def test_item_features_change_item_representations():
+    with_features = _model("pooling", features=True)
+    items = np.asarray(with_features.item_representations())
+    embedding = np.asarray(with_features.item_embedding.embeddings)
+    assert not np.allclose(items[1:], embedding[1:])
+    without = _model("pooling", features=False)
+    assert without.num_item_features == 0
+
+
+def test_config_round_trip():
+    model = _model("self-attention")
+    clone = AttentionRecommender.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
