@@ -75,7 +75,7 @@ def fit_and_evaluate(
         keras.callbacks.TensorBoard(log_dir=str(output.logs), write_graph=False),
     ]
     start = time.perf_counter()
-    model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     train_seconds = time.perf_counter() - start
     epochs_run = len(validation.history)
 
@@ -106,7 +106,15 @@ def fit_and_evaluate(
         "validation": {"keras": {k: v for k, v in best.items() if k not in ("epoch", "loss")}},
         "metrics": metrics,
     }
-    if sampled_negatives:
+    test_histories = split.histories("test")
+    longest = max((len(set(h.tolist())) for h in test_histories), default=0)
+    if sampled_negatives and vocab_size - 2 - longest < sampled_negatives:
+        result["sampled_protocol"] = {
+            "num_negatives": sampled_negatives,
+            "skipped": f"catalog of {vocab_size - 1} items is too small for "
+            f"{sampled_negatives} unseen negatives next to the longest history ({longest})",
+        }
+    elif sampled_negatives:
         result["sampled_protocol"] = {
             "num_negatives": sampled_negatives,
             "note": "target ranked among sampled unseen items; not comparable with full ranking",

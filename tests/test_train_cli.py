@@ -1,0 +1,121 @@
+"""The command line: every user error is one line naming the file, line or flag, exit 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from attnrec_tf import train
+
+
+def _run(argv, capsys):
+    status = train.main(argv)
+    captured = capsys.readouterr()
+    return status, captured.err.strip()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--batch-size", "-1"], "--batch-size must be a positive integer"),
+        (["--max-len", "0"], "--max-len must be a positive integer"),
+        (["--embedding-dim", "0"], "--embedding-dim must be a positive integer"),
+        (["--learning-rate", "0"], "--learning-rate must be positive"),
+        (["--preset", "huge"], "--preset must be one of"),
+        (["--sampled-negatives", "-1"], "--sampled-negatives must be >= 0"),
+        (["--data", "/nonexistent/file.csv"], "/nonexistent/file.csv"),
+    ],
+)
+def test_bad_flags(argv, message, capsys, tmp_path):
+    status, err = _run([*argv, "--output-dir", str(tmp_path / "out")], capsys)
+    assert status == 2
+    assert err.startswith("error: ")
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_malformed_row_names_file_and_line(capsys, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\n1,10,100\n2,11\n")
+    status, err = _run(["--data", str(path), "--output-dir", str(tmp_path / "o")], capsys)
+    assert status == 2
+    assert "log.csv" in err and "line 3" in err
+
+
+def test_missing_column_names_the_flag(capsys, tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("uid,item_id,timestamp\n1,10,100\n")
+    status, err = _run(["--data", str(path), "--output-dir", str(tmp_path / "o")], capsys)
+    assert status == 2
+    assert "user_id" in err and "--user-col" in err
+
+
+def test_empty_file(capsys, tmp_path):
+    path = tmp_path / "empty.tsv"
+    path.write_text("")
+    status, err = _run(["--data", str(path), "--output-dir", str(tmp_path / "o")], capsys)
+    assert status == 2
+    assert "empty.tsv" in err
+
+
+def test_folder_without_dataset(capsys, tmp_path):
+    folder = tmp_path / "nothing_here"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hi")
+    status, err = _run(["--data", str(folder), "--output-dir", str(tmp_path / "o")], capsys)
+    assert status == 2
+    assert "nothing_here" in err
+
+
+def test_no_traceback_in_a_real_process(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("user_id,item_id,timestamp\n1,10,abc\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "attnrec_tf.train", "--data", str(path), "--output-dir",
+         str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "bad.csv" in result.stderr and "line 2" in result.stderr
+
+
+def test_help_lists_every_flag_with_defaults():
+    result = subprocess.run(
+        [sys.executable, "-m", "attnrec_tf.train", "--help"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0
+    for name in ("--data", "--output-dir", "--epochs", "--batch-size", "--max-len",
+                 "--embedding-dim", "--learning-rate", "--seed", "--variant", "--preset"):
+        assert name in result.stdout
+
+
+def test_generic_file_trains_end_to_end(tmp_path, capsys):
+    """A tiny string-id log goes through the whole run (without export) and writes the report."""
+    rows = ["uid\tsku\tts"]
+    for user in range(30):
+        for step in range(8):
+            rows.append(f"u{user}\titem-{(user + step) % 12}\t{step}")
+    path = tmp_path / "log.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    status = train.main(
+        ["--data", str(path), "--user-col", "uid", "--item-col", "sku", "--time-col", "ts",
+         "--output-dir", str(out), "--epochs", "2", "--max-len", "5", "--embedding-dim", "8",
+         "--attention-units", "4", "--no-export", "--min-item-interactions", "1",
+         "--verbose", "0", "--no-jit-compile"]
+    )
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"]["num_users"] == 30
+    assert report["dataset"]["num_items"] == 12
+    assert report["protocol"] == {"split": "leave-one-out", "ranking": "full",
+                                  "exclude_history": True}
+    for key in ("hr@10", "ndcg@10", "mrr"):
+        assert 0.0 <= report["metrics"]["keras"][key] <= 1.0
+        assert key in report["metrics"]["popularity"]
+    assert report["train_seconds"] > 0 and report["examples_per_second"] > 0
+    assert (out / "model.keras").exists() and (out / "vocabulary.json").exists()
