@@ -22,6 +22,7 @@ from typing import Any
 from attnrec_tf.errors import ConfigError
 
 VARIANTS = ("pooling", "self-attention", "mean", "last")
+LOSSES = ("softmax", "sampled")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Config:
         embedding_init_std: Standard deviation of the truncated-normal item embedding initialiser.
         concat_last: Give the user projection the state at the current position beside the
             pooled vector (STAMP-style short-term + long-term interest).
+        loss: `softmax` (full softmax over the catalog; default, fine up to about 100k items) or
+            `sampled` (sampled softmax with logQ correction, for larger catalogs).
+        num_negatives: Shared negatives per batch for `--loss sampled`.
         epochs: Maximum number of epochs.
         batch_size: Users per training batch.
         learning_rate: Adam learning rate.
@@ -55,6 +59,7 @@ class Config:
         exclude_history: Exclude items already in the history when ranking.
         top_k: K of the exported top-K and of the Android demo.
         jit_compile: Compile the train step with XLA.
+        all_windows: Train on every `max_len` window of long sequences, not only the latest.
     """
 
     max_len: int = 50
@@ -71,6 +76,8 @@ class Config:
     item_features: bool = True
     embedding_init_std: float = 0.05
     concat_last: bool = True
+    loss: str = "softmax"
+    num_negatives: int = 1024
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -79,7 +86,8 @@ class Config:
     seed: int = 0
     exclude_history: bool = True
     top_k: int = 10
-    jit_compile: bool = True
+    jit_compile: bool = False
+    all_windows: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Config:
@@ -115,6 +123,12 @@ class Config:
                 raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.num_negatives <= 0:
+            raise ConfigError(
+                f"--num-negatives must be a positive integer, got {self.num_negatives!r}"
+            )
         if self.variant not in VARIANTS:
             raise ConfigError(
                 f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}"

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from attnrec_tf import losses
 from attnrec_tf.config import VARIANTS, Config
 from attnrec_tf.layers.attention_pooling import AttentionPooling
 from attnrec_tf.layers.causal_self_attention import CausalSelfAttentionBlock
@@ -56,6 +57,10 @@ class AttentionRecommender(keras.Model):
             itself is a non-trainable weight set with `set_item_features`. Defaults to `0`.
         embedding_init_std: float. Std of the truncated-normal item embedding initialiser.
             Defaults to `0.05`.
+        loss: str. `softmax` (full softmax over the catalog) or `sampled` (sampled softmax with
+            logQ correction; set the sampling distribution with `set_sampling_counts`).
+            Defaults to `"softmax"`.
+        num_negatives: int. Shared negatives per batch for `sampled`. Defaults to `1024`.
         concat_last: bool. Feed the state at the current position `h_t` to the projection
             beside the pooled vector (short-term interest next to the attention-pooled long-term
             one, as in STAMP, Liu et al. 2018). Ignored by variant `last`. Defaults to `True`.
@@ -76,6 +81,8 @@ class AttentionRecommender(keras.Model):
         num_item_features: int = 0,
         embedding_init_std: float = 0.05,
         concat_last: bool = True,
+        loss: str = "softmax",
+        num_negatives: int = 1024,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,6 +101,10 @@ class AttentionRecommender(keras.Model):
         self.num_item_features = num_item_features
         self.embedding_init_std = embedding_init_std
         self.concat_last = concat_last and variant != "last"
+        if loss not in ("softmax", "sampled"):
+            raise ValueError(f"`loss` must be 'softmax' or 'sampled'. Received: loss={loss!r}")
+        self.loss_type = loss
+        self.num_negatives = num_negatives
 
         self.item_embedding = keras.layers.Embedding(
             vocab_size,
@@ -153,6 +164,15 @@ class AttentionRecommender(keras.Model):
             trainable=False,
             name="item_feature_matrix",
         )
+        self.item_log_q = self.add_weight(
+            shape=(self.vocab_size if self.loss_type == "sampled" else 0,),
+            initializer="zeros",
+            trainable=False,
+            name="item_log_q",
+        )
+        self.loss_seed = self.add_weight(
+            shape=(2,), initializer="zeros", dtype="int32", trainable=False, name="loss_seed"
+        )
         self.item_embedding.build((None,))
         dim = self.embedding_dim
         if self.feature_projection is not None:
@@ -174,14 +194,39 @@ class AttentionRecommender(keras.Model):
             self.build()
         self.item_features.assign(np.asarray(matrix, dtype="float32"))
 
+    def set_sampling_counts(self, counts: np.ndarray, alpha: float = 0.75) -> None:
+        """Sets Q for the sampled loss to `counts ** alpha` (normalised; padding never drawn)."""
+        if not self.built:
+            self.build()
+        weights = np.asarray(counts, dtype="float64") ** alpha
+        weights[0] = 0.0
+        weights = np.maximum(weights, 1e-12 * weights.sum())  # every item can be drawn
+        weights[0] = 0.0
+        with np.errstate(divide="ignore"):
+            log_q = np.log(weights / weights.sum())
+        log_q[0] = -1e9
+        self.item_log_q.assign(log_q.astype("float32"))
+
     # -- representations ---------------------------------------------------------------------
 
-    def item_representations(self) -> Any:
-        """`(vocab_size, embedding_dim)`: item embedding plus the mean of its feature embeddings."""
-        items = self.item_embedding.embeddings
+    def item_representations(self, indices: Any = None) -> Any:
+        """Item embedding plus the mean of its feature embeddings.
+
+        Args:
+            indices: optional int tensor of item indices; None means the whole catalog.
+
+        Returns:
+            `(vocab_size, D)`, or `indices.shape + (D,)`.
+        """
+        if indices is None:
+            items = self.item_embedding.embeddings
+            features = self.item_features
+        else:
+            items = ops.take(self.item_embedding.embeddings, indices, axis=0)
+            features = ops.take(self.item_features, indices, axis=0)
         if self.feature_projection is not None:
-            counts = ops.maximum(ops.sum(self.item_features, axis=1, keepdims=True), 1.0)
-            items = items + self.feature_projection(self.item_features / counts)
+            counts = ops.maximum(ops.sum(features, axis=-1, keepdims=True), 1.0)
+            items = items + self.feature_projection(features / counts)
         return items
 
     def _clean(self, history: Any) -> Any:
@@ -204,8 +249,7 @@ class AttentionRecommender(keras.Model):
         history = self._clean(history)
         mask = history > 0  # (B, L)
         float_mask = ops.cast(mask, self.compute_dtype)[:, :, None]  # (B, L, 1)
-        items = ops.cast(self.item_representations(), self.compute_dtype)
-        h = ops.take(items, history, axis=0)  # (B, L, D)
+        h = ops.cast(self.item_representations(history), self.compute_dtype)  # (B, L, D)
         if self.positions is not None:
             length = ops.shape(history)[1]
             h = h + ops.cast(self.positions(ops.arange(length)), self.compute_dtype)[None]
@@ -264,15 +308,29 @@ class AttentionRecommender(keras.Model):
         sample_weight: Any = None,
         training: bool = True,
     ) -> Any:
-        """Full softmax cross-entropy over the catalog at every real position."""
+        """Softmax cross-entropy against the next item at every real position.
+
+        Full softmax over the catalog, or sampled softmax with logQ correction (`loss`).
+        """
         targets = tf.cast(y, tf.int32)
         real = targets > 0  # (B, L)
         user = tf.boolean_mask(tf.cast(y_pred, tf.float32), real)  # (N, D)
         labels = tf.boolean_mask(targets, real)  # (N,)
-        logits = tf.matmul(user, tf.cast(self.item_representations(), tf.float32), transpose_b=True)
-        padding = tf.one_hot(0, self.vocab_size, on_value=-1e9, off_value=0.0)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits + padding)
-        loss = tf.reduce_mean(losses)
+        if self.loss_type == "sampled":
+            self.loss_seed.assign_add([0, 1])
+            negatives = losses.sample_negatives(
+                self.item_log_q, self.num_negatives, self.loss_seed.value
+            )
+            loss = losses.sampled_softmax_loss(
+                user,
+                labels,
+                lambda idx: tf.cast(self.item_representations(idx), tf.float32),
+                self.item_log_q,
+                negatives,
+            )
+        else:
+            items = tf.cast(self.item_representations(), tf.float32)
+            loss = losses.full_softmax_loss(user, labels, items)
         if self.losses:
             loss = loss + tf.add_n(self.losses)
         return loss
@@ -293,12 +351,17 @@ class AttentionRecommender(keras.Model):
             num_item_features=self.num_item_features,
             embedding_init_std=self.embedding_init_std,
             concat_last=self.concat_last,
+            loss=self.loss_type,
+            num_negatives=self.num_negatives,
         )
         return config
 
 
 def build_model(
-    config: Config, vocab_size: int, item_features: np.ndarray | None
+    config: Config,
+    vocab_size: int,
+    item_features: np.ndarray | None,
+    item_counts: np.ndarray | None = None,
 ) -> AttentionRecommender:
     """Builds (and initialises) the recommender described by `config`.
 
@@ -306,6 +369,8 @@ def build_model(
         config: Hyperparameters.
         vocab_size: Items plus one.
         item_features: Multi-hot `(vocab_size, F)` matrix, or None / F == 0 for no features.
+        item_counts: `(vocab_size,)` training counts; the sampling distribution of
+            `--loss sampled` (uniform when None).
 
     Returns:
         A built, uncompiled `AttentionRecommender`.
@@ -326,9 +391,15 @@ def build_model(
         num_item_features=int(item_features.shape[1]) if use_features else 0,  # type: ignore[union-attr]
         embedding_init_std=config.embedding_init_std,
         concat_last=config.concat_last,
+        loss=config.loss,
+        num_negatives=config.num_negatives,
     )
     model.build((None, config.max_len))
     if use_features:
         model.set_item_features(item_features)  # type: ignore[arg-type]
+    if config.loss == "sampled":
+        model.set_sampling_counts(
+            np.ones(vocab_size) if item_counts is None else np.asarray(item_counts)
+        )
     model(np.zeros((1, config.max_len), "int32"))  # trace once so every sub-layer is built
     return model

@@ -46,11 +46,14 @@ def fit_and_evaluate(
     )
     from attnrec_tf.model import build_model
 
-    inputs, targets = training_arrays(split.train, config.max_len)
+    inputs, targets = training_arrays(
+        split.train, config.max_len, all_windows=config.all_windows
+    )
     positions_per_epoch = int((targets > 0).sum())
     dataset = training_dataset(inputs, targets, batch_size=config.batch_size, seed=config.seed)
 
-    model = build_model(config, vocab_size, item_features)
+    counts = np.bincount(targets[targets > 0], minlength=vocab_size)
+    model = build_model(config, vocab_size, item_features, item_counts=counts)
     optimizer: keras.optimizers.Optimizer
     if config.weight_decay > 0:
         optimizer = keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)

@@ -73,9 +73,18 @@ def test_no_traceback_in_a_real_process(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("user_id,item_id,timestamp\n1,10,abc\n")
     result = subprocess.run(
-        [sys.executable, "-m", "attnrec_tf.train", "--data", str(path), "--output-dir",
-         str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "attnrec_tf.train",
+            "--data",
+            str(path),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -85,11 +94,23 @@ def test_no_traceback_in_a_real_process(tmp_path):
 def test_help_lists_every_flag_with_defaults():
     result = subprocess.run(
         [sys.executable, "-m", "attnrec_tf.train", "--help"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0
-    for name in ("--data", "--output-dir", "--epochs", "--batch-size", "--max-len",
-                 "--embedding-dim", "--learning-rate", "--seed", "--variant", "--preset"):
+    for name in (
+        "--data",
+        "--output-dir",
+        "--epochs",
+        "--batch-size",
+        "--max-len",
+        "--embedding-dim",
+        "--learning-rate",
+        "--seed",
+        "--variant",
+        "--preset",
+    ):
         assert name in result.stdout
 
 
@@ -103,17 +124,42 @@ def test_generic_file_trains_end_to_end(tmp_path, capsys):
     path.write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
     status = train.main(
-        ["--data", str(path), "--user-col", "uid", "--item-col", "sku", "--time-col", "ts",
-         "--output-dir", str(out), "--epochs", "2", "--max-len", "5", "--embedding-dim", "8",
-         "--attention-units", "4", "--no-export", "--min-item-interactions", "1",
-         "--verbose", "0", "--no-jit-compile"]
+        [
+            "--data",
+            str(path),
+            "--user-col",
+            "uid",
+            "--item-col",
+            "sku",
+            "--time-col",
+            "ts",
+            "--output-dir",
+            str(out),
+            "--epochs",
+            "2",
+            "--max-len",
+            "5",
+            "--embedding-dim",
+            "8",
+            "--attention-units",
+            "4",
+            "--no-export",
+            "--min-item-interactions",
+            "1",
+            "--verbose",
+            "0",
+            "--no-jit-compile",
+        ]
     )
     assert status == 0
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"]["num_users"] == 30
     assert report["dataset"]["num_items"] == 12
-    assert report["protocol"] == {"split": "leave-one-out", "ranking": "full",
-                                  "exclude_history": True}
+    assert report["protocol"] == {
+        "split": "leave-one-out",
+        "ranking": "full",
+        "exclude_history": True,
+    }
     for key in ("hr@10", "ndcg@10", "mrr"):
         assert 0.0 <= report["metrics"]["keras"][key] <= 1.0
         assert key in report["metrics"]["popularity"]

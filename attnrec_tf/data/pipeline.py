@@ -41,7 +41,7 @@ def pad_left(sequences: Sequence[np.ndarray], max_len: int) -> np.ndarray:
 
 
 def training_arrays(
-    train_sequences: Sequence[np.ndarray], max_len: int
+    train_sequences: Sequence[np.ndarray], max_len: int, *, all_windows: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Builds (inputs, next-item targets) for every position of every training sequence.
 
@@ -49,15 +49,27 @@ def training_arrays(
 
     Args:
         train_sequences: Per-user training sequences (leave-one-out `train` part).
-        max_len: Window width; only the most recent `max_len + 1` items of a sequence are used.
+        max_len: Window width.
+        all_windows: If False (SASRec), only the most recent `max_len + 1` items of a sequence
+            are used. If True, a sequence longer than that is cut into windows that end at its
+            last item and every `max_len` items before it, so no interaction is left out.
 
     Returns:
-        `(inputs, targets)`, both int32 of shape `(num_users, max_len)`, where `targets[:, t]`
+        `(inputs, targets)`, both int32 of shape `(num_windows, max_len)`, where `targets[:, t]`
         is the item that followed `inputs[:, t]`, and 0 where the input is padding.
     """
-    usable = [s for s in train_sequences if len(s) >= 2]
-    inputs = pad_left([s[:-1] for s in usable], max_len)
-    targets = pad_left([s[1:] for s in usable], max_len)
+    windows = []
+    for seq in train_sequences:
+        if len(seq) < 2:
+            continue
+        end = len(seq)
+        while True:
+            windows.append(seq[max(0, end - max_len - 1) : end])
+            end -= max_len
+            if not all_windows or end < 2:
+                break
+    inputs = pad_left([w[:-1] for w in windows], max_len)
+    targets = pad_left([w[1:] for w in windows], max_len)
     return inputs, targets
 
 

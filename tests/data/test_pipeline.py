@@ -23,3 +23,12 @@ def test_training_dataset_is_deterministic_by_seed():
     second = [b[0].numpy().tolist() for b in training_dataset(x, x, batch_size=8, seed=3)]
     assert first == second
     assert sorted(sum(first, [])) == x.tolist()
+
+
+def test_all_windows_cover_every_transition_once():
+    seq = np.arange(1, 11, dtype=np.int32)  # 9 transitions
+    x, y = training_arrays([seq], 4, all_windows=True)
+    assert x.tolist() == [[6, 7, 8, 9], [2, 3, 4, 5], [0, 0, 0, 1]]
+    assert y.tolist() == [[7, 8, 9, 10], [3, 4, 5, 6], [0, 0, 0, 2]]
+    pairs = {(a, b) for xs, ys in zip(x, y) for a, b in zip(xs, ys) if a}
+    assert pairs == {(i, i + 1) for i in range(1, 10)}
