@@ -167,14 +167,22 @@ class AttentionPooling(keras.layers.Layer):
         return ops.matmul(ops.tanh(hidden), self.score_kernel)  # (B, L)
 
     def _apply_scores(self, scores, valid, inputs, training):
-        """Masked softmax of `scores` broadcast to `valid` (B, T, L), then `weights @ inputs`."""
-        big = 65504.0 if keras.backend.standardize_dtype(scores.dtype) == "float16" else 1e9
+        """Masked softmax of `scores` broadcast to `valid` (B, T, L), then `weights @ inputs`.
+
+        Padding takes the row's smallest score instead of a large negative constant, so the
+        softmax never sees values outside the scores' own range: it is exact in float16 and
+        keeps a quantised (int8) graph's scale fine. The mask then zeroes padding exactly.
+        """
         full = ops.broadcast_to(scores[:, None, :], ops.shape(valid))  # (B, T, L)
-        masked = ops.where(valid, full, ops.cast(-big, scores.dtype))
+        floor = ops.min(scores, axis=-1, keepdims=True)[:, None, :]  # (B, 1, 1)
+        masked = ops.where(valid, full, floor)
         # Softmax written out (`ops.softmax` warns on the length-1 axis of a one-item history).
-        exp = ops.exp(masked - ops.max(masked, axis=-1, keepdims=True))  # the row max gives 1
-        # A row without real positions is uniform here and zeroed by the mask.
-        weights = exp / ops.sum(exp, axis=-1, keepdims=True) * ops.cast(valid, scores.dtype)
+        exp = ops.exp(masked - ops.max(masked, axis=-1, keepdims=True)) * ops.cast(
+            valid, scores.dtype
+        )
+        total = ops.sum(exp, axis=-1, keepdims=True)  # >= 1 when the row has a real position
+        # A row without real positions has total 0 and gets all-zero weights.
+        weights = exp / ops.where(total > 0, total, ops.ones_like(total))
         dropped = self._dropout_layer(weights, training=training)
         return ops.matmul(dropped, inputs), weights  # (B, T, D), (B, T, L)
 

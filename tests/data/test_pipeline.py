@@ -30,5 +30,5 @@ def test_all_windows_cover_every_transition_once():
     x, y = training_arrays([seq], 4, all_windows=True)
     assert x.tolist() == [[6, 7, 8, 9], [2, 3, 4, 5], [0, 0, 0, 1]]
     assert y.tolist() == [[7, 8, 9, 10], [3, 4, 5, 6], [0, 0, 0, 2]]
-    pairs = {(a, b) for xs, ys in zip(x, y) for a, b in zip(xs, ys) if a}
+    pairs = {(a, b) for xs, ys in zip(x, y, strict=True) for a, b in zip(xs, ys, strict=True) if a}
     assert pairs == {(i, i + 1) for i in range(1, 10)}

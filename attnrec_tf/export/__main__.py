@@ -1,0 +1,97 @@
+"""`python -m attnrec_tf.export`: re-export a finished run (SavedModel, TFLite, Android assets).
+
+Runs:
+
+    python -m attnrec_tf.export --output-dir runs/latest
+    python -m attnrec_tf.export --output-dir runs/ml1m --checkpoint runs/ml1m/checkpoints/best.keras
+    python -m attnrec_tf.export --output-dir runs/latest --tflite float32,dynamic_int8 --top-k 20
+
+Each run adds a new SavedModel version (`saved_model/<model-name>/<n+1>/`), rewrites the TFLite
+files and Android assets, and updates report.json. User errors print `error: ...` on one line
+and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from attnrec_tf.errors import AttnRecError, ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI of `python -m attnrec_tf.export`."""
+    from attnrec_tf.export.tflite import KINDS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m attnrec_tf.export",
+        description="Export a trained run as a TF Serving SavedModel, TFLite files and Android "
+        "demo assets; evaluate each and record the results in report.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, required=True, help="the --output-dir of a finished training run"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="a .keras file to export instead of <output-dir>/model.keras",
+    )
+    parser.add_argument("--model-name", default="attnrec", help="TF Serving model name")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="K of the exported top-K (default: the run's --top-k, else 10)",
+    )
+    parser.add_argument(
+        "--tflite",
+        default=",".join(KINDS),
+        help=f"comma-separated TFLite kinds to write, from {','.join(KINDS)}",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-artifact lines")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        from attnrec_tf.export.pipeline import export_all
+        from attnrec_tf.export.tflite import parse_kinds
+        from attnrec_tf.report import format_table
+        from attnrec_tf.report import load as load_report
+        from attnrec_tf.run_dir import RunDir
+
+        output = RunDir(args.output_dir)
+        if not output.root.is_dir():
+            raise ConfigError(f"--output-dir {output.root}: no such folder")
+        report = load_report(output.report) if output.report.exists() else {}
+        top_k = args.top_k if args.top_k is not None else report.get("config", {}).get("top_k", 10)
+        if not isinstance(top_k, int) or top_k <= 0:
+            raise ConfigError(f"--top-k must be a positive integer, got {top_k!r}")
+        report = export_all(
+            output,
+            model_name=args.model_name,
+            top_k=top_k,
+            report=report,
+            checkpoint=args.checkpoint,
+            tflite_kinds=parse_kinds(args.tflite),
+            verbose=not args.quiet,
+        )
+    except AttnRecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print()
+    print(format_table(report["metrics"]))
+    print(f"\nreport: {output.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The serving computation shared by the SavedModel and the TFLite files.
+
+Every exported artifact runs the same graph between its input and the Keras model:
+
+    x      = where(0 < x < V, x, 0)                  # (B, T) out-of-range / unknown -> padding
+    x      = compact_right(x, max_len)               # (B, max_len) real ids packed to the right,
+                                                     #   in order, most recent max_len kept
+    scores, attention = model.serve_outputs(x)       # (B, V), (B, max_len)
+    scores = where(excluded, floor, scores)          # history items and index 0 drop to the bottom
+    item_ids, scores = top_k(scores, K)              # (B, K), (B, K)
+
+`compact_right` makes left padding, right padding and padding in the middle equivalent, so a
+client may pad either way (the Android demo right-pads). The excluded items are pushed to
+`floor = min - 0.01 * (max - min)` of the row instead of a large negative constant: a constant
+such as -1e9 would stretch the output range of a quantized graph and leave no resolution for the
+real scores.
+
+Only builtin TFLite ops are used (`TOPK_V2`, `GATHER`, `ONE_HOT`, `REVERSE_V2`, ...), and the
+exclusion mask is built in int32 so that full-integer quantization leaves it exact.
+
+Example:
+
+```python
+import tensorflow as tf
+from attnrec_tf.export.serving import compact_right
+
+compact_right(tf.constant([[3, 0, 5, 0]]), 3).numpy()  # [[0, 3, 5]]
+compact_right(tf.constant([[1, 2, 3, 4]]), 2).numpy()  # [[3, 4]]
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+RECOMMEND_OUTPUTS = ("item_ids", "scores", "attention")
+"""Output names of a recommendation signature, in the order the docs list them."""
+
+
+def clean_indices(indices: tf.Tensor, vocab_size: int) -> tf.Tensor:
+    """`(B, T)` int32 vocabulary indices; values outside `1..vocab_size-1` become 0 (padding)."""
+    indices = tf.cast(indices, tf.int32)
+    valid = tf.logical_and(indices > 0, indices < vocab_size)
+    return tf.where(valid, indices, tf.zeros_like(indices))
+
+
+def compact_right(indices: tf.Tensor, length: int) -> tf.Tensor:
+    """Packs the non-zero entries of each row to the right end, keeping their order.
+
+    Args:
+        indices: `(B, T)` int32, 0 = padding anywhere in the row.
+        length: Output width; rows with more than `length` real entries keep the last ones.
+
+    Returns:
+        `(B, length)` int32, left-padded with 0.
+    """
+    steps = tf.shape(indices)[1]
+    positions = tf.broadcast_to(tf.range(1, steps + 1), tf.shape(indices))  # (B, T)
+    key = tf.where(indices > 0, positions, tf.zeros_like(positions))  # padding sorts first
+    order = tf.reverse(tf.math.top_k(key, k=steps).indices, axis=[1])  # (B, T) ascending key
+    packed = tf.gather(indices, order, batch_dims=1)  # (B, T) padding, then reals in order
+    if indices.shape[1] == length:  # static width already right: no pad / slice ops (TFLite)
+        return packed
+    padding = tf.zeros([tf.shape(indices)[0], length], indices.dtype)
+    window = tf.concat([padding, packed], axis=1)[:, -length:]  # (B, length)
+    return tf.ensure_shape(window, [None, length])
+
+
+def excluded_items(indices: tf.Tensor, vocab_size: int) -> tf.Tensor:
+    """`(B, V)` bool: True for index 0 and for every item that occurs in the row of `indices`."""
+    seen = tf.reduce_max(tf.one_hot(indices, vocab_size, dtype=tf.int32), axis=1)  # (B, V)
+    padding = tf.one_hot(tf.zeros(tf.shape(indices)[:1], tf.int32), vocab_size, dtype=tf.int32)
+    return tf.maximum(seen, padding) > 0
+
+
+def top_k_excluding(scores: tf.Tensor, excluded: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Top-`k` `(indices, scores)` of each row of `scores` `(B, V)`, never an excluded item.
+
+    An excluded item can only appear when fewer than `k` items are left in the row.
+    """
+    low = tf.reduce_min(scores, axis=-1, keepdims=True)  # (B, 1)
+    high = tf.reduce_max(scores, axis=-1, keepdims=True)
+    floor = low - 0.01 * (high - low)
+    masked = tf.where(excluded, tf.broadcast_to(floor, tf.shape(scores)), scores)
+    top = tf.math.top_k(masked, k=k)
+    return top.indices, top.values
+
+
+def recommend(
+    model: Any, indices: tf.Tensor, *, top_k: int, exclude_history: bool = True
+) -> dict[str, tf.Tensor]:
+    """The recommendation graph on vocabulary indices.
+
+    Args:
+        model: An `AttentionRecommender` (anything with `vocab_size`, `max_len`,
+            `serve_outputs`).
+        indices: `(B, T)` int vocabulary indices, any padding (see `compact_right`).
+        top_k: K.
+        exclude_history: Leave the items of `indices` out of the top-K. Index 0 is always left
+            out.
+
+    Returns:
+        `{"item_ids": (B, K) int32 indices, "scores": (B, K) float32,
+        "attention": (B, max_len) float32}`, the attention over the compacted, left-padded
+        window the model saw.
+    """
+    indices = clean_indices(indices, model.vocab_size)  # (B, T)
+    window = compact_right(indices, model.max_len)  # (B, L)
+    scores, attention = model.serve_outputs(window)  # (B, V), (B, L)
+    scores = tf.cast(scores, tf.float32)
+    history = indices if exclude_history else tf.zeros_like(indices[:, :1])
+    item_ids, top_scores = top_k_excluding(scores, excluded_items(history, model.vocab_size), top_k)
+    return {
+        "item_ids": item_ids,
+        "scores": top_scores,
+        "attention": tf.cast(attention, tf.float32),
+    }
+
+
+def window_scores(model: Any, indices: tf.Tensor) -> tf.Tensor:
+    """`(B, V)` float32 catalog scores for histories of vocabulary indices in any padding."""
+    window = compact_right(clean_indices(indices, model.vocab_size), model.max_len)
+    return tf.cast(model.serve_outputs(window)[0], tf.float32)

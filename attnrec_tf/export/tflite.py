@@ -1,0 +1,349 @@
+"""TFLite conversion (float32, float16, dynamic-range int8, full-integer int8), op check, LiteRT.
+
+Each file has one signature, `serving_default`:
+
+- input `history`: `[1, max_len]` int32 vocabulary indices, 0 = padding, oldest first. Indices
+  outside `1..V-1` are padding; padding may be on either side (compacted in the graph).
+- outputs `item_ids` `[1, K]` int32 vocabulary indices, `scores` `[1, K]` float32 and
+  `attention` `[1, max_len]` float32 (over the compacted window). History items and index 0 are
+  never among the K.
+
+The Android demo variant (`batched=False`) drops the batch axis (`[max_len]` -> `[K]`), because
+the demo app feeds `int[inputLength]` and reads `int[outputLength]` arrays.
+
+Conversion freezes the model's variables into constants first
+(`convert_variables_to_constants_v2`): converting the serving function with live resource
+variables leaves `VAR_HANDLE` / `READ_VARIABLE` ops in the file, which gave NaN scores and a
+garbage top-K under the default XNNPACK delegate (no error), and broke full-int8 calibration.
+The input and output tensors are renamed after their signature names (`history`, `item_ids`,
+`scores`, `attention`), so Java's `Tensor.name()` is meaningful too.
+
+Evaluation runs the LiteRT interpreter with one thread, one user per call, and reads only the
+top-K outputs: HR@k and NDCG@k for k <= K are exact; MRR is truncated at K (`mrr@K`: users
+whose target is not in the top-K count 0).
+
+Example:
+
+```python
+blob = convert(model, "dynamic_int8", top_k=10)
+assert not op_problems(list_ops(blob))
+runner = LiteRTRecommender(blob)
+runner(np.array([3, 5, 8]))["item_ids"]  # (10,) int32 vocabulary indices
+```
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnrec_tf.errors import ExportError
+
+KINDS = ("float32", "float16", "dynamic_int8", "int8")
+SIGNATURE = "serving_default"
+INPUT = "history"
+FORBIDDEN_OPS = frozenset(
+    {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "DELEGATE"}
+)
+CALIBRATION_WINDOWS = 300
+
+
+def artifact_name(kind: str) -> str:
+    """The report key of a TFLite kind: `tflite_<kind>`."""
+    return f"tflite_{kind}"
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """`"float32,int8"` -> `("float32", "int8")`; raises `ExportError` naming `--tflite`."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ExportError(
+            f"--tflite: unknown kind(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}"
+        )
+    return tuple(dict.fromkeys(kinds))
+
+
+def serving_function(model: Any, *, top_k: int, batched: bool = True) -> Any:
+    """The frozen (variables -> constants) concrete serving function, outputs named.
+
+    Args:
+        model: The trained `AttentionRecommender`.
+        top_k: K.
+        batched: `[1, max_len]` input and `[1, K]` outputs if True, else `[max_len]` / `[K]`.
+
+    Returns:
+        A `tf.types.experimental.ConcreteFunction` without variables, returning a dict.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    from attnrec_tf.export import serving
+
+    shape = [1, model.max_len] if batched else [model.max_len]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
+    def serve(history: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = history if batched else history[None, :]
+        out = serving.recommend(model, batch, top_k=top_k)
+        return out if batched else {name: value[0] for name, value in out.items()}
+
+    concrete = serve.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    structure = concrete.structured_outputs
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
+    def named(history: tf.Tensor) -> dict[str, tf.Tensor]:
+        return tf.nest.pack_sequence_as(structure, frozen(history))
+
+    return named.get_concrete_function()
+
+
+def representative_windows(
+    train: Sequence[np.ndarray], max_len: int, *, count: int = CALIBRATION_WINDOWS, seed: int = 0
+) -> np.ndarray:
+    """Calibration inputs: `count` left-padded windows `(count, max_len)` of training prefixes.
+
+    Users are drawn at random (seeded) and cut at a random point, so windows of every length
+    occur, as at serving time.
+    """
+    from attnrec_tf.data.pipeline import pad_left
+
+    rng = np.random.default_rng(seed)
+    usable = [np.asarray(s) for s in train if len(s)]
+    if not usable:
+        raise ExportError("int8 calibration needs training histories; split.npz has none")
+    picks = rng.integers(0, len(usable), size=count)
+    prefixes = [usable[i][: rng.integers(1, len(usable[i]) + 1)] for i in picks]
+    return pad_left(prefixes, max_len)
+
+
+def convert(
+    model: Any,
+    kind: str,
+    *,
+    top_k: int,
+    calibration: np.ndarray | None = None,
+    batched: bool = True,
+) -> bytes:
+    """Converts the serving graph to a `.tflite` flatbuffer of the given kind.
+
+    Args:
+        model: The trained `AttentionRecommender`.
+        kind: One of `KINDS`.
+        top_k: K.
+        calibration: `(N, max_len)` int32 windows; required for `int8`.
+        batched: See `serving_function`.
+
+    Returns:
+        The flatbuffer bytes, with tensors renamed after the signature.
+    """
+    import tensorflow as tf
+
+    if kind not in KINDS:
+        raise ExportError(f"unknown TFLite kind {kind!r}; choose from {', '.join(KINDS)}")
+    function = serving_function(model, top_k=top_k, batched=batched)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if kind != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if kind == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if kind == "int8":
+        if calibration is None or not len(calibration):
+            raise ExportError("int8 conversion needs calibration windows")
+        windows = np.asarray(calibration, np.int32)
+
+        def representative() -> Iterator[dict[str, np.ndarray]]:
+            for window in windows:
+                yield {INPUT: window[None, :] if batched else window}
+
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        blob = converter.convert()
+    except Exception as error:  # noqa: BLE001 - the converter raises many types
+        raise ExportError(f"TFLite {kind} conversion failed: {error}") from error
+    return name_tensors(bytes(blob))
+
+
+def name_tensors(blob: bytes) -> bytes:
+    """Renames each signature input/output tensor after its signature name."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(blob))
+    for signature in model.signatureDefs or []:
+        tensors = model.subgraphs[signature.subgraphIndex].tensors
+        for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
+            tensors[entry.tensorIndex].name = entry.name
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def list_ops(tflite: bytes | Path) -> list[str]:
+    """Sorted distinct op names of a `.tflite` (builtin names; custom ops as `CUSTOM:<code>`)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    data = Path(tflite).read_bytes() if isinstance(tflite, Path) else tflite
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
+    used = set()
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators or []:
+            opcode = model.operatorCodes[op.opcodeIndex]
+            code = flatbuffer_utils.get_builtin_code_from_operator_code(opcode)
+            if code == schema.BuiltinOperator.CUSTOM:
+                custom = opcode.customCode
+                used.add(f"CUSTOM:{custom.decode() if isinstance(custom, bytes) else custom}")
+            else:
+                used.add(names.get(code, f"UNKNOWN:{code}"))
+    return sorted(used)
+
+
+def op_problems(ops: Sequence[str]) -> list[str]:
+    """Ops that break "builtin ops only, no resource variables" (Flex ops are custom ops)."""
+    return [
+        f"op {op} is not allowed (custom/Flex ops and resource variables are not builtin-only)"
+        for op in ops
+        if op.startswith(("CUSTOM:", "UNKNOWN:")) or op in FORBIDDEN_OPS
+    ]
+
+
+class LiteRTRecommender:
+    """Runs the `serving_default` signature of a `.tflite` through LiteRT, one user per call.
+
+    Args:
+        tflite: Path or bytes of the model.
+        num_threads: Interpreter threads. Defaults to `1`.
+    """
+
+    def __init__(self, tflite: bytes | Path, num_threads: int = 1) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ExportError(
+                "evaluating TFLite files needs LiteRT: pip install ai-edge-litert"
+            ) from error
+        if isinstance(tflite, Path):
+            self.interpreter = Interpreter(model_path=str(tflite), num_threads=num_threads)
+        else:
+            self.interpreter = Interpreter(model_content=tflite, num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        signature = self.interpreter.get_signature_runner(SIGNATURE)
+        inputs = signature.get_input_details()
+        if list(inputs) != [INPUT]:
+            raise ExportError(f"expected one input {INPUT!r}, found {sorted(inputs)}")
+        self.input = inputs[INPUT]
+        self.outputs = {name: d["index"] for name, d in signature.get_output_details().items()}
+        self.max_len = int(self.input["shape"][-1])
+
+    def __call__(self, history: np.ndarray) -> dict[str, np.ndarray]:
+        """Recommends for one history of indices (any length; the last `max_len` are used).
+
+        Returns:
+            `{"item_ids": (K,), "scores": (K,), "attention": (max_len,)}`.
+        """
+        window = np.zeros(self.max_len, np.int32)
+        tail = np.asarray(history, np.int64)[-self.max_len :]
+        if len(tail):
+            window[self.max_len - len(tail) :] = np.clip(tail, -(2**31), 2**31 - 1)
+        return self.run_window(window)
+
+    def run_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs one raw `(max_len,)` int32 window as given (no padding or clipping here)."""
+        self.interpreter.set_tensor(
+            self.input["index"], np.asarray(window, np.int32).reshape(self.input["shape"])
+        )
+        self.interpreter.invoke()
+        return {
+            name: self.interpreter.get_tensor(index).reshape(-1).copy()
+            for name, index in self.outputs.items()
+        }
+
+
+def top_k_metrics(
+    recommend: Callable[[np.ndarray], dict[str, np.ndarray]],
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    vocab_size: int,
+    *,
+    top_k: int,
+    exclude_history: bool = True,
+) -> dict[str, float | int]:
+    """HR@k, NDCG@k (k in 1, 5, 10, 20 up to K) and `mrr@K` of a top-K recommender.
+
+    Args:
+        recommend: One history of indices -> `{"item_ids": (K,), "scores": (K,)}`.
+        histories: Per-user histories (vocabulary indices).
+        targets: `(U,)` held-out items.
+        vocab_size: V.
+        top_k: K.
+        exclude_history: As in the Keras evaluation.
+
+    Returns:
+        The metric dict, as `metrics.keras` but with `mrr@K` instead of `mrr`.
+    """
+    outputs = [recommend(history) for history in histories]
+    ids = np.stack([out["item_ids"] for out in outputs]).astype(np.int64)  # (U, K)
+    scores = np.stack([out["scores"] for out in outputs]).astype(np.float64)
+    return list_metrics(
+        ids, scores, histories, targets, vocab_size, top_k=top_k, exclude_history=exclude_history
+    )
+
+
+def list_metrics(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    vocab_size: int,
+    *,
+    top_k: int,
+    exclude_history: bool = True,
+    batch_size: int = 256,
+) -> dict[str, float | int]:
+    """The metrics of given top-K lists `ids`, `scores` `(U, K)`.
+
+    The listed items get their scores and every other item `-inf`; the shared metric code
+    (`metrics.rank_of_targets`: pessimistic ties, history excluded) ranks the target, and a
+    target outside the list gets rank K ("not in the top K").
+    """
+    from attnrec_tf import metrics
+
+    targets = np.asarray(targets)
+    all_ranks = []
+    for start in range(0, len(targets), batch_size):
+        rows = slice(start, start + batch_size)
+        batch_ids, batch_targets = ids[rows], targets[rows]
+        dense = np.full((len(batch_ids), vocab_size), -np.inf)
+        np.put_along_axis(dense, batch_ids, scores[rows], axis=1)
+        listed = (batch_ids == batch_targets[:, None]).any(axis=1)
+        exclude = list(histories[rows]) if exclude_history else None
+        ranks = metrics.rank_of_targets(dense, batch_targets, exclude)
+        all_ranks.append(np.where(listed, np.minimum(ranks, top_k), top_k))
+    return top_k_result(np.concatenate(all_ranks), top_k)
+
+
+def top_k_result(ranks: np.ndarray, top_k: int) -> dict[str, float | int]:
+    """The metric dict of ranks known only up to K: HR@k, NDCG@k for k <= K, and `mrr@K`."""
+    from attnrec_tf import metrics
+
+    accumulator = metrics.RankingAccumulator()
+    accumulator.update(ranks)
+    result = accumulator.result([k for k in metrics.DEFAULT_KS if k <= top_k])
+    del result["mrr"]
+    result[f"mrr@{top_k}"] = float(np.mean(np.where(ranks < top_k, 1.0 / (ranks + 1.0), 0.0)))
+    return result
+
+
+def timed_convert(model: Any, kind: str, **kwargs: Any) -> tuple[bytes, float]:
+    """`convert` plus its wall time in seconds."""
+    start = time.perf_counter()
+    blob = convert(model, kind, **kwargs)
+    return blob, time.perf_counter() - start

@@ -1,0 +1,183 @@
+"""TFLite files: builtin ops only, LiteRT results against Keras, padding, metrics from top-K."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attnrec_tf.data.pipeline import pad_left
+from attnrec_tf.errors import ExportError
+from attnrec_tf.export import tflite
+from tests.export.conftest import TOP_K, keras_top_k
+
+
+def _path(report, kind) -> Path:
+    return Path(report["artifacts"][tflite.artifact_name(kind)]["path"])
+
+
+@pytest.fixture(scope="module")
+def runners(exported_run):
+    return {kind: tflite.LiteRTRecommender(_path(exported_run, kind)) for kind in tflite.KINDS}
+
+
+@pytest.mark.parametrize("kind", tflite.KINDS)
+def test_builtin_ops_only_and_no_resource_variables(exported_run, kind):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    path = _path(exported_run, kind)
+    ops = tflite.list_ops(path)
+    assert tflite.op_problems(ops) == []
+    assert {"TOPK_V2", "GATHER", "TANH"} <= set(ops)  # top-K, embedding lookup, attention
+    assert exported_run["artifacts"][tflite.artifact_name(kind)]["ops"] == ops
+    assert flatbuffer_utils.count_resource_variables(path.read_bytes()) == 0
+    # The interpreter's own view (without the XNNPACK delegate node) agrees with the flatbuffer.
+    interpreter = Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    assert sorted({op["op_name"] for op in interpreter._get_ops_details()}) == ops
+
+
+def test_op_problems_flags_flex_custom_and_variables():
+    problems = tflite.op_problems(["ADD", "CUSTOM:FlexTopKV2", "READ_VARIABLE", "VAR_HANDLE"])
+    assert len(problems) == 3 and "FlexTopKV2" in problems[0]
+
+
+@pytest.mark.parametrize("kind", tflite.KINDS)
+def test_signature_and_tensor_names(exported_run, kind, trained_run):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(_path(exported_run, kind)))
+    signatures = interpreter.get_signature_list()
+    assert signatures == {
+        "serving_default": {"inputs": ["history"], "outputs": ["attention", "item_ids", "scores"]}
+    }
+    (history,) = interpreter.get_input_details()
+    assert history["name"] == "history" and history["dtype"] == np.int32
+    assert history["shape"].tolist() == [1, trained_run.model.max_len]
+    shapes = {
+        d["name"]: (d["shape"].tolist(), d["dtype"]) for d in interpreter.get_output_details()
+    }
+    assert shapes == {
+        "item_ids": ([1, TOP_K], np.int32),
+        "scores": ([1, TOP_K], np.float32),
+        "attention": ([1, trained_run.model.max_len], np.float32),
+    }
+
+
+def test_float32_top_k_equals_keras_on_every_test_user(runners, trained_run):
+    histories = trained_run.split.histories("test")
+    expected, expected_scores = keras_top_k(trained_run.model, histories, exclude="window")
+    got = np.stack([runners["float32"](h)["item_ids"] for h in histories])
+    np.testing.assert_array_equal(got, expected)
+    scores = np.stack([runners["float32"](h)["scores"] for h in histories])
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", tflite.KINDS)
+def test_every_kind_recommends_valid_unseen_items(runners, trained_run, kind):
+    histories = trained_run.split.histories("test")[:40]
+    expected, _ = keras_top_k(trained_run.model, histories, exclude="window")
+    overlap = []
+    for history, reference in zip(histories, expected, strict=True):
+        out = runners[kind](history)
+        ids = out["item_ids"]
+        assert ids.shape == (TOP_K,) and len(set(ids.tolist())) == TOP_K
+        assert ids.min() >= 1 and ids.max() < trained_run.vocabulary.size
+        assert not set(ids.tolist()) & set(history[-trained_run.model.max_len :].tolist())
+        assert np.isfinite(out["scores"]).all() and np.all(np.diff(out["scores"]) <= 0)
+        # int8 attention is quantized: each of max_len weights is off by up to half a step
+        # (~1/512 of the calibrated range), so the sum drifts by up to ~max_len/512
+        np.testing.assert_allclose(
+            out["attention"].sum(), 1.0, atol=0.25 if kind == "int8" else 1e-3
+        )
+        overlap.append(len(set(ids.tolist()) & set(reference.tolist())) / TOP_K)
+    assert np.mean(overlap) >= (0.99 if kind in ("float32", "float16") else 0.6)
+
+
+@pytest.mark.parametrize("kind", ["float32", "int8"])
+def test_out_of_range_indices_are_padding(runners, trained_run, kind):
+    runner = runners[kind]
+    history = trained_run.split.histories("test")[3][-10:]
+    clean = pad_left([history], runner.max_len)[0]
+    dirty = clean.copy()
+    dirty[:4] = [-5, 10**9, trained_run.vocabulary.size, -(2**31)]
+    a, b = runner.run_window(clean), runner.run_window(dirty)
+    np.testing.assert_array_equal(a["item_ids"], b["item_ids"])
+    np.testing.assert_allclose(a["scores"], b["scores"])
+    np.testing.assert_allclose(a["attention"], b["attention"])
+
+
+@pytest.mark.parametrize("kind", ["float32", "dynamic_int8"])
+def test_right_and_middle_padding_equal_left_padding(runners, trained_run, kind):
+    runner = runners[kind]
+    history = trained_run.split.histories("test")[4][-12:]
+    left = pad_left([history], runner.max_len)[0]
+    right = np.zeros(runner.max_len, np.int32)
+    right[: len(history)] = history  # what the Android demo feeds
+    middle = np.zeros(runner.max_len, np.int32)
+    middle[::2][: len(history)] = history
+    expected = runner.run_window(left)
+    for window in (right, middle):
+        out = runner.run_window(window)
+        np.testing.assert_array_equal(out["item_ids"], expected["item_ids"])
+        np.testing.assert_allclose(out["attention"], expected["attention"], atol=1e-6)
+
+
+def test_report_metrics_of_every_kind(exported_run):
+    keras = exported_run["metrics"]["keras"]
+    for kind in tflite.KINDS:
+        values = exported_run["metrics"][tflite.artifact_name(kind)]
+        assert {"hr@1", "hr@5", "hr@10", "ndcg@10", f"mrr@{TOP_K}", "num_users"} <= set(values)
+        assert "mrr" not in values and "hr@20" not in values  # not computable from the top-10
+        assert values["num_users"] == keras["num_users"]
+    # float32 equals Keras under the on-device rule (only the input window is excluded) ...
+    window = exported_run["metrics"]["keras_window"]
+    assert exported_run["metrics"]["tflite_float32"] == pytest.approx(window, abs=1e-9)
+    # ... which is the protocol's number when no history is longer than the window.
+    assert window["hr@10"] >= keras["hr@10"] - 0.01
+
+
+def test_top_k_metrics_by_hand():
+    # V = 6; user 0: target 3 listed second -> rank 1; user 1: target 5 not listed -> rank >= K.
+    lists = {0: ([4, 3, 1], [0.9, 0.5, 0.1]), 1: ([2, 1, 4], [0.3, 0.2, 0.1])}
+    histories = [np.array([2]), np.array([3])]
+
+    def recommend(history):
+        ids, scores = lists[int(history[0] == 3)]
+        return {"item_ids": np.array(ids), "scores": np.array(scores)}
+
+    result = tflite.top_k_metrics(recommend, histories, np.array([3, 5]), 6, top_k=3)
+    assert result["hr@1"] == 0.0 and result["num_users"] == 2
+    assert result["ndcg@1"] == 0.0 and "hr@5" not in result
+    assert result["mrr@3"] == pytest.approx(0.25)  # (1/2 + 0) / 2
+
+
+def test_parse_kinds():
+    assert tflite.parse_kinds("int8, float32,int8") == ("int8", "float32")
+    with pytest.raises(ExportError, match="--tflite: unknown kind"):
+        tflite.parse_kinds("float32,int4")
+
+
+def test_representative_windows_are_seeded_left_padded_prefixes(trained_run):
+    train = trained_run.split.train
+    windows = tflite.representative_windows(train, 50, count=20, seed=1)
+    assert windows.shape == (20, 50) and windows.dtype == np.int32
+    np.testing.assert_array_equal(
+        windows, tflite.representative_windows(train, 50, count=20, seed=1)
+    )
+    for row in windows:
+        real = np.flatnonzero(row)
+        assert len(real) and real[-1] == 49 and np.all(np.diff(real) == 1)
+
+
+def test_latency_and_sizes_are_recorded(exported_run):
+    for kind in tflite.KINDS:
+        artifact = exported_run["artifacts"][tflite.artifact_name(kind)]
+        assert artifact["bytes"] == _path(exported_run, kind).stat().st_size
+        assert 0 < artifact["latency_ms_p50"] < 1000 and artifact["conversion_seconds"] > 0
+    sizes = {k: exported_run["artifacts"][tflite.artifact_name(k)]["bytes"] for k in tflite.KINDS}
+    assert sizes["dynamic_int8"] < sizes["float32"] and sizes["int8"] < sizes["float32"]
