@@ -78,9 +78,9 @@ class Config:
     concat_last: bool = True
     loss: str = "softmax"
     num_negatives: int = 1024
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 0.0
     patience: int = 5
     seed: int = 0

@@ -22,20 +22,31 @@ import tensorflow as tf
 ItemLookup = Callable[[tf.Tensor], tf.Tensor]
 
 
-def full_softmax_loss(user: tf.Tensor, labels: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+def weighted_mean(values: tf.Tensor, weights: tf.Tensor | None) -> tf.Tensor:
+    """Mean of `values`, or their `weights`-weighted mean (0 when every weight is 0)."""
+    if weights is None:
+        return tf.reduce_mean(values)
+    return tf.reduce_sum(values * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def full_softmax_loss(
+    user: tf.Tensor, labels: tf.Tensor, items: tf.Tensor, weights: tf.Tensor | None = None
+) -> tf.Tensor:
     """Mean softmax cross-entropy over every item of the catalog (index 0, padding, excluded).
 
     Args:
         user: `(N, D)` float32 user vectors.
         labels: `(N,)` int32 next items in `1..V-1`.
         items: `(V, D)` float32 item representations.
+        weights: optional `(N,)` weights (0 for padding rows).
 
     Returns:
         A scalar loss.
     """
     logits = tf.matmul(user, items, transpose_b=True)  # (N, V)
     padding = tf.one_hot(0, tf.shape(items)[0], on_value=-1e9, off_value=0.0)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits + padding))
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits + padding)
+    return weighted_mean(losses, weights)
 
 
 def sample_negatives(log_q: tf.Tensor, num_negatives: int, seed: tf.Tensor) -> tf.Tensor:
@@ -61,6 +72,7 @@ def sampled_softmax_loss(
     lookup: ItemLookup,
     log_q: tf.Tensor,
     negatives: tf.Tensor,
+    weights: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Softmax cross-entropy over the target and K shared sampled negatives, logQ-corrected.
 
@@ -74,6 +86,7 @@ def sampled_softmax_loss(
         lookup: indices -> `(..., D)` float32 item vectors.
         log_q: `(V,)` log sampling probabilities.
         negatives: `(K,)` int32 sampled negatives shared by the batch.
+        weights: optional `(N,)` weights (0 for padding rows).
 
     Returns:
         A scalar loss.
@@ -85,4 +98,4 @@ def sampled_softmax_loss(
     negative = tf.where(hit, tf.fill(tf.shape(negative), -1e9), negative)
     logits = tf.concat([positive[:, None], negative], axis=1)  # (N, 1 + K)
     zeros = tf.zeros_like(labels)
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(zeros, logits))
+    return weighted_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(zeros, logits), weights)

@@ -313,9 +313,16 @@ class AttentionRecommender(keras.Model):
         Full softmax over the catalog, or sampled softmax with logQ correction (`loss`).
         """
         targets = tf.cast(y, tf.int32)
-        real = targets > 0  # (B, L)
-        user = tf.boolean_mask(tf.cast(y_pred, tf.float32), real)  # (N, D)
-        labels = tf.boolean_mask(targets, real)  # (N,)
+        if getattr(self, "jit_compile", False) is True:
+            # XLA needs static shapes: score every position, weight padding with 0.
+            user = tf.reshape(tf.cast(y_pred, tf.float32), [-1, self.embedding_dim])  # (B*L, D)
+            labels = tf.reshape(targets, [-1])  # (B*L,)
+            weights = tf.cast(labels > 0, tf.float32)
+        else:
+            real = targets > 0  # (B, L)
+            user = tf.boolean_mask(tf.cast(y_pred, tf.float32), real)  # (N, D)
+            labels = tf.boolean_mask(targets, real)  # (N,)
+            weights = None
         if self.loss_type == "sampled":
             self.loss_seed.assign_add([0, 1])
             negatives = losses.sample_negatives(
@@ -327,10 +334,11 @@ class AttentionRecommender(keras.Model):
                 lambda idx: tf.cast(self.item_representations(idx), tf.float32),
                 self.item_log_q,
                 negatives,
+                weights=weights,
             )
         else:
             items = tf.cast(self.item_representations(), tf.float32)
-            loss = losses.full_softmax_loss(user, labels, items)
+            loss = losses.full_softmax_loss(user, labels, items, weights=weights)
         if self.losses:
             loss = loss + tf.add_n(self.losses)
         return loss

@@ -62,3 +62,15 @@ def test_model_trains_with_sampled_loss():
     history = model.fit(x, np.roll(x, -1, 1), epochs=2, batch_size=16, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert float(model.item_log_q[0]) < -1e8
+
+
+def test_weighted_losses_ignore_zero_weight_rows():
+    rng = np.random.default_rng(3)
+    items = tf.constant(rng.normal(size=(6, 3)), tf.float32)
+    user = tf.constant(rng.normal(size=(4, 3)), tf.float32)
+    labels = tf.constant([1, 2, 0, 3])  # row 2 is padding
+    weights = tf.constant([1.0, 1.0, 0.0, 1.0])
+    keep = [0, 1, 3]
+    dense = losses.full_softmax_loss(user, labels, items, weights=weights)
+    packed = losses.full_softmax_loss(tf.gather(user, keep), tf.gather(labels, keep), items)
+    np.testing.assert_allclose(float(dense), float(packed), rtol=1e-6)
