@@ -50,14 +50,18 @@ FALLBACK_KIND = "float32"
 def choose_kind(metrics: dict[str, dict[str, Any]], available: list[str]) -> dict[str, Any]:
     """Picks the TFLite kind for the app: dynamic int8 if its NDCG@10 is within 2% of Keras.
 
+    The reference is `keras_window` when present (Keras seeing the same `max_len` window as
+    the `.tflite`), so the rule measures what quantisation loses, not what the window loses.
+
     Args:
-        metrics: report.json `metrics` (needs `keras` and `tflite_<kind>` entries).
+        metrics: report.json `metrics` (needs `keras` or `keras_window`, and `tflite_<kind>`).
         available: The TFLite kinds that were converted.
 
     Returns:
         `{"kind", "reason"}`.
     """
-    keras_ndcg = metrics.get("keras", {}).get("ndcg@10")
+    reference = "keras_window" if "keras_window" in metrics else "keras"
+    keras_ndcg = metrics.get(reference, {}).get("ndcg@10")
     candidate = metrics.get(f"tflite_{PREFERRED_KIND}", {}).get("ndcg@10")
     if PREFERRED_KIND in available and keras_ndcg is not None and candidate is not None:
         bound = (1.0 - NDCG_TOLERANCE) * keras_ndcg
@@ -65,11 +69,11 @@ def choose_kind(metrics: dict[str, dict[str, Any]], available: list[str]) -> dic
             return {
                 "kind": PREFERRED_KIND,
                 "reason": f"its NDCG@10 {candidate:.4f} is within {NDCG_TOLERANCE:.0%} of "
-                f"Keras ({keras_ndcg:.4f})",
+                f"{reference} ({keras_ndcg:.4f})",
             }
         reason = (
             f"{PREFERRED_KIND} NDCG@10 {candidate:.4f} is more than {NDCG_TOLERANCE:.0%} below "
-            f"Keras ({keras_ndcg:.4f})"
+            f"{reference} ({keras_ndcg:.4f})"
         )
     else:
         reason = f"{PREFERRED_KIND} was not converted or evaluated"

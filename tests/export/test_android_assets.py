@@ -111,6 +111,10 @@ def test_choose_kind_rule():
     assert choice["kind"] == "float32" and "below" in choice["reason"]
     assert android_assets.choose_kind(metrics, ["float32"])["kind"] == "float32"
     assert android_assets.choose_kind(metrics, ["int8"])["kind"] == "int8"
+    # with keras_window (Keras on the same window) the rule measures quantisation only
+    metrics["keras_window"] = {"ndcg@10": 0.196}
+    choice = android_assets.choose_kind(metrics, ["float32", "dynamic_int8"])
+    assert choice["kind"] == "dynamic_int8" and "keras_window" in choice["reason"]
 
 
 def test_movie_list_sorting_ties_by_id():
