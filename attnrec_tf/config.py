@@ -157,8 +157,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "ml-1m": {
         "max_len": 200,
         "variant": "self-attention",
-        "epochs": 60,
-        "patience": 8,
+        "all_windows": True,
+        "epochs": 40,
+        "patience": 5,
     },
 }
 

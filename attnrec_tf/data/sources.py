@@ -28,6 +28,24 @@ from attnrec_tf.errors import DataError
 SYNTHETIC = "synthetic"
 
 
+SYNTHETIC_OPTIONS = ("num_users", "num_items", "num_interests", "mean_length")
+
+
+def _synthetic_options(spec: str) -> dict[str, int]:
+    """Parses `synthetic:num_users=250000,num_items=1000000` into generator arguments."""
+    options: dict[str, int] = {}
+    for part in spec.split(":", 1)[1].split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in SYNTHETIC_OPTIONS or not value.strip().isdigit():
+            raise DataError(
+                f"--data {spec!r}: expected synthetic:KEY=INT,... with keys "
+                f"{', '.join(SYNTHETIC_OPTIONS)}; got {part!r}"
+            )
+        options[key] = int(value)
+    return options
+
+
 def load(
     spec: str | None,
     *,
@@ -43,7 +61,8 @@ def load(
     """Loads the data named by a `--data` value.
 
     Args:
-        spec: str | None. None or "synthetic", a name in `KNOWN_DATASETS`, a folder or a file.
+        spec: str | None. None or "synthetic" (or "synthetic:num_users=N,num_items=M,..." to
+            size the generator), a name in `KNOWN_DATASETS`, a folder or a file.
         cache_dir: Path | None. Download cache; None uses `default_cache_dir()`.
             Defaults to `None`.
         user_col: str. User column of a generic file. Defaults to `"user_id"`.
@@ -63,6 +82,8 @@ def load(
     """
     if spec is None or spec == SYNTHETIC:
         return synthetic.generate(seed=synthetic_seed)
+    if spec.startswith(SYNTHETIC + ":"):
+        return synthetic.generate(seed=synthetic_seed, **_synthetic_options(spec))
     if spec in KNOWN_DATASETS:
         folder = fetch(
             spec, cache_dir or default_cache_dir(), base_url=base_url or DEFAULT_BASE_URL

@@ -49,3 +49,21 @@ def test_unknown_spec(tmp_path):
     message = str(err.value)
     assert "no such file or folder" in message
     assert "synthetic" in message and "movielens-1m" in message
+
+
+def test_sized_synthetic_spec():
+    from attnrec_tf.data.sources import load
+
+    data = load("synthetic:num_users=50,num_items=40,mean_length=10", synthetic_seed=2)
+    assert len(set(data.interactions.users.tolist())) == 50
+    assert len(set(data.interactions.items.tolist())) <= 40
+
+
+def test_bad_synthetic_spec_names_the_flag():
+    import pytest
+
+    from attnrec_tf.data.sources import load
+    from attnrec_tf.errors import DataError
+
+    with pytest.raises(DataError, match="--data 'synthetic:users=x'"):
+        load("synthetic:users=x")
