@@ -1,0 +1,254 @@
+"""PNG plots of a finished run: learning curves and attention over test users' histories.
+
+Written by `python -m attnrec_tf.train` at the end of a run (and by `python -m attnrec_tf.plots
+--output-dir RUN` for an existing one) when matplotlib is installed (`pip install -e
+".[plots]"`); without it one line says so and training is unaffected.
+
+```
+<output-dir>/training_curves.png     training loss and validation NDCG@10 (and HR@10) per epoch,
+                                     the best epoch marked
+<output-dir>/attention_heatmap.png   for a few test users: the latest history items (titles)
+                                     against the attention weight of each (colour and number)
+```
+
+matplotlib is used through its object-oriented API (`Figure` + the Agg canvas), so no pyplot
+state or display backend is involved.
+
+Example:
+
+```python
+from pathlib import Path
+from attnrec_tf.plots import write_plots
+from attnrec_tf.run_dir import RunDir
+write_plots(RunDir(Path("runs/latest")))  # -> [.../training_curves.png, .../attention_heatmap.png]
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnrec_tf.errors import AttnRecError
+
+CURVES = "training_curves.png"
+HEATMAP = "attention_heatmap.png"
+HEATMAP_USERS = 4
+HEATMAP_ITEMS = 12
+TITLE_WIDTH = 40
+
+
+def _matplotlib() -> Any:
+    """The Figure class, or None when matplotlib is missing."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return Figure
+
+
+def plot_curves(report: dict[str, Any], path: Path) -> Path | None:
+    """Training loss and validation NDCG@10 / HR@10 per epoch from `report["history"]`.
+
+    Args:
+        report: report.json contents (needs `history`: a list of per-epoch dicts).
+        path: Where the PNG goes.
+
+    Returns:
+        `path`, or None when there is no history to plot or no matplotlib.
+    """
+    figure_class = _matplotlib()
+    history = report.get("history") or []
+    if figure_class is None or not history:
+        return None
+    epochs = [int(row.get("epoch", i + 1)) for i, row in enumerate(history)]
+    figure = figure_class(figsize=(10, 4), dpi=110, layout="constrained")
+    loss_axes, rank_axes = figure.subplots(1, 2)
+    losses = [row.get("loss") for row in history]
+    if any(value is not None for value in losses):
+        loss_axes.plot(epochs, [np.nan if v is None else v for v in losses], "o-", color="C0")
+        loss_axes.set_title("training loss (softmax cross-entropy)")
+    val_losses = [row.get("val_loss") for row in history]
+    if any(value is not None for value in val_losses):
+        loss_axes.plot(epochs, [np.nan if v is None else v for v in val_losses], "s--", color="C1")
+        loss_axes.legend(["training", "validation"])
+    loss_axes.set_xlabel("epoch")
+    loss_axes.set_ylabel("loss")
+    for key, style, color in (("ndcg@10", "o-", "C2"), ("hr@10", "s--", "C3")):
+        values = [row.get(key, row.get(f"val_{key}")) for row in history]
+        if any(value is not None for value in values):
+            rank_axes.plot(
+                epochs, [np.nan if v is None else v for v in values], style, color=color,
+                label=f"validation {key.upper()}",
+            )  # fmt: skip
+    best = report.get("best_epoch")
+    if isinstance(best, int) and best in epochs:
+        loss_axes.axvline(best, color="grey", linestyle=":", linewidth=1)
+        rank_axes.axvline(
+            best, color="grey", linestyle=":", linewidth=1, label=f"best epoch ({best})"
+        )
+    rank_axes.set_title("validation ranking (full catalog)")
+    rank_axes.set_xlabel("epoch")
+    rank_axes.set_ylabel("metric")
+    rank_axes.legend(loc="lower right")
+    for axes in (loss_axes, rank_axes):
+        axes.grid(alpha=0.3)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    name = report.get("dataset", {}).get("name", "")
+    figure.suptitle(f"attnrec_tf training {('on ' + name) if name else ''}".strip())
+    figure.savefig(path)
+    return path
+
+
+def attention_rows(
+    model: Any, histories: list[np.ndarray], count: int = HEATMAP_USERS, length: int = HEATMAP_ITEMS
+) -> list[tuple[int, np.ndarray, np.ndarray, int]]:
+    """`(user row, items, weights, window items)` of the last `length` positions of `count` users.
+
+    Users are taken evenly spaced from those with at least `length` items (else the longest),
+    so the picture is reproducible and not just the first users.
+    """
+    from attnrec_tf.data.pipeline import pad_left
+
+    lengths = np.array([len(h) for h in histories])
+    eligible = np.flatnonzero(lengths >= length)
+    if len(eligible) < count:
+        eligible = np.argsort(-lengths, kind="stable")[:count]
+    rows = eligible[np.linspace(0, len(eligible) - 1, num=min(count, len(eligible))).astype(int)]
+    windows = pad_left([histories[r] for r in rows], model.max_len)  # (U, L)
+    _, attention = model.serve_outputs(windows)
+    attention = np.asarray(attention, np.float64)  # (U, L)
+    result = []
+    for row, window, weights in zip(rows, windows, attention, strict=True):
+        real = np.flatnonzero(window > 0)[-length:]
+        result.append((int(row), window[real], weights[real], int((window > 0).sum())))
+    return result
+
+
+def plot_attention(
+    rows: list[tuple[int, np.ndarray, np.ndarray, int]],
+    titles: list[str],
+    users: list[str],
+    path: Path,
+) -> Path | None:
+    """One column per user: their latest history items (oldest at the top) coloured by weight.
+
+    Args:
+        rows: From `attention_rows`.
+        titles: Item title per vocabulary index (index 0 unused).
+        users: User id per row of the split.
+        path: Where the PNG goes.
+
+    Returns:
+        `path`, or None without matplotlib or rows.
+    """
+    figure_class = _matplotlib()
+    if figure_class is None or not rows:
+        return None
+    length = max(len(items) for _, items, _, _ in rows)
+    top = max(float(weights.max()) for _, _, weights, _ in rows)
+    figure = figure_class(
+        figsize=(3.9 * len(rows) + 1.0, 0.36 * length + 1.8), dpi=110, layout="constrained"
+    )
+    axes_list = figure.subplots(1, len(rows), squeeze=False)[0]
+    image = None
+    for axes, (row, items, weights, seen) in zip(axes_list, rows, strict=True):
+        grid = np.full((length, 1), np.nan)
+        grid[length - len(weights) :, 0] = weights
+        image = axes.imshow(grid, cmap="viridis", vmin=0.0, vmax=top, aspect="auto")
+        for y in range(length - len(weights), length):
+            value = grid[y, 0]
+            axes.text(
+                0, y, f"{value:.3f}", ha="center", va="center", fontsize=8,
+                color="black" if value > 0.6 * top else "white",
+            )  # fmt: skip
+        labels = [""] * (length - len(items)) + [
+            textwrap.shorten(titles[int(i)], TITLE_WIDTH, placeholder="...") for i in items
+        ]
+        axes.set_yticks(range(length), labels, fontsize=8)
+        axes.set_xticks([])
+        axes.set_title(
+            f"user {users[row]}\n{len(items)} of {seen} items in the window,\n"
+            f"{weights.sum():.0%} of the attention",
+            fontsize=9,
+        )
+    figure.suptitle(
+        f"Attention over the latest {length} history items (oldest at the top, "
+        "most recent at the bottom)",
+        fontsize=11,
+    )
+    if image is not None:
+        figure.colorbar(image, ax=list(axes_list), label="attention weight", fraction=0.02)
+    figure.savefig(path)
+    return path
+
+
+def write_plots(output: Any, report: dict[str, Any] | None = None) -> list[Path]:
+    """Writes both PNGs into a run folder (see the module docstring).
+
+    Args:
+        output: The run's `RunDir`.
+        report: report.json contents; read from the folder when None.
+
+    Returns:
+        The written paths (empty, after printing one line, when matplotlib is missing). A plot
+        that fails prints one line and is skipped: plotting never fails a finished run.
+    """
+    if _matplotlib() is None:
+        print("plots: skipped (matplotlib is not installed; pip install -e '.[plots]')")
+        return []
+    from attnrec_tf.report import load as load_report
+
+    if report is None:
+        report = load_report(output.require(output.report))
+    written = []
+    for name, draw in (("curves", _draw_curves), ("attention heatmap", _draw_heatmap)):
+        try:
+            path = draw(output, report)
+        except Exception as error:  # noqa: BLE001 - a plot must never fail a finished run
+            print(f"plots: {name} skipped ({type(error).__name__}: {error})")
+            continue
+        if path is not None:
+            written.append(path)
+    print(f"plots: {', '.join(str(p) for p in written) or 'nothing to plot'}")
+    return written
+
+
+def _draw_curves(output: Any, report: dict[str, Any]) -> Path | None:
+    return plot_curves(report, output.root / CURVES)
+
+
+def _draw_heatmap(output: Any, report: dict[str, Any]) -> Path | None:
+    from attnrec_tf.run_dir import load_items, load_model, load_split
+
+    model = load_model(output.require(output.model))
+    split = load_split(output.require(output.split))
+    items = load_items(output.require(output.items))
+    titles = ["", *(str(item["title"]) for item in items)]
+    rows = attention_rows(model, split.histories("test"))
+    users = [str(u) for u in np.asarray(split.users).tolist()]
+    return plot_attention(rows, titles, users, output.root / HEATMAP)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m attnrec_tf.plots --output-dir RUN`: (re)draws the plots of a finished run."""
+    parser = argparse.ArgumentParser(prog="python -m attnrec_tf.plots", description=__doc__)
+    parser.add_argument("--output-dir", type=Path, required=True, help="a finished training run")
+    args = parser.parse_args(argv)
+    from attnrec_tf.run_dir import RunDir
+
+    try:
+        write_plots(RunDir(args.output_dir))
+    except AttnRecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""`python -m attnrec_tf.web_demo`: serves the browser demo and a run's on-device model locally.
+
+Runs:
+
+    (cd web_demo && npm ci)                     # once: LiteRT.js (@litertjs/core) into node_modules
+    python -m attnrec_tf.web_demo --output-dir runs/latest            # http://127.0.0.1:8000/
+    python -m attnrec_tf.web_demo --output-dir runs/latest --port 0   # any free port (printed)
+
+The page runs the model in the browser (LiteRT.js, WebAssembly); this server only hands out
+static files, from three roots and nowhere else:
+
+```
+/                 web_demo/ (index.html, app.js, style.css)
+/vendor/<pkg>/    web_demo/node_modules/<pkg>/ for @litertjs/core and @litertjs/wasm-utils
+                  (the library and its .wasm files, served from here, never from a CDN)
+/run/             <output-dir>/android_demo_assets/ (config.json, sorted_movie_vocab.json and
+                  the .tflite without batch axis that the Android demo uses)
+```
+
+It listens on 127.0.0.1 only. The first line it prints is `serving http://127.0.0.1:<port>/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from attnrec_tf.errors import AttnRecError, ConfigError
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "web_demo"
+ASSETS = "android_demo_assets"
+VENDOR_PACKAGES = ("@litertjs/core", "@litertjs/wasm-utils")
+TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".tflite": "application/octet-stream",
+    ".css": "text/css",
+    ".html": "text/html; charset=utf-8",
+    ".map": "application/json",
+}
+
+
+def roots(demo_dir: Path, output_dir: Path) -> dict[str, Path]:
+    """URL prefix -> folder, checked; raises `ConfigError` naming what is missing."""
+    assets = output_dir / ASSETS
+    if not (assets / "config.json").is_file():
+        raise ConfigError(
+            f"--output-dir {output_dir}: no {ASSETS}/config.json; export the run first "
+            f"(python -m attnrec_tf.export --output-dir {output_dir})"
+        )
+    if not (demo_dir / "index.html").is_file():
+        raise ConfigError(f"--demo-dir {demo_dir}: no index.html")
+    mapping = {"/run/": assets}
+    for package in VENDOR_PACKAGES:
+        folder = demo_dir / "node_modules" / package
+        if not (folder / "package.json").is_file():
+            raise ConfigError(
+                f"{folder}: missing; install the page's libraries first: cd {demo_dir} && npm ci"
+            )
+        mapping[f"/vendor/{package}/"] = folder
+    mapping["/"] = demo_dir
+    return mapping
+
+
+class DemoHandler(SimpleHTTPRequestHandler):
+    """Serves files from the `roots` mapping only (no listings, no `..`, no node_modules)."""
+
+    mapping: dict[str, Path] = {}
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **TYPES}
+
+    def translate_path(self, path: str) -> str:
+        url_path = unquote(urlsplit(path).path)
+        if url_path.endswith("/"):
+            url_path += "index.html"
+        for prefix, folder in sorted(self.mapping.items(), key=lambda kv: -len(kv[0])):
+            if url_path.startswith(prefix):
+                relative = url_path[len(prefix) :]
+                target = (folder / relative).resolve()
+                inside = target == folder.resolve() or folder.resolve() in target.parents
+                if not inside or (prefix == "/" and "node_modules" in Path(relative).parts):
+                    return ""
+                return str(target)
+        return ""
+
+    def send_head(self) -> Any:
+        path = self.translate_path(self.path)
+        if not path or not Path(path).is_file():
+            self.send_error(HTTPStatus.NOT_FOUND, "not found")
+            return None
+        return super().send_head()
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+
+def make_server(
+    output_dir: Path, *, port: int = 8000, demo_dir: Path = DEMO_DIR, verbose: bool = False
+) -> ThreadingHTTPServer:
+    """A server on 127.0.0.1 (port 0 = any free port), not yet serving.
+
+    Args:
+        output_dir: An exported run.
+        port: TCP port; 0 picks a free one (read it from `server.server_address[1]`).
+        demo_dir: The page's folder (with node_modules after `npm ci`).
+        verbose: Log every request to stderr.
+
+    Returns:
+        The server; call `serve_forever()` (e.g. in a thread) and `shutdown()`.
+    """
+    mapping = roots(Path(demo_dir).resolve(), Path(output_dir).resolve())
+    handler = type("BoundDemoHandler", (DemoHandler,), {"mapping": mapping})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.verbose = verbose  # type: ignore[attr-defined]
+    server.daemon_threads = True
+    return server
+
+
+def serve_in_thread(output_dir: Path, **kwargs: Any) -> tuple[ThreadingHTTPServer, str]:
+    """Starts `make_server` in a daemon thread; returns it and its base URL."""
+    server = make_server(output_dir, **kwargs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m attnrec_tf.web_demo",
+        description="Serve the browser demo (LiteRT.js) with a run's on-device model.",
+    )
+    parser.add_argument("--output-dir", type=Path, required=True, help="an exported run")
+    parser.add_argument("--port", type=int, default=8000, help="0 = any free port")
+    parser.add_argument("--demo-dir", type=Path, default=DEMO_DIR, help="the page's folder")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    try:
+        server = make_server(
+            args.output_dir, port=args.port, demo_dir=args.demo_dir, verbose=args.verbose
+        )
+    except (AttnRecError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"serving http://127.0.0.1:{server.server_address[1]}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

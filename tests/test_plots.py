@@ -1,0 +1,61 @@
+"""Training plots (`attnrec_tf.plots`): written by a training run, optional matplotlib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attnrec_tf import plots
+from tests.demo_run import demo_run as build_or_reuse_demo_run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_writes_both_pngs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    pytest.importorskip("matplotlib")
+    run = build_or_reuse_demo_run(tmp_path_factory)  # trained through `train.main`
+    for name in (plots.CURVES, plots.HEATMAP):
+        data = (run / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000, name
+
+
+def test_attention_rows_pick_users_with_long_histories() -> None:
+    class Uniform:
+        max_len = 6
+
+        def serve_outputs(self, windows: np.ndarray) -> tuple[None, np.ndarray]:
+            real = (windows > 0).astype(float)
+            return None, real / real.sum(axis=1, keepdims=True)
+
+    histories = [np.arange(1, n + 1) for n in (2, 9, 3, 7, 8)]
+    rows = plots.attention_rows(Uniform(), histories, count=2, length=4)
+    assert [row for row, *_ in rows] == [1, 4]  # evenly spread over users with >= 4 items
+    row, items, weights, seen = rows[0]
+    assert items.tolist() == [6, 7, 8, 9] and seen == 6
+    np.testing.assert_allclose(weights, [1 / 6] * 4)
+
+
+def test_without_matplotlib_one_line_and_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from attnrec_tf.run_dir import RunDir
+
+    monkeypatch.setattr(plots, "_matplotlib", lambda: None)
+    assert plots.write_plots(RunDir(tmp_path), {"history": [{"epoch": 1, "loss": 1.0}]}) == []
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "matplotlib is not installed" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failing_plot_does_not_fail_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    from attnrec_tf.run_dir import RunDir
+
+    history = [{"epoch": e, "loss": 3.0 / e, "ndcg@10": 0.1 * e, "hr@10": 0.2 * e} for e in (1, 2)]
+    written = plots.write_plots(RunDir(tmp_path), {"history": history, "best_epoch": 2})
+    assert written == [tmp_path / plots.CURVES]  # no model.keras: the heatmap is skipped
+    assert "attention heatmap skipped" in capsys.readouterr().out

@@ -1,0 +1,96 @@
+"""End to end: the browser demo in headless Chromium equals the Python LiteRT interpreter.
+
+Serves `web_demo/` and the tiny demo run's Android assets with `attnrec_tf.web_demo` on
+127.0.0.1, drives the page with playwright-core (`drive_demo.mjs`: search and pick three
+movies, read the recommendations and attention bars, take a screenshot into the test's tmp
+dir), and checks the page's top-K ids, scores and attention against `LiteRTRecommender` on the
+same `.tflite` and history.
+
+Needs Debian's `chromium` (or `$CHROMIUM`), Node.js and `npm ci` in `web_demo/` (LiteRT.js and
+playwright-core); skips naming what is missing otherwise. `.ci/run` installs all three.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.demo_run import demo_run as build_or_reuse_demo_run
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_DIR = REPO / "web_demo"
+DRIVER = Path(__file__).with_name("drive_demo.mjs")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).is_file():
+        return f"{CHROMIUM} not found (apt-get install chromium chromium-driver, or set $CHROMIUM)"
+    if shutil.which("node") is None:
+        return "node not found (Node.js runs the playwright-core driver)"
+    for package in ("@litertjs/core", "playwright-core"):
+        if not (DEMO_DIR / "node_modules" / package / "package.json").is_file():
+            return f"web_demo/node_modules/{package} missing (run: cd web_demo && npm ci)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+
+
+def test_page_recommendations_equal_python_litert(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from attnrec_tf.export.tflite import LiteRTRecommender
+    from attnrec_tf.web_demo import serve_in_thread
+
+    run = build_or_reuse_demo_run(tmp_path_factory)
+    assets = run / "android_demo_assets"
+    config = json.loads((assets / "config.json").read_text())
+    movies = json.loads((assets / config["movieList"]).read_text())
+    chosen = [movies[0], movies[4], movies[9]]  # a popular, a middling and a rarer movie
+
+    server, url = serve_in_thread(run, port=0)
+    screenshot = tmp_path / "web_demo.png"
+    try:
+        driven = subprocess.run(
+            ["node", str(DRIVER), str(DEMO_DIR), url, str(screenshot)]
+            + [m["title"] for m in chosen],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, "CHROMIUM": CHROMIUM},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert driven.returncode == 0, driven.stderr[-3000:]
+    page = json.loads(driven.stdout.strip().splitlines()[-1])
+
+    assert page["picked"] == [m["id"] for m in chosen]
+    runner = LiteRTRecommender(assets / config["model"])
+    expected = runner(np.array(page["picked"]))
+    top_k = config["topK"]
+    assert [r["id"] for r in page["recommendations"]] == expected["item_ids"][:top_k].tolist()
+    np.testing.assert_allclose(
+        [r["score"] for r in page["recommendations"]],
+        expected["scores"][:top_k],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    titles = {m["id"]: m["title"] for m in movies}
+    assert [r["title"] for r in page["recommendations"]] == [
+        titles[int(i)] for i in expected["item_ids"][:top_k]
+    ]
+    # the three picks sit at the right end of the left-padded window
+    np.testing.assert_allclose(
+        [a["attention"] for a in page["attention"]], expected["attention"][-3:], atol=1e-5
+    )
+    assert not any(str(line).startswith("pageerror") for line in page["logs"])
+    assert screenshot.is_file() and screenshot.stat().st_size > 10_000
+    print(f"screenshot: {screenshot}")

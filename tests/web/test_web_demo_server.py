@@ -1,0 +1,73 @@
+"""The demo's static server (`attnrec_tf.web_demo`): what it serves, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from attnrec_tf.errors import ConfigError
+from attnrec_tf.web_demo import make_server, serve_in_thread
+
+
+def _fake_demo(root: Path) -> tuple[Path, Path]:
+    """A page folder with stand-in vendor packages and a run with stand-in assets."""
+    demo = root / "web_demo"
+    (demo / "node_modules" / "secret").mkdir(parents=True)
+    (demo / "node_modules" / "secret" / "package.json").write_text("{}")
+    (demo / "index.html").write_text("<!doctype html><title>demo</title>")
+    for package in ("@litertjs/core", "@litertjs/wasm-utils"):
+        folder = demo / "node_modules" / package
+        (folder / "wasm").mkdir(parents=True)
+        (folder / "package.json").write_text(json.dumps({"name": package}))
+        (folder / "wasm" / "runtime.wasm").write_bytes(b"\0asm\1\0\0\0")
+    run = root / "run"
+    (run / "android_demo_assets").mkdir(parents=True)
+    (run / "android_demo_assets" / "config.json").write_text('{"model": "m.tflite"}')
+    (run / "report.json").write_text("{}")
+    return demo, run
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, "", b""
+
+
+def test_serves_the_three_roots_and_nothing_else(tmp_path: Path) -> None:
+    demo, run = _fake_demo(tmp_path)
+    server, url = serve_in_thread(run, port=0, demo_dir=demo)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        status, kind, body = _get(url)
+        assert (status, kind) == (200, "text/html; charset=utf-8") and b"demo" in body
+        status, kind, _ = _get(url + "vendor/@litertjs/core/wasm/runtime.wasm")
+        assert (status, kind) == (200, "application/wasm")
+        status, _, body = _get(url + "run/config.json")
+        assert status == 200 and json.loads(body) == {"model": "m.tflite"}
+        for path in (
+            "run/../report.json",
+            "run/%2e%2e/report.json",
+            "node_modules/secret/package.json",
+            "vendor/@litertjs/core/../../secret/package.json",
+            "vendor/secret/package.json",
+            "missing.js",
+        ):
+            assert _get(url + path)[0] == 404, path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_missing_assets_or_libraries_are_user_errors(tmp_path: Path) -> None:
+    demo, run = _fake_demo(tmp_path)
+    with pytest.raises(ConfigError, match="no android_demo_assets/config.json"):
+        make_server(tmp_path / "elsewhere", port=0, demo_dir=demo)
+    (demo / "node_modules" / "@litertjs" / "core" / "package.json").unlink()
+    with pytest.raises(ConfigError, match="npm ci"):
+        make_server(run, port=0, demo_dir=demo)

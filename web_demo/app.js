@@ -1,0 +1,224 @@
+// attnrec_tf browser demo: the exported on-device model, run client-side with LiteRT.js.
+//
+// Loads /run/config.json and the movie list (the Android demo assets of a run), compiles
+// /run/<config.model> (input int32[max_len] history of movie indices, 0 = padding; outputs
+// item_ids, scores, attention) on the WebAssembly CPU backend, and re-runs it whenever the
+// picked movies change. The window is built like the Python LiteRT runner: the last max_len
+// picks, left-padded with 0 (the graph packs real ids to the right, so right padding, as in
+// the Android app, gives the same result).
+import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
+
+const WASM_DIR = '/vendor/@litertjs/core/wasm/';
+const RUN_DIR = '/run/';
+const SEARCH_LIMIT = 12;
+
+const state = {config: null, movies: [], byId: new Map(), picked: [], model: null,
+               inputName: 'history', inputLength: 0, busy: Promise.resolve()};
+
+const $ = (id) => document.getElementById(id);
+
+function setStatus(text, ready = false, failed = false) {
+  const status = $('status');
+  status.textContent = text;
+  status.dataset.ready = String(ready);
+  status.classList.toggle('error', failed);
+}
+
+async function fetchJson(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+// "The Matrix", "matrix, the", "Matrix (1999)" -> tokens ["matrix"] (+ "1999").
+function tokens(text) {
+  return text.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+      .replace(/&/g, ' and ').replace(/'/g, '').split(/[^a-z0-9]+/)
+      .filter((t) => t && !['the', 'a', 'an'].includes(t));
+}
+
+function search(query) {
+  const wanted = tokens(query);
+  if (!wanted.length) return state.movies.slice(0, SEARCH_LIMIT);  // most watched first
+  const hits = [];
+  for (const movie of state.movies) {
+    if (wanted.every((w) => movie.tokens.some((t) => t.startsWith(w)))) hits.push(movie);
+    if (hits.length >= SEARCH_LIMIT) break;
+  }
+  return hits;
+}
+
+function renderSearch() {
+  const list = $('search-results');
+  list.replaceChildren();
+  const pickedIds = new Set(state.picked);
+  for (const movie of search($('search').value)) {
+    const item = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'add';
+    button.dataset.id = String(movie.id);
+    button.dataset.title = movie.title;
+    button.textContent = movie.title;
+    button.disabled = pickedIds.has(movie.id);
+    button.addEventListener('click', () => pick(movie.id));
+    const genres = document.createElement('span');
+    genres.className = 'genres';
+    genres.textContent = movie.genres.join(', ');
+    item.append(button, genres);
+    list.append(item);
+  }
+}
+
+function pick(id) {
+  if (state.picked.includes(id)) return;
+  state.picked.push(id);
+  update();
+}
+
+function unpick(id) {
+  state.picked = state.picked.filter((p) => p !== id);
+  update();
+}
+
+function update() {
+  renderSearch();
+  state.busy = state.busy.then(recommend).catch((error) => {
+    console.error(error);
+    setStatus(`Inference failed: ${error.message}`, true, true);
+  });
+}
+
+function window_() {
+  const window = new Int32Array(state.inputLength);
+  const tail = state.picked.slice(-state.inputLength);
+  window.set(tail, state.inputLength - tail.length);
+  return window;
+}
+
+async function run(window) {
+  const input = new Tensor(window, [state.inputLength]);
+  const started = performance.now();
+  const outputs = await state.model.run({[state.inputName]: input});
+  const elapsed = performance.now() - started;
+  input.delete();
+  const read = (name) => {
+    const tensor = outputs[name];
+    const values = Array.from(tensor.toTypedArray());
+    tensor.delete();
+    return values;
+  };
+  const result = {itemIds: read('item_ids'), scores: read('scores'), attention: read('attention'),
+                  elapsed};
+  for (const tensor of Object.values(outputs)) if (!tensor.deleted) tensor.delete?.();
+  return result;
+}
+
+async function recommend() {
+  const picked = [...state.picked];
+  renderPicked(picked, null);
+  const recommendations = $('recommendations');
+  if (!picked.length) {
+    recommendations.replaceChildren();
+    recommendations.dataset.for = '';
+    $('timing').textContent = '';
+    return;
+  }
+  const window = window_();
+  const result = await run(window);
+  // attention[p] belongs to window position p; real picks sit at the right end.
+  const weights = new Map();
+  window.forEach((id, p) => { if (id > 0) weights.set(id, (weights.get(id) || 0) + result.attention[p]); });
+  renderPicked(picked, weights);
+  const top = state.config.topK;
+  const items = [];
+  for (let rank = 0; rank < Math.min(top, result.itemIds.length); rank++) {
+    const id = result.itemIds[rank];
+    const movie = state.byId.get(id);
+    const item = document.createElement('li');
+    item.dataset.id = String(id);
+    item.dataset.score = String(result.scores[rank]);
+    const title = document.createElement('span');
+    title.className = 'title';
+    title.textContent = movie ? movie.title : `#${id}`;
+    const meta = document.createElement('span');
+    meta.className = 'meta';
+    meta.textContent = `${movie ? movie.genres.join(', ') : ''} · score ${result.scores[rank].toFixed(2)}`;
+    item.append(title, meta);
+    items.push(item);
+  }
+  recommendations.replaceChildren(...items);
+  recommendations.dataset.for = picked.join(',');
+  $('timing').textContent = `(top ${items.length}, ${result.elapsed.toFixed(1)} ms in LiteRT.js)`;
+}
+
+function renderPicked(picked, weights) {
+  const list = $('picked');
+  list.replaceChildren();
+  const largest = weights ? Math.max(...weights.values(), 1e-9) : 1;
+  for (const id of picked) {
+    const movie = state.byId.get(id);
+    const item = document.createElement('li');
+    item.dataset.id = String(id);
+    const title = document.createElement('span');
+    title.className = 'title';
+    title.textContent = movie.title;
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'remove';
+    remove.title = `Remove ${movie.title}`;
+    remove.textContent = '×';
+    remove.addEventListener('click', () => unpick(id));
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    const fill = document.createElement('div');
+    fill.className = 'fill';
+    const value = document.createElement('span');
+    value.className = 'weight';
+    if (weights && weights.has(id)) {
+      const weight = weights.get(id);
+      item.dataset.attention = String(weight);
+      fill.style.width = `${(100 * weight / largest).toFixed(1)}%`;
+      value.textContent = weight.toFixed(3);
+    } else {
+      value.textContent = weights ? 'outside the window' : '…';
+    }
+    bar.append(fill);
+    item.append(remove, title, bar, value);
+    list.append(item);
+  }
+  list.dataset.count = String(picked.length);
+  $('picked-empty').hidden = picked.length > 0;
+  $('clear').disabled = picked.length === 0;
+}
+
+async function main() {
+  try {
+    const config = await fetchJson(`${RUN_DIR}config.json`);
+    const movies = await fetchJson(`${RUN_DIR}${config.movieList}`);
+    state.config = config;
+    state.movies = movies.map((m) => ({...m, tokens: tokens(m.title)}));
+    for (const movie of state.movies) state.byId.set(movie.id, movie);
+    setStatus('Loading the LiteRT.js WebAssembly runtime…');
+    await loadLiteRt(WASM_DIR);
+    setStatus(`Compiling ${config.model}…`);
+    state.model = await loadAndCompile(`${RUN_DIR}${config.model}`, {accelerator: 'wasm'});
+    const inputs = state.model.getInputDetails();
+    const feature = config.inputs[0];
+    state.inputName = inputs[feature.index]?.name || inputs[0].name;
+    state.inputLength = feature.inputLength;
+    setStatus(`Ready: ${config.model} runs in this page (LiteRT.js, WebAssembly); ` +
+              `${state.movies.length} movies, history window ${state.inputLength}.`, true);
+    $('search').disabled = false;
+    $('search').addEventListener('input', renderSearch);
+    $('clear').addEventListener('click', () => { state.picked = []; update(); });
+    renderSearch();
+    renderPicked([], null);
+    $('search').focus();
+  } catch (error) {
+    console.error(error);
+    setStatus(`Could not start the demo: ${error.message}`, false, true);
+  }
+}
+
+main();
