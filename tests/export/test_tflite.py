@@ -30,7 +30,7 @@ def test_builtin_ops_only_and_no_resource_variables(exported_run, kind):
     path = _path(exported_run, kind)
     ops = tflite.list_ops(path)
     assert tflite.op_problems(ops) == []
-    assert {"TOPK_V2", "GATHER", "TANH"} <= set(ops)  # top-K, embedding lookup, attention
+    assert {"TOPK_V2", "GATHER", "TANH", "SCATTER_ND"} <= set(ops)  # top-K, lookup, attention
     assert exported_run["artifacts"][tflite.artifact_name(kind)]["ops"] == ops
     assert flatbuffer_utils.count_resource_variables(path.read_bytes()) == 0
     # The interpreter's own view (without the XNNPACK delegate node) agrees with the flatbuffer.
@@ -89,13 +89,53 @@ def test_every_kind_recommends_valid_unseen_items(runners, trained_run, kind):
         assert ids.min() >= 1 and ids.max() < trained_run.vocabulary.size
         assert not set(ids.tolist()) & set(history[-trained_run.model.max_len :].tolist())
         assert np.isfinite(out["scores"]).all() and np.all(np.diff(out["scores"]) <= 0)
-        # int8 attention is quantized: each of max_len weights is off by up to half a step
-        # (~1/512 of the calibrated range), so the sum drifts by up to ~max_len/512
+        # int8 attention is quantized: each weight is off by up to half a step (1/510) and the
+        # softmax sum by up to half of its own step, so the weights sum to 1 within ~0.05
+        # (measured on all 300 fixture users; 0.4 with calibration on random prefixes only)
         np.testing.assert_allclose(
-            out["attention"].sum(), 1.0, atol=0.25 if kind == "int8" else 1e-3
+            out["attention"].sum(), 1.0, atol=0.1 if kind == "int8" else 1e-3
         )
+        if kind == "int8":
+            assert out["scores"].min() >= 0.0  # clipped at 0 (serving.recommend)
         overlap.append(len(set(ids.tolist()) & set(reference.tolist())) / TOP_K)
-    assert np.mean(overlap) >= (0.99 if kind in ("float32", "float16") else 0.6)
+    assert np.mean(overlap) >= (0.99 if kind in ("float32", "float16") else 0.9)
+
+
+@pytest.mark.parametrize("kind", ["dynamic_int8", "int8"])
+def test_quantized_top_k_agrees_with_keras_on_every_test_user(runners, trained_run, kind):
+    # Measured on this fixture: int8 mean overlap 0.983-0.985 and top-1 agreement 0.960-0.967
+    # (3 calibration seeds), dynamic_int8 0.995 / 0.99. The int8 file before the DIV and
+    # calibration fixes scored 0.973 / 0.930 here (and 0.36 overlap on MovieLens-1M).
+    histories = trained_run.split.histories("test")
+    expected, _ = keras_top_k(trained_run.model, histories, exclude="window")
+    got = np.stack([runners[kind](h)["item_ids"] for h in histories])
+    pairs = zip(got.tolist(), expected.tolist(), strict=True)
+    overlap = [len(set(a) & set(b)) / TOP_K for a, b in pairs]
+    assert np.mean(overlap) >= 0.975
+    assert np.mean(got[:, 0] == expected[:, 0]) >= 0.94
+
+
+def test_int8_file_is_integer_except_div(exported_run):
+    """LiteRT's int8 DIV is wrong for small quotients, so DIV runs in float32; nothing else."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=str(_path(exported_run, "int8")),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    float_ops, divs, scoring = set(), 0, []
+    for op in interpreter._get_ops_details():
+        outputs = [dtypes[i] for i in op["outputs"]]
+        if op["op_name"] == "DIV":
+            divs += 1
+            assert outputs == ["float32"] and {dtypes[i] for i in op["inputs"]} == {"float32"}
+        elif op["op_name"] == "FULLY_CONNECTED":
+            scoring.append(outputs[0])
+        if "float32" in outputs and op["op_name"] not in ("DEQUANTIZE", "CAST"):
+            float_ops.add(op["op_name"])
+    assert divs >= 1 and float_ops == set(tflite.FLOAT_OPS_IN_INT8)
+    assert scoring and set(scoring) == {"int8"}  # every matmul, incl. the scores, is int8
 
 
 @pytest.mark.parametrize("kind", ["float32", "int8"])
@@ -172,6 +212,9 @@ def test_representative_windows_are_seeded_left_padded_prefixes(trained_run):
     for row in windows:
         real = np.flatnonzero(row)
         assert len(real) and real[-1] == 49 and np.all(np.diff(real) == 1)
+    whole = pad_left(train, 50)
+    is_whole = [any(np.array_equal(row, w) for w in whole) for row in windows]
+    assert 5 <= sum(is_whole) < 20  # about half are whole training sequences
 
 
 def test_latency_and_sizes_are_recorded(exported_run):
