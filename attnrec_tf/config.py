@@ -53,6 +53,8 @@ class Config:
         epochs: Maximum number of epochs.
         batch_size: Users per training batch.
         learning_rate: Adam learning rate.
+        lr_schedule: `constant`, or `cosine` (one epoch of linear warm-up, then cosine decay
+            to 1% of `learning_rate` at the last epoch).
         weight_decay: Decoupled weight decay (AdamW); 0 disables.
         patience: Early stopping patience in epochs, on validation NDCG@10.
         seed: Seed for data generation, shuffling and initialisation.
@@ -81,6 +83,7 @@ class Config:
     epochs: int = 20
     batch_size: int = 128
     learning_rate: float = 3e-3
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     patience: int = 5
     seed: int = 0
@@ -128,6 +131,10 @@ class Config:
         if self.num_negatives <= 0:
             raise ConfigError(
                 f"--num-negatives must be a positive integer, got {self.num_negatives!r}"
+            )
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(
+                f"--lr-schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
             )
         if self.variant not in VARIANTS:
             raise ConfigError(
