@@ -22,7 +22,9 @@ The recommendations come from the chosen runtime (`--runtime`):
   `tf.saved_model.load` and called through `serving_default` with raw ids (every history item
   is excluded). A `--top-k` above the exported K ranks the whole catalog through `rerank`.
 - `tflite`: `tflite/<model-name>_<kind>.tflite` (`--kind`, default float32) in the LiteRT
-  interpreter; it sees the last `max_len` items and excludes those.
+  interpreter; it takes the last `history_length` items (the file's input width, 512 by
+  default), attends over the last `max_len` of them and excludes all of them, so it agrees with
+  `saved_model` unless the history is longer than `history_length`.
 
 Each recommendation is explained by the history items with the largest contribution
 `c_ij = a_i * (p_i . e_j)`: the runtime's attention weight of history item i times its
@@ -186,7 +188,7 @@ class SavedModelRuntime:
 
 
 class TFLiteRuntime:
-    """A `.tflite` of the run in the LiteRT interpreter."""
+    """A `.tflite` of the run in the LiteRT interpreter (the last `history_length` items)."""
 
     def __init__(self, output: Any, model_name: str, kind: str) -> None:
         from attnrec_tf.export.tflite import KINDS, LiteRTRecommender

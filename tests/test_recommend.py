@@ -207,6 +207,27 @@ def test_ids_and_tflite_agree_with_saved_model(
     )
 
 
+def test_tflite_excludes_history_beyond_the_models_window(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user with more items than max_len: the .tflite (input of history_length items)
+    leaves them all out, as the SavedModel does, and attends over the last max_len only."""
+    from attnrec_tf.run_dir import load_split
+
+    report = json.loads((run / "report.json").read_text())
+    max_len, width = report["export"]["max_len"], report["export"]["history_length"]
+    split = load_split(run / "split.npz")
+    lengths = [len(t) + 2 for t in split.train]  # the whole sequence, as --user gives it
+    row = next(r for r, n in enumerate(lengths) if max_len < n <= width)
+    user = str(split.users[row])
+    saved = _json(capsys, run, "--user", user)
+    lite = _json(capsys, run, "--user", user, "--runtime", "tflite")
+    assert [r["id"] for r in lite["recommendations"]] == [r["id"] for r in saved["recommendations"]]
+    assert not {h["id"] for h in lite["history"]} & {r["id"] for r in lite["recommendations"]}
+    outside = [h for h in lite["history"] if h["attention"] is None]
+    assert len(outside) == lengths[row] - max_len
+
+
 def test_user_history_is_the_full_sequence(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from attnrec_tf.run_dir import load_split
 

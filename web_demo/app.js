@@ -1,11 +1,13 @@
 // attnrec_tf browser demo: the exported on-device model, run client-side with LiteRT.js.
 //
 // Loads /run/config.json and the movie list (the Android demo assets of a run), compiles
-// /run/<config.model> (input int32[max_len] history of movie indices, 0 = padding; outputs
-// item_ids, scores, attention) on the WebAssembly CPU backend, and re-runs it whenever the
-// picked movies change. The window is built like the Python LiteRT runner: the last max_len
-// picks, left-padded with 0 (the graph packs real ids to the right, so right padding, as in
-// the Android app, gives the same result).
+// /run/<config.model> (input int32[inputLength] history of movie indices, 0 = padding, with
+// inputLength read from config.json (the export's history_length, 512 by default); outputs
+// item_ids, scores, attention[max_len]) on the WebAssembly CPU backend, and re-runs it whenever
+// the picked movies change. The input is built like the Python LiteRT runner: the last
+// inputLength picks, left-padded with 0 (the graph packs real ids to the right, so right
+// padding, as in the Android app, gives the same result). The model attends over the last
+// max_len of them; none of the inputLength picks is recommended.
 import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
 
 const WASM_DIR = '/vendor/@litertjs/core/wasm/';
@@ -89,15 +91,15 @@ function update() {
   });
 }
 
-function window_() {
-  const window = new Int32Array(state.inputLength);
-  const tail = state.picked.slice(-state.inputLength);
-  window.set(tail, state.inputLength - tail.length);
-  return window;
+function input_(picked) {
+  const input = new Int32Array(state.inputLength);
+  const tail = picked.slice(-state.inputLength);
+  input.set(tail, state.inputLength - tail.length);
+  return input;
 }
 
-async function run(window) {
-  const input = new Tensor(window, [state.inputLength]);
+async function run(ids) {
+  const input = new Tensor(ids, [state.inputLength]);
   const started = performance.now();
   const outputs = await state.model.run({[state.inputName]: input});
   const elapsed = performance.now() - started;
@@ -124,11 +126,15 @@ async function recommend() {
     $('timing').textContent = '';
     return;
   }
-  const window = window_();
-  const result = await run(window);
-  // attention[p] belongs to window position p; real picks sit at the right end.
+  const result = await run(input_(picked));
+  // attention[p] belongs to position p of the model's window: the last attention.length picks,
+  // packed to the right (left-padded with 0). Earlier picks are excluded but not attended.
+  const length = result.attention.length;
+  const seen = picked.slice(-Math.min(length, state.inputLength));
   const weights = new Map();
-  window.forEach((id, p) => { if (id > 0) weights.set(id, (weights.get(id) || 0) + result.attention[p]); });
+  seen.forEach((id, j) => {
+    weights.set(id, (weights.get(id) || 0) + result.attention[length - seen.length + j]);
+  });
   renderPicked(picked, weights);
   const top = state.config.topK;
   const items = [];
@@ -180,8 +186,14 @@ function renderPicked(picked, weights) {
       item.dataset.attention = String(weight);
       fill.style.width = `${(100 * weight / largest).toFixed(1)}%`;
       value.textContent = weight.toFixed(3);
+    } else if (weights) {
+      // older than the model's window: never recommended, but not attended either
+      bar.hidden = true;
+      value.classList.add('outside');
+      value.textContent = 'outside the window (not attended; still excluded)';
     } else {
-      value.textContent = weights ? 'outside the window' : '…';
+      fill.style.width = '0%';
+      value.textContent = '…';
     }
     bar.append(fill);
     item.append(remove, title, bar, value);
@@ -208,7 +220,7 @@ async function main() {
     state.inputName = inputs[feature.index]?.name || inputs[0].name;
     state.inputLength = feature.inputLength;
     setStatus(`Ready: ${config.model} runs in this page (LiteRT.js, WebAssembly); ` +
-              `${state.movies.length} movies, history window ${state.inputLength}.`, true);
+              `${state.movies.length} movies, history input ${state.inputLength}.`, true);
     $('search').disabled = false;
     $('search').addEventListener('input', renderSearch);
     $('clear').addEventListener('click', () => { state.picked = []; update(); });

@@ -5,6 +5,7 @@ Runs:
     python -m attnrec_tf.export --output-dir runs/latest
     python -m attnrec_tf.export --output-dir runs/ml1m --checkpoint runs/ml1m/checkpoints/best.keras
     python -m attnrec_tf.export --output-dir runs/latest --tflite float32,dynamic_int8 --top-k 20
+    python -m attnrec_tf.export --output-dir runs/latest --history-length 1024
 
 Each run adds a new SavedModel version (`saved_model/<model-name>/<n+1>/`), rewrites the TFLite
 files and Android assets, and updates report.json. User errors print `error: ...` on one line
@@ -22,7 +23,7 @@ from attnrec_tf.errors import AttnRecError, ConfigError
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI of `python -m attnrec_tf.export`."""
-    from attnrec_tf.export.tflite import KINDS
+    from attnrec_tf.export.tflite import DEFAULT_HISTORY_LENGTH, KINDS
 
     parser = argparse.ArgumentParser(
         prog="python -m attnrec_tf.export",
@@ -50,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tflite",
         default=",".join(KINDS),
         help=f"comma-separated TFLite kinds to write, from {','.join(KINDS)}",
+    )
+    parser.add_argument(
+        "--history-length",
+        type=int,
+        default=None,
+        help="width H of the TFLite files' history input: the last H items of a history are "
+        "never recommended, the model attends over the last max_len of them (default: "
+        f"{DEFAULT_HISTORY_LENGTH}, or max_len if larger; at least max_len)",
     )
     parser.add_argument("--quiet", action="store_true", help="no per-artifact lines")
     return parser
@@ -79,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             report=report,
             checkpoint=args.checkpoint,
             tflite_kinds=parse_kinds(args.tflite),
+            history_length=args.history_length,
             verbose=not args.quiet,
         )
     except AttnRecError as error:

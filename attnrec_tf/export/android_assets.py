@@ -15,8 +15,10 @@ Gson into its `Config` class and then:
 So `index`, `outputIdsIndex` and `outputScoresIndex` are the positions of the tensors in the
 interpreter's input and output lists (Java `getInputTensor(i)` / `getOutputTensor(i)`), which
 `demo_config` reads from the converted file. The arrays are rank 1, so the file written here is
-the unbatched variant (`[max_len]` -> `[K]`) of the chosen TFLite kind; the right padding is
-undone in the graph (`serving.compact_right`).
+the unbatched variant (`[H]` -> `[K]`, `H` = the export's `history_length`, 512 by default) of
+the chosen TFLite kind, and `inputLength` is `H`: the model attends over the last `max_len`
+selected movies, and none of the `H` is recommended. The right padding is undone in the graph
+(`serving.compact_right`).
 
 Example:
 
@@ -50,8 +52,9 @@ FALLBACK_KIND = "float32"
 def choose_kind(metrics: dict[str, dict[str, Any]], available: list[str]) -> dict[str, Any]:
     """Picks the TFLite kind for the app: dynamic int8 if its NDCG@10 is within 2% of Keras.
 
-    The reference is `keras_window` when present (Keras seeing the same `max_len` window as
-    the `.tflite`), so the rule measures what quantisation loses, not what the window loses.
+    The reference is `keras_window` when present (Keras under the `.tflite`'s rule: the same
+    `max_len` window, the same `history_length` items left out), so the rule measures what
+    quantisation loses, not what the on-device input loses.
 
     Args:
         metrics: report.json `metrics` (needs `keras` or `keras_window`, and `tflite_<kind>`).
@@ -171,14 +174,17 @@ def write_assets(
 def readme_text(config: dict[str, Any], tensors: dict[str, Any], choice: dict[str, Any]) -> str:
     """The README of the asset folder, with this export's tensor positions and choice."""
     rows = []
+    width = tensors["inputs"]["history"]["shape"][-1]
+    window = tensors["outputs"]["attention"]["shape"][-1]
     meaning = {
-        "history": "selected movie ids (vocabulary indices 1..V-1), oldest first, 0 = padding "
-        "on either side; other values count as padding",
-        "item_ids": "recommended movie ids, best first; never a selected movie or 0",
+        "history": f"up to {width} selected movie ids (vocabulary indices 1..V-1), oldest "
+        "first, 0 = padding on either side; other values count as padding",
+        "item_ids": f"recommended movie ids, best first; never one of the {width} selected "
+        "movies, never 0",
         "scores": "scores of `item_ids`, same order (dot products: higher is better, not "
         "probabilities)",
-        "attention": "weight of each history position in the user vector, over the selected "
-        "movies packed to the right (left-padded with 0)",
+        "attention": f"weight of each of the last {window} selected movies in the user "
+        "vector, packed to the right (left-padded with 0)",
     }
     for kind in ("inputs", "outputs"):
         for name, t in sorted(tensors[kind].items(), key=lambda kv: kv[1]["position"]):
@@ -231,10 +237,13 @@ the converted file, not tensor indices. The signature is `serving_default`.
 |---|---|---|---|---|
 {table}
 
-The app right-pads the selected ids (`preprocessIds`); the graph packs real ids to the right
-before the model, so left or right padding give the same result. Out-of-range ids (negative or
->= V) are treated as padding. Selected movies are never recommended (the app's own filter of
-selected movies finds nothing to remove), so `outputLength` = `topK` is enough.
+`inputLength` is {width}: the model attends over the last {window} real ids of the input, and
+none of the {width} is ever recommended (a history longer than that may get its older movies
+back). The app right-pads the selected ids (`preprocessIds`; past {width} selections it keeps
+the first {width}); the graph packs real ids to the right before the model, so left or right
+padding give the same result. Out-of-range ids (negative or >= V) are treated as padding.
+Selected movies are never recommended (the app's own filter of selected movies finds nothing to
+remove), so `outputLength` = `topK` is enough.
 
 Check a folder: `python -c "from attnrec_tf.export.android_assets import check_assets;
 print(check_assets('android_demo_assets'))"` prints `[]` when the config matches the model.

@@ -9,10 +9,12 @@ writes (see `run_dir.py` for the folder layout):
 - `tflite/<model_name>_<kind>.tflite` for each kind (`tflite.py`), evaluated through the LiteRT
   interpreter, one thread, one user per call, from the shipped top-K outputs: HR@k and NDCG@k
   (k <= K) are exact, MRR is truncated at K and named `mrr@K` (`metrics.keras` gains `mrr@K`
-  too, for comparison). A TFLite file sees only its `max_len` input window, so it can only
-  leave out the history items in it; `metrics.keras_window` is the Keras model under that
-  same rule, which float32 TFLite matches exactly (on the synthetic default data `keras` and
-  `keras_window` differ by under 0.01 HR@10: users with longer histories);
+  too, for comparison). A TFLite file takes the last `H = history_length` items of a history
+  (`--history-length`, default 512, at least `max_len`): the model attends over the last
+  `max_len` of them and all `H` are left out of the top-K, so items older than that may be
+  recommended again; `metrics.keras_window` is the Keras model under that same rule, which
+  float32 TFLite matches exactly (it equals `keras`' HR@k/NDCG@k when no test history is
+  longer than `H`);
 - `android_demo_assets/` (`android_assets.py`) with the chosen kind.
 
 report.json gains `metrics.<artifact>`, `artifacts.<artifact>` = `{"path", "bytes",
@@ -24,7 +26,7 @@ Example:
 ```python
 from pathlib import Path
 from attnrec_tf.run_dir import RunDir
-report = export_all(RunDir(Path("runs/latest")), top_k=10)
+report = export_all(RunDir(Path("runs/latest")), top_k=10, history_length=512)
 report["artifacts"]["tflite_dynamic_int8"]["latency_ms_p50"]
 ```
 """
@@ -60,6 +62,7 @@ class _Job:
     vocabulary: Any
     split: Any
     top_k: int
+    history_length: int
     exclude: bool
     metrics: dict[str, Any]
     artifacts: dict[str, Any]
@@ -78,6 +81,7 @@ def export_all(
     report: dict[str, Any] | None = None,
     checkpoint: Path | None = None,
     tflite_kinds: Sequence[str] | None = None,
+    history_length: int | None = None,
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Writes, evaluates and records the SavedModel, the TFLite files and the Android assets.
@@ -90,6 +94,9 @@ def export_all(
         checkpoint: A `.keras` file to export instead of the run's `model.keras`.
         tflite_kinds: Subset of `tflite.KINDS` to convert. Defaults to all four. Report
             entries of kinds left out are dropped (their old files, if any, stay on disk).
+        history_length: `H`, the width of every TFLite file's `history` input (the Android
+            file's too): the last `H` items are excluded, the model sees the last `max_len`.
+            Defaults to `max(512, max_len)`; a value below `max_len` is an `ExportError`.
         verbose: Print one line per artifact.
 
     Returns:
@@ -109,6 +116,7 @@ def export_all(
         report = load_report(output.report) if output.report.exists() else {}
     model_path = Path(checkpoint) if checkpoint is not None else output.model
     model, vocabulary, split, items = _read_run(output, model_path, top_k)
+    width = tflite.resolve_history_length(model.max_len, history_length)
     job = _Job(
         root=output.root,
         model_name=model_name,
@@ -116,6 +124,7 @@ def export_all(
         vocabulary=vocabulary,
         split=split,
         top_k=top_k,
+        history_length=width,
         exclude=bool(report.get("protocol", {}).get("exclude_history", True)),
         metrics=report.setdefault("metrics", {}),
         artifacts=report.setdefault("artifacts", {}),
@@ -129,17 +138,17 @@ def export_all(
     saved_model_path = _export_saved_model(job)
     if kinds:
         job.metrics["keras_window"] = keras_window
-    calibration = (
-        tflite.representative_windows(split.train, model.max_len) if "int8" in kinds else None
-    )
+    calibration = tflite.representative_windows(split.train, width) if "int8" in kinds else None
     blobs = _export_tflite(job, kinds, calibration)
     android = _export_android(job, blobs, items, calibration) if blobs else {}
 
-    beyond = sum(len(h) > model.max_len for h in job.histories)
+    beyond_window = sum(len(h) > model.max_len for h in job.histories)
+    beyond = sum(len(h) > width for h in job.histories)
     report["export"] = {
         "model_name": model_name,
         "top_k": top_k,
         "max_len": int(model.max_len),
+        "history_length": width,
         "exclude_history": job.exclude,
         "source_model": str(model_path),
         "saved_model": str(saved_model_path),
@@ -151,9 +160,11 @@ def export_all(
             "tflite": f"LiteRT, 1 thread, from the top-{top_k} outputs: HR@k/NDCG@k exact for "
             f"k <= {top_k}; mrr@{top_k} is MRR truncated at {top_k} (keras gains it too)",
             "keras_window": "the Keras model's top-K lists made as the TFLite graph makes them "
-            "(only history items inside the max_len input window left out), scored like the "
-            f"TFLite files; float32 TFLite equals it. {beyond} of {len(job.histories)} test "
-            "users have a longer history: the on-device model may re-recommend older items",
+            f"(the model sees the last {model.max_len} items, only the last {width} "
+            "(history_length, the TFLite input) are left out), scored like the TFLite files; "
+            f"float32 TFLite equals it. {beyond_window} of {len(job.histories)} test users "
+            f"have more than {model.max_len} items, {beyond} more than {width}: for those the "
+            "on-device model may re-recommend older items",
             "latency_ms_p50": "median of 200 single-user requests after 20 warm-up requests",
         },
     }
@@ -217,9 +228,10 @@ def _keras_metrics(
     """`metrics.keras` (from the report, or computed) with `mrr@K`, and `keras_window`.
 
     `keras_window` scores the Keras model's own top-K lists, made the way the TFLite graph
-    makes them (only the items of the last `max_len`, its input window, are left out), with the
-    TFLite metric code. A float32 TFLite file matches it exactly; its gap to `keras` comes from
-    items seen before the window, which the on-device model may recommend again.
+    makes them (the model sees the last `max_len` items; only the last `history_length`, the
+    TFLite input, are left out), with the TFLite metric code. A float32 TFLite file matches it
+    exactly; its gap to `keras` comes from items seen before the last `history_length`, which
+    the on-device model may recommend again.
     """
     from attnrec_tf import metrics
     from attnrec_tf.evaluate import evaluate_split, keras_score_fn
@@ -240,7 +252,7 @@ def _keras_metrics(
         ranks.append(metrics.rank_of_targets(scores, batch_targets, exclude))
         scores[:, 0] = -np.inf
         for row, history in enumerate(batch):
-            scores[row, np.asarray(history[-model.max_len :], np.int64)] = -np.inf
+            scores[row, np.asarray(history[-job.history_length :], np.int64)] = -np.inf
         top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]  # (B, K)
         ids.append(top)
         top_scores.append(np.take_along_axis(scores, top, axis=1))
@@ -305,7 +317,11 @@ def _export_tflite(
     for kind in kinds:
         name = tflite.artifact_name(kind)
         blob, seconds = tflite.timed_convert(
-            job.model, kind, top_k=job.top_k, calibration=calibration
+            job.model,
+            kind,
+            top_k=job.top_k,
+            calibration=calibration,
+            history_length=job.history_length,
         )
         ops = tflite.list_ops(blob)
         problems = tflite.op_problems(ops)
@@ -349,7 +365,12 @@ def _export_android(
     choice = android_assets.choose_kind(job.metrics, list(blobs))
     kind = choice["kind"]
     blob, seconds = tflite.timed_convert(
-        job.model, kind, top_k=job.top_k, calibration=calibration, batched=False
+        job.model,
+        kind,
+        top_k=job.top_k,
+        calibration=calibration,
+        history_length=job.history_length,
+        batched=False,
     )
     problems = tflite.op_problems(tflite.list_ops(blob))
     if problems:

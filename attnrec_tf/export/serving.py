@@ -3,12 +3,17 @@
 Every exported artifact runs the same graph between its input and the Keras model:
 
     x      = where(0 < x < V, x, 0)                  # (B, T) out-of-range / unknown -> padding
-    x      = compact_right(x, max_len)               # (B, max_len) real ids packed to the right,
+    window = compact_right(x, max_len)               # (B, max_len) real ids packed to the right,
                                                      #   in order, most recent max_len kept
-    scores, attention = model.serve_outputs(x)       # (B, V), (B, max_len)
+    scores, attention = model.serve_outputs(window)  # (B, V), (B, max_len)
     scores = relu(scores)                            # full-integer int8 files only (see below)
-    scores = where(excluded, floor, scores)          # history items and index 0 drop to the bottom
+    scores = where(excluded(x), floor, scores)       # every real id of x, and 0, to the bottom
     item_ids, scores = top_k(scores, K)              # (B, K), (B, K)
+
+The model attends over the most recent `max_len` real ids only, but the exclusion covers every
+real id of the row: the SavedModel takes histories of any length `T`, and the TFLite files take
+a fixed `T = history_length` (512 by default, see `tflite.py`), so a long history does not get
+its older items recommended again.
 
 `compact_right` makes left padding, right padding and padding in the middle equivalent, so a
 client may pad either way (the Android demo right-pads). The excluded items are pushed to
@@ -59,7 +64,8 @@ def compact_right(indices: tf.Tensor, length: int) -> tf.Tensor:
     """Packs the non-zero entries of each row to the right end, keeping their order.
 
     Args:
-        indices: `(B, T)` int32, 0 = padding anywhere in the row.
+        indices: `(B, T)` int32, 0 = padding anywhere in the row, no negative values (see
+            `clean_indices`).
         length: Output width; rows with more than `length` real entries keep the last ones.
 
     Returns:
@@ -68,10 +74,14 @@ def compact_right(indices: tf.Tensor, length: int) -> tf.Tensor:
     steps = tf.shape(indices)[1]
     positions = tf.broadcast_to(tf.range(1, steps + 1), tf.shape(indices))  # (B, T)
     key = tf.where(indices > 0, positions, tf.zeros_like(positions))  # padding sorts first
+    width = indices.shape[1]
+    if width is not None and width >= length:  # static, wide enough (TFLite): no pad / slice
+        # the `length` largest keys are the last `length` real positions, or padding (key 0,
+        # value 0) when the row has fewer real entries
+        order = tf.reverse(tf.math.top_k(key, k=length).indices, axis=[1])  # (B, length)
+        return tf.gather(indices, order, batch_dims=1)
     order = tf.reverse(tf.math.top_k(key, k=steps).indices, axis=[1])  # (B, T) ascending key
     packed = tf.gather(indices, order, batch_dims=1)  # (B, T) padding, then reals in order
-    if indices.shape[1] == length:  # static width already right: no pad / slice ops (TFLite)
-        return packed
     padding = tf.zeros([tf.shape(indices)[0], length], indices.dtype)
     window = tf.concat([padding, packed], axis=1)[:, -length:]  # (B, length)
     return tf.ensure_shape(window, [None, length])
@@ -113,10 +123,11 @@ def recommend(
     Args:
         model: An `AttentionRecommender` (anything with `vocab_size`, `max_len`,
             `serve_outputs`).
-        indices: `(B, T)` int vocabulary indices, any padding (see `compact_right`).
+        indices: `(B, T)` int vocabulary indices, any padding (see `compact_right`), any `T`:
+            the model sees the last `max_len` real ones.
         top_k: K.
-        exclude_history: Leave the items of `indices` out of the top-K. Index 0 is always left
-            out.
+        exclude_history: Leave every real item of `indices` (all `T` columns, not only the
+            model's window) out of the top-K. Index 0 is always left out.
         clip_negative: Clip the scores at 0 before the top-K (for full-integer quantization;
             see the module docstring). Defaults to `False`.
 

@@ -39,22 +39,34 @@ class TrainedRun:
 
 
 def keras_top_k(
-    model: Any, histories: list[np.ndarray], k: int = TOP_K, *, exclude: str = "window"
+    model: Any, histories: list[np.ndarray], k: int = TOP_K, *, exclude: str | int = "all"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference `(item indices, scores)` top-K in numpy from `model.score`.
 
-    The model sees the last max_len items; `exclude` is "window" (what a TFLite file can see),
-    "all" (the whole history, as the SavedModel does) or "none".
+    The model sees the last max_len items; `exclude` is "all" (the whole history, as the
+    SavedModel does), "none", or `H`: only the last `H` items, what a TFLite file with a
+    `history` input of width `H` can see.
     """
     from attnrec_tf.data.pipeline import pad_left
 
     scores = np.array(model.score(pad_left(histories, model.max_len)), dtype=np.float64)
     scores[:, 0] = -np.inf
     for row, history in enumerate(histories):
-        seen = {"window": history[-model.max_len :], "all": history, "none": []}[exclude]
-        scores[row, np.asarray(seen, np.int64)] = -np.inf
+        if isinstance(exclude, int):
+            seen = np.asarray(history[-exclude:], np.int64)
+        else:
+            seen = np.asarray({"all": history, "none": []}[exclude], np.int64)
+        scores[row, seen] = -np.inf
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return top, np.take_along_axis(scores, top, axis=1)
+
+
+def long_histories(histories: list[np.ndarray]) -> list[np.ndarray]:
+    """Test histories of every length regime: short ones as they are, then 20 pairs and 10
+    quadruples of consecutive users joined (lengths of about 30 to 150)."""
+    joined = [np.concatenate(histories[i : i + 2]) for i in range(10, 50, 2)]
+    joined += [np.concatenate(histories[i : i + 4]) for i in range(50, 90, 4)]
+    return [*histories[:10], *joined]
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from attnrec_tf.export import android_assets
-from tests.export.conftest import TOP_K
+from tests.export.conftest import TOP_K, keras_top_k, long_histories
 
 REPOSITORY_ASSETS = Path(__file__).resolve().parents[2] / "android_demo_assets"
 
@@ -29,7 +29,7 @@ def test_exported_assets_have_no_problems(folder, exported_run):
     )
 
 
-def test_config_indices_are_the_interpreter_positions(folder, trained_run):
+def test_config_indices_are_the_interpreter_positions(folder, exported_run):
     from ai_edge_litert.interpreter import Interpreter
 
     config = json.loads((folder / "config.json").read_text())
@@ -38,7 +38,7 @@ def test_config_indices_are_the_interpreter_positions(folder, trained_run):
     (feature,) = config["inputs"]
     assert feature["name"] == "movieFeature"
     assert inputs[feature["index"]]["name"] == "history"
-    assert feature["inputLength"] == trained_run.model.max_len
+    assert feature["inputLength"] == exported_run["export"]["history_length"] == 512
     assert outputs[config["outputIdsIndex"]]["name"] == "item_ids"
     assert outputs[config["outputScoresIndex"]]["name"] == "scores"
     assert config["outputLength"] == config["topK"] == TOP_K
@@ -68,13 +68,32 @@ def test_demo_style_right_padded_input_matches_evaluated_file(folder, exported_r
     kind = exported_run["export"]["android"]["kind"]
     evaluated = LiteRTRecommender(Path(exported_run["artifacts"][f"tflite_{kind}"]["path"]))
     for history in trained_run.split.histories("test")[:10]:
-        tail = history[-android.max_len :]
-        right = np.zeros(android.max_len, np.int32)
+        tail = history[-android.history_length :]
+        right = np.zeros(android.history_length, np.int32)
         right[: len(tail)] = tail
         np.testing.assert_array_equal(
             android.run_window(right)["item_ids"], evaluated(history)["item_ids"]
         )
     assert exported_run["export"]["android"]["top_k_agreement_with_evaluated_file"] == 1.0
+
+
+def test_no_selected_movie_is_recommended_beyond_the_models_window(folder, trained_run):
+    """A selection longer than max_len (but within inputLength) is excluded in full."""
+    from attnrec_tf.export.tflite import LiteRTRecommender
+
+    config = json.loads((folder / "config.json").read_text())
+    android = LiteRTRecommender(folder / config["model"])
+    selections = long_histories(trained_run.split.histories("test"))
+    assert max(map(len, selections)) > android.max_len
+    expected, _ = keras_top_k(trained_run.model, selections, exclude="all")
+    overlap = []
+    for selection, reference in zip(selections, expected, strict=True):
+        right = np.zeros(config["inputs"][0]["inputLength"], np.int32)
+        right[: len(selection)] = selection
+        ids = android.run_window(right)["item_ids"]
+        assert not set(ids.tolist()) & set(selection.tolist())
+        overlap.append(len(set(ids.tolist()) & set(reference.tolist())) / TOP_K)
+    assert np.mean(overlap) >= 0.9  # the app's file may be quantized
 
 
 def test_check_assets_reports_broken_configs(folder, tmp_path):

@@ -26,17 +26,23 @@ def test_report_json_gains_metrics_artifacts_and_export(exported_run, trained_ru
     assert on_disk["metrics"]["keras"]["mrr@10"] <= on_disk["metrics"]["keras"]["mrr"]
     export = on_disk["export"]
     assert export["top_k"] == 10 and export["android"]["kind"] in KINDS
+    assert export["history_length"] == 512 and export["max_len"] == 50
+    assert "last 512" in export["notes"]["keras_window"]
     assert on_disk["artifacts"]["saved_model"]["version"] == 1
     assert (trained_run.root / "tflite" / "attnrec_int8.tflite").exists()
 
 
 def test_cli_export_of_a_copied_run_and_a_second_version(trained_run, tmp_path, capsys):
     run = trained_run.copy_inputs(tmp_path / "run")
-    assert main(["--output-dir", str(run), "--tflite", "float32", "--top-k", "5"]) == 0
+    argv = ["--output-dir", str(run), "--tflite", "float32", "--top-k", "5"]
+    assert main([*argv, "--history-length", "64"]) == 0
     printed = capsys.readouterr().out
     assert "tflite_float32" in printed and "NDCG@10" in printed
     report = json.loads((run / "report.json").read_text())
+    assert report["export"]["history_length"] == 64
     assert report["export"]["android"]["kind"] == "float32"  # dynamic int8 was not asked for
+    assert report["export"]["android"]["config"]["inputs"][0]["inputLength"] == 64
+    assert report["export"]["android"]["tensors"]["inputs"]["history"]["shape"] == [64]
     assert "tflite_int8" not in report["artifacts"]
     assert report["metrics"]["tflite_float32"].keys() >= {"hr@5", "ndcg@5", "mrr@5"}
     first = run / "saved_model" / "attnrec" / "1" / "saved_model.pb"
@@ -60,6 +66,7 @@ def test_cli_export_of_a_copied_run_and_a_second_version(trained_run, tmp_path, 
         (["--output-dir", "{tmp}"], "not found"),
         (["--output-dir", "{run}", "--tflite", "float32,int4"], "--tflite"),
         (["--output-dir", "{run}", "--top-k", "0"], "--top-k"),
+        (["--output-dir", "{run}", "--history-length", "49"], "--history-length"),
         (["--output-dir", "{run}", "--model-name", "../x"], "--model-name"),
         (["--output-dir", "{run}", "--checkpoint", "{tmp}/nope.keras"], "nope.keras"),
     ],
@@ -86,5 +93,6 @@ def test_module_help_runs():
         [sys.executable, "-m", "attnrec_tf.export", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0
-    for flag in ("--output-dir", "--checkpoint", "--model-name", "--top-k", "--tflite"):
+    flags = ("--output-dir", "--checkpoint", "--model-name", "--top-k", "--tflite")
+    for flag in (*flags, "--history-length"):
         assert flag in done.stdout

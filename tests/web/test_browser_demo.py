@@ -1,10 +1,12 @@
 """End to end: the browser demo in headless Chromium equals the Python LiteRT interpreter.
 
 Serves `web_demo/` and the tiny demo run's Android assets with `attnrec_tf.web_demo` on
-127.0.0.1, drives the page with playwright-core (`drive_demo.mjs`: search and pick three
-movies, read the recommendations and attention bars, take a screenshot into the test's tmp
-dir), and checks the page's top-K ids, scores and attention against `LiteRTRecommender` on the
-same `.tflite` and history.
+127.0.0.1, drives the page with playwright-core (`drive_demo.mjs`: search and pick
+`max_len + 2` movies, read the recommendations and attention bars, take a screenshot into the
+test's tmp dir), and checks the page's top-K ids, scores and attention against
+`LiteRTRecommender` on the same `.tflite` and history: the page feeds `inputLength` (from
+config.json, the export's `history_length`) ids, none of the picks is recommended, and the two
+oldest picks, outside the model's window, get no attention bar.
 
 Needs Debian's `chromium` (or `$CHROMIUM`), Node.js and `npm ci` in `web_demo/` (LiteRT.js and
 playwright-core); skips naming what is missing otherwise. `.ci/run` installs all three.
@@ -52,8 +54,10 @@ def test_page_recommendations_equal_python_litert(
     run = build_or_reuse_demo_run(tmp_path_factory)
     assets = run / "android_demo_assets"
     config = json.loads((assets / "config.json").read_text())
+    export = json.loads((run / "report.json").read_text())["export"]
+    assert config["inputs"][0]["inputLength"] == export["history_length"] > export["max_len"]
     movies = json.loads((assets / config["movieList"]).read_text())
-    chosen = [movies[0], movies[4], movies[9]]  # a popular, a middling and a rarer movie
+    chosen = movies[::2][: export["max_len"] + 2]  # popular to rare, two beyond the window
 
     server, url = serve_in_thread(run, port=0)
     screenshot = tmp_path / "web_demo.png"
@@ -87,10 +91,12 @@ def test_page_recommendations_equal_python_litert(
     assert [r["title"] for r in page["recommendations"]] == [
         titles[int(i)] for i in expected["item_ids"][:top_k]
     ]
-    # the three picks sit at the right end of the left-padded window
-    np.testing.assert_allclose(
-        [a["attention"] for a in page["attention"]], expected["attention"][-3:], atol=1e-5
-    )
+    assert not set(page["picked"]) & {r["id"] for r in page["recommendations"]}
+    # the last max_len picks fill the model's window; the two before it have no weight
+    attention = [a["attention"] for a in page["attention"]]
+    assert attention[:2] == [None, None] and len(expected["attention"]) == export["max_len"]
+    np.testing.assert_allclose(attention[2:], expected["attention"], atol=1e-5)
+    assert f"history input {config['inputs'][0]['inputLength']}" in page["status"]
     assert not any(str(line).startswith("pageerror") for line in page["logs"])
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
