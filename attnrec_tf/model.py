@@ -231,9 +231,9 @@ class AttentionRecommender(keras.Model):
 
     def _clean(self, history: Any) -> Any:
         """Out-of-range indices (negative or >= vocab_size) become padding."""
-        history = ops.cast(history, "int32")
-        valid = ops.logical_and(history > 0, history < self.vocab_size)
-        return ops.where(valid, history, ops.zeros_like(history))
+        valid = ops.logical_and(history > 0, history < self.vocab_size)  # before any cast
+        history = ops.cast(ops.where(valid, history, ops.zeros_like(history)), "int32")
+        return history
 
     def encode(self, history: Any, training: bool | None = None) -> tuple[Any, Any]:
         """User vectors after every position, and the pooling attention.

@@ -86,6 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--model-name", default="attnrec", help="TF Serving model name")
     run.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue from the training state left in --output-dir by a killed or interrupted "
+        "run of the same command (--no-resume starts afresh)",
+    )
+    run.add_argument(
+        "--backup-every-steps",
+        type=int,
+        default=0,
+        help="also save the training state every N batches (0 = at epoch ends only)",
+    )
+    run.add_argument(
+        "--distribute",
+        default="auto",
+        choices=("auto", "none", "mirrored", "multi-worker"),
+        help="tf.distribute strategy: auto = MultiWorkerMirroredStrategy when TF_CONFIG names "
+        "several workers, MirroredStrategy with several GPUs, else none",
+    )
+    run.add_argument(
         "--verbose",
         type=int,
         default=2,
@@ -124,12 +144,16 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         if args.sampled_negatives < 0:
             raise ConfigError(f"--sampled-negatives must be >= 0, got {args.sampled_negatives}")
+        if args.backup_every_steps < 0:
+            raise ConfigError(
+                f"--backup-every-steps must be >= 0, got {args.backup_every_steps}"
+            )
         run(config, args)
     except AttnRecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # callbacks.TrainingInterrupted says where the state is
+        print(f"interrupted{': ' + str(interrupt) if str(interrupt) else ''}", file=sys.stderr)
         return 130
     return 0
 
@@ -137,15 +161,19 @@ def main(argv: list[str] | None = None) -> int:
 def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     """Trains, evaluates and (optionally) exports; returns the report."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from attnrec_tf import distribute
     from attnrec_tf.data import sources
+    from attnrec_tf.data.fingerprint import data_sha256
     from attnrec_tf.data.item_features import item_feature_matrix
     from attnrec_tf.data.sequences import build_sequences, leave_one_out
     from attnrec_tf.report import format_table, machine
     from attnrec_tf.report import load as load_report
     from attnrec_tf.report import save as save_report
     from attnrec_tf.run_dir import RunDir, item_table, save_items, save_split
-    from attnrec_tf.training import fit_and_evaluate
+    from attnrec_tf.training import fit_and_evaluate, training_state_path
 
+    # Before TensorFlow runs any op (MultiWorkerMirroredStrategy requires it).
+    distribution = distribute.choose(getattr(args, "distribute", "auto"))
     output = RunDir(Path(args.output_dir))
     output.root.mkdir(parents=True, exist_ok=True)
 
@@ -177,9 +205,10 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
 
-    vocabulary.save(output.vocabulary)
-    save_split(output.split, split)
-    save_items(output.items, item_table(vocabulary, loaded.items, split.train))
+    if distribution.is_chief:
+        vocabulary.save(output.vocabulary)
+        save_split(output.split, split)
+        save_items(output.items, item_table(vocabulary, loaded.items, split.train))
 
     result = fit_and_evaluate(
         config,
@@ -189,7 +218,16 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         output,
         sampled_negatives=args.sampled_negatives,
         verbose=args.verbose,
+        resume=getattr(args, "resume", True),
+        backup_every_steps=getattr(args, "backup_every_steps", 0),
+        distribution=distribution,
+        catch_sigint=True,
     )
+    if not distribution.is_chief:  # the chief evaluates and writes the run folder
+        print(f"worker {distribution.worker_index}: training done", flush=True)
+        distribute.barrier(distribution)  # exit together with the chief
+        return result
+    synthetic = {"seed": config.seed} if loaded.name == sources.SYNTHETIC else None
     report: dict[str, Any] = {
         "dataset": {
             "name": loaded.name,
@@ -201,6 +239,7 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
             "users_dropped_too_few_interactions": int(stats.users_dropped_too_few),
             "items_dropped": int(stats.items_in - stats.items_kept),
             "item_features": feature_names if config.item_features else [],
+            **data_sha256(loaded, synthetic_params=synthetic),
         },
         "config": {**config.to_dict(), "preset": args.preset},
         "prepare_seconds": prepare_seconds,
@@ -216,6 +255,9 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
 
         export_all(output, model_name=args.model_name, top_k=config.top_k, report=report)
         report = load_report(output.report)
+    # The run is complete: the next run in this folder starts afresh.
+    training_state_path(output).unlink(missing_ok=True)
+    distribute.barrier(distribution)
 
     print()
     print(format_table(report["metrics"]))
@@ -223,6 +265,9 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         f"\ntrained in {report['train_seconds']:.1f}s ({report['epochs_run']} epochs, "
         f"{report['examples_per_second']:.0f} examples/s); report: {output.report}"
     )
+    from attnrec_tf.plots import write_plots
+
+    write_plots(output, report)  # PNGs when matplotlib is installed, else a one-line note
     return report
 
 

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,15 +75,61 @@ def training_arrays(
 
 
 def training_dataset(
-    inputs: np.ndarray, targets: np.ndarray, *, batch_size: int, seed: int
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: Any = 0,
+    start_batch: int = 0,
 ):  # -> tf.data.Dataset
-    """A shuffled, batched, prefetched `tf.data.Dataset` of `(history, targets)`.
+    """Batches of `(history, targets)` in an order that is a pure function of `(seed, epoch)`.
 
-    The arrays are small (one row per user), so they are held in memory and reshuffled each
-    epoch with a fixed seed, which makes runs repeatable.
+    Every epoch visits each row once, in the pseudorandom permutation
+    `tf.random.experimental.index_shuffle(seed=(seed, epoch))`. Nothing depends on how often the
+    dataset was iterated before, so a run resumed at epoch `e` (or at batch `b` of epoch `e`, with
+    `start_batch=b`) sees exactly the batches an uninterrupted run would have seen; with
+    `reshuffle_each_iteration` the order of epoch `e` would depend on the iterator count of the
+    process instead.
+
+    Under `tf.distribute` the batches are global batches: Keras splits each one across the
+    replicas, and each worker keeps its own part (auto-shard policy `DATA`), so the examples of a
+    step are the same for any number of workers.
+
+    Args:
+        inputs: int32 `(N, L)` histories from `training_arrays`.
+        targets: int32 `(N, L)` next-item targets.
+        batch_size: Rows per (global) batch; the last batch may be smaller.
+        seed: The run's seed.
+        epoch: An int, or an integer scalar `tf.Variable` read each time a batch is made; training
+            sets it at the start of every epoch (`callbacks.TrainingState`). Defaults to `0`.
+        start_batch: Leave out the first `start_batch` batches of the epoch. Defaults to `0`.
+
+    Returns:
+        A `tf.data.Dataset` of `(inputs, targets)` batches with a known number of batches.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.arange(6, dtype="int32").reshape(6, 1)
+    >>> batches = training_dataset(x, x, batch_size=4, seed=1)
+    >>> sorted(int(v) for b, _ in batches for v in b.numpy().ravel())
+    [0, 1, 2, 3, 4, 5]
     """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets))
-    dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    num_rows = len(inputs)
+    all_inputs = tf.constant(inputs)
+    all_targets = tf.constant(targets)
+    max_index = max(num_rows - 1, 0)
+
+    def gather(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+        order = tf.random.experimental.index_shuffle(rows, seed=key, max_index=max_index)
+        return tf.gather(all_inputs, order), tf.gather(all_targets, order)
+
+    dataset = tf.data.Dataset.range(num_rows).batch(batch_size).skip(start_batch).map(gather)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

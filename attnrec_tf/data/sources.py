@@ -89,7 +89,10 @@ def load(
             spec, cache_dir or default_cache_dir(), base_url=base_url or DEFAULT_BASE_URL
         )
         return read_movielens(folder)
-    path = Path(spec).expanduser()
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # "~name" of an unknown user (found by tests/fuzz)
+        path = Path(spec)
     if path.is_dir():
         return read_movielens(path)
     if path.is_file():

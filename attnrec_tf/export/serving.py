@@ -17,9 +17,9 @@ its older items recommended again.
 
 `compact_right` makes left padding, right padding and padding in the middle equivalent, so a
 client may pad either way (the Android demo right-pads). The excluded items are pushed to
-`floor = min - 0.01 * (max - min)` of the row instead of a large negative constant: a constant
-such as -1e9 would stretch the output range of a quantized graph and leave no resolution for the
-real scores.
+`floor = min - 0.01 * (max - min) - 0.001` of the row instead of a large negative constant:
+a constant such as -1e9 would stretch the output range of a quantized graph and leave no
+resolution for the real scores.
 
 Only builtin TFLite ops are used (`TOPK_V2`, `GATHER`, `SCATTER_ND`, `REVERSE_V2`, ...), and the
 exclusion mask is built in int32 so that full-integer quantization leaves it exact. The mask is
@@ -104,7 +104,8 @@ def top_k_excluding(scores: tf.Tensor, excluded: tf.Tensor, k: int) -> tuple[tf.
     """
     low = tf.reduce_min(scores, axis=-1, keepdims=True)  # (B, 1)
     high = tf.reduce_max(scores, axis=-1, keepdims=True)
-    floor = low - 0.01 * (high - low)
+    # 1e-3 keeps excluded items strictly below the rest even when every score ties
+    floor = low - 0.01 * (high - low) - 1e-3
     masked = tf.where(excluded, tf.broadcast_to(floor, tf.shape(scores)), scores)
     top = tf.math.top_k(masked, k=k)
     return top.indices, top.values

@@ -1,0 +1,257 @@
+"""Which `tf.distribute` strategy a training run uses, and which of its processes writes files.
+
+* `TF_CONFIG` set, naming more than one task: `tf.distribute.MultiWorkerMirroredStrategy`. Every
+  worker runs the same command; each keeps its part of every global batch (the dataset is sharded
+  per worker, `data.pipeline.training_dataset`), gradients are summed with collective ops, and
+  the chief (task `chief`, else `worker` 0) alone writes the model, checkpoints, resume state,
+  report and exports. After a restart every worker resumes from the chief's state file, so
+  `--output-dir` must be on storage that all workers share (as for Keras's BackupAndRestore);
+  `check_same_state` stops every worker with a clear error when they do not see the same state.
+* Several local GPUs: `tf.distribute.MirroredStrategy`.
+* Otherwise the default strategy (one device), which changes nothing.
+
+The batch size stays the global batch size, so the optimisation is the same for any number of
+replicas, up to the order of floating-point sums.
+
+Example:
+
+>>> distribution = choose("none")
+>>> distribution.mode, distribution.num_replicas, distribution.is_chief
+('none', 1, True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from attnrec_tf.errors import ConfigError
+
+MODES = ("auto", "none", "mirrored", "multi-worker")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A strategy and this process's place in it.
+
+    Attributes:
+        strategy: The `tf.distribute.Strategy` to build and fit the model under.
+        mode: `none`, `mirrored` or `multi-worker`.
+        num_workers: Processes taking part (1 unless multi-worker).
+        worker_index: This process's index among the workers, the chief first.
+        is_chief: This process writes the run folder.
+    """
+
+    strategy: Any
+    mode: str
+    num_workers: int = 1
+    worker_index: int = 0
+    is_chief: bool = True
+
+    @property
+    def num_replicas(self) -> int:
+        """Replicas in sync (devices over all workers)."""
+        return int(self.strategy.num_replicas_in_sync)
+
+    def describe(self) -> dict[str, Any]:
+        """The report entry: mode, workers, replicas."""
+        return {
+            "mode": self.mode,
+            "num_workers": self.num_workers,
+            "num_replicas": self.num_replicas,
+        }
+
+
+def tf_config() -> dict[str, Any] | None:
+    """The parsed `TF_CONFIG` environment variable, or None when unset or empty.
+
+    Raises:
+        ConfigError: It is not valid JSON with a `cluster` and a `task`.
+    """
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"TF_CONFIG is not valid JSON: {error}") from None
+    if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
+        raise ConfigError(
+            'TF_CONFIG must hold {"cluster": {"worker": ["host:port", ...]}, '
+            '"task": {"type": "worker", "index": i}}'
+        )
+    return config
+
+
+def _place(config: dict[str, Any]) -> tuple[int, int, bool]:
+    """(number of workers, this worker's index with the chief first, is chief) from TF_CONFIG."""
+    cluster = config["cluster"]
+    task = config["task"]
+    kind, index = task.get("type"), int(task.get("index", 0))
+    chiefs = len(cluster.get("chief", []))
+    workers = len(cluster.get("worker", []))
+    if kind not in ("chief", "worker"):
+        raise ConfigError(
+            f"TF_CONFIG task type {kind!r} is not supported; use 'chief' or 'worker'"
+        )
+    if kind == "chief":
+        return chiefs + workers, index, True
+    return chiefs + workers, chiefs + index, chiefs == 0 and index == 0
+
+
+def choose(mode: str = "auto", *, devices: list[str] | None = None) -> Distribution:
+    """Creates the strategy for `mode` (call it before TensorFlow runs any op).
+
+    Args:
+        mode: `auto` (multi-worker with a multi-task TF_CONFIG, else mirrored with several GPUs,
+            else none), `none`, `mirrored` or `multi-worker`.
+        devices: Devices for `mirrored`; None uses every GPU, or every logical CPU device when
+            there is no GPU (one, unless `tf.config.set_logical_device_configuration` split it).
+
+    Returns:
+        The Distribution.
+
+    Raises:
+        ConfigError: An unknown mode, or `multi-worker` without a usable TF_CONFIG.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"--distribute must be one of {', '.join(MODES)}, got {mode!r}")
+    import tensorflow as tf
+
+    config = tf_config()
+    if mode == "auto":
+        tasks = 0
+        if config is not None:
+            tasks = sum(len(v) for k, v in config["cluster"].items() if k in ("chief", "worker"))
+        if tasks > 1:
+            mode = "multi-worker"
+        elif len(tf.config.list_physical_devices("GPU")) > 1:
+            mode = "mirrored"
+        else:
+            mode = "none"
+    if mode == "none":
+        return Distribution(tf.distribute.get_strategy(), "none")
+    if mode == "mirrored":
+        if devices is None and not tf.config.list_physical_devices("GPU"):
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return Distribution(tf.distribute.MirroredStrategy(devices=devices), "mirrored")
+    if config is None:
+        raise ConfigError("--distribute multi-worker needs the TF_CONFIG environment variable")
+    num_workers, index, chief = _place(config)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    _patch_keras_multi_worker_reduce()
+    return Distribution(strategy, "multi-worker", num_workers, index, chief)
+
+
+def prepare_for_fit(model: Any, distribution: Distribution) -> None:
+    """Builds the optimizer under the strategy and works around Keras 3's multi-worker `fit`.
+
+    Keras 3.15's `fit` under `MultiWorkerMirroredStrategy` first pulls one batch to build the
+    model symbolically and reduces it with `strategy.reduce("MEAN", (x, y))`, which fails on a
+    nested batch (keras-team/keras#20585). The model and optimizer are built here beforehand,
+    so that step is skipped for this model.
+
+    Args:
+        model: A compiled, built Keras model created under `distribution.strategy.scope()`.
+        distribution: The Distribution.
+    """
+    with distribution.strategy.scope():
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    if distribution.mode == "multi-worker":
+        model._maybe_symbolic_build = lambda *args, **kwargs: None
+
+
+def _patch_keras_multi_worker_reduce() -> None:
+    """Makes Keras 3's per-step log reduction work under MultiWorkerMirroredStrategy.
+
+    Keras 3.15 reduces each step's logs with `strategy.reduce("MEAN", v, axis=0)` on
+    multi-worker strategies, which raises "Invalid reduction dimension 0 for input with 0
+    dimensions" for the scalar loss (tensorflow/tensorflow#72388). For rank-0 values the mean
+    over replicas is `axis=None`; everything else goes to Keras unchanged. Installed once, only
+    when a multi-worker strategy is created; tests/reliability/test_multi_worker.py runs it.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "_attnrec_patched", False):
+        return
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str = "auto") -> Any:
+        import keras
+
+        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+            return original(values, strategy, reduction)
+
+        def one(value: Any) -> Any:
+            local = strategy.experimental_local_results(value)
+            if local and getattr(local[0].shape, "rank", None) == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return original(value, strategy, reduction)
+
+        return keras.tree.map_structure(one, values)
+
+    reduce_per_replica._attnrec_patched = True  # type: ignore[attr-defined]
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+def _replica_sum(distribution: Distribution, fn: Any) -> list[int]:
+    """Sum over all replicas of `fn(replica_id)` (an int64 vector), on every worker."""
+    import tensorflow as tf
+
+    strategy = distribution.strategy
+
+    def per_replica() -> Any:
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return fn(replica)
+
+    @tf.function
+    def reduce() -> Any:  # in a graph: collectives run eagerly are slow and warn
+        return strategy.reduce("SUM", strategy.run(per_replica), axis=None)
+
+    return [int(v) for v in reduce().numpy().ravel()]
+
+
+def check_same_state(distribution: Distribution, point: tuple[int, ...]) -> None:
+    """Raises on every worker unless every worker loaded the chief's resume `point`.
+
+    Args:
+        distribution: The Distribution.
+        point: What this worker loaded, as integers (e.g. `(has_state, epoch, batch, finished)`).
+
+    Raises:
+        ConfigError: A worker saw another state than the chief (no shared `--output-dir`, or
+            `--no-resume` given to some workers only); all workers raise together.
+    """
+    if distribution.num_workers <= 1:
+        return
+    import tensorflow as tf
+
+    mine = tf.constant(point, tf.int64)
+    chief = _replica_sum(distribution, lambda r: tf.where(tf.equal(r, 0), mine, 0 * mine))
+    other = tf.reshape(tf.cast(tf.reduce_any(tf.not_equal(mine, chief)), tf.int64), [1])
+    differs = _replica_sum(distribution, lambda r: other)
+    if differs[0]:
+        raise ConfigError(
+            f"worker {distribution.worker_index} sees another training state than the chief "
+            f"(chief: {chief}, this worker: {list(point)}); put --output-dir on storage that "
+            "every worker shares, and give every worker the same --resume/--no-resume"
+        )
+
+
+def barrier(distribution: Distribution) -> None:
+    """Waits until every worker gets here (no-op on one worker).
+
+    Non-chief workers wait here for the chief to finish writing, so that none of them exits
+    while the others still run (TensorFlow's coordination service reports a worker that stops
+    sending heartbeats as crashed).
+    """
+    if distribution.num_workers <= 1:
+        return
+    import tensorflow as tf
+
+    _replica_sum(distribution, lambda r: tf.ones([1], tf.int64))
