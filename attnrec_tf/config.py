@@ -165,8 +165,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_len": 200,
         "variant": "self-attention",
         "all_windows": True,
-        "epochs": 40,
-        "patience": 5,
+        "lr_schedule": "cosine",
+        "epochs": 25,
+        "patience": 8,
     },
 }
 

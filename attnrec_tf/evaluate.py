@@ -31,7 +31,16 @@ def keras_score_fn(model: Any, max_len: int) -> ScoreFn:
     def fn(histories: Sequence[np.ndarray]) -> np.ndarray:
         return score(tf.constant(pad_left(histories, max_len))).numpy()
 
+    fn.vocab_size = model.vocab_size  # type: ignore[attr-defined]  # sizes evaluation batches
     return fn
+
+
+def batch_size_for(score_fn: ScoreFn, default: int = 256) -> int:
+    """Users per evaluation batch: `default`, fewer for huge catalogs (about 32M scores/batch)."""
+    vocab_size = getattr(score_fn, "vocab_size", None)
+    if not vocab_size:
+        return default
+    return max(8, min(default, 2**25 // int(vocab_size)))
 
 
 def evaluate_split(
@@ -40,10 +49,11 @@ def evaluate_split(
     stage: str,
     *,
     exclude_history: bool = True,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     max_users: int | None = None,
 ) -> dict[str, float]:
     """Full-ranking HR@K, NDCG@K, MRR of `score_fn` on the `valid` or `test` stage."""
+    batch_size = batch_size or batch_size_for(score_fn)
     histories = split.histories(stage)
     targets = split.targets(stage)
     if max_users is not None:
@@ -72,11 +82,16 @@ def evaluate_split_sampled(
 
 
 def evaluate_popularity_split(
-    split: LeaveOneOutSplit, vocab_size: int, stage: str, *, exclude_history: bool = True
+    split: LeaveOneOutSplit,
+    vocab_size: int,
+    stage: str,
+    *,
+    exclude_history: bool = True,
+    counts_from: LeaveOneOutSplit | None = None,
 ) -> dict[str, float]:
-    """The popularity baseline (training counts) on the same split and protocol."""
+    """The popularity baseline (training counts of `counts_from`, default `split`) on `split`."""
     return metrics.evaluate_popularity(
-        split.train,
+        (counts_from or split).train,
         split.histories(stage),
         split.targets(stage),
         vocab_size,

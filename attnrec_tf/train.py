@@ -86,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--model-name", default="attnrec", help="TF Serving model name")
     run.add_argument(
+        "--tflite",
+        default="float32,float16,dynamic_int8,int8",
+        help="comma-separated TFLite kinds to export (float32, float16, dynamic_int8, int8)",
+    )
+    run.add_argument(
+        "--eval-users",
+        type=int,
+        default=0,
+        help="validate and test on this many users drawn at random (0 = every user); for "
+        "catalogs too large to rank fully for every user. split.npz then holds those users",
+    )
+    run.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -142,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        if args.export:
+            from attnrec_tf.export.tflite import parse_kinds
+
+            args.tflite = ",".join(parse_kinds(args.tflite))
+        if args.eval_users < 0:
+            raise ConfigError(f"--eval-users must be >= 0, got {args.eval_users}")
         if args.sampled_negatives < 0:
             raise ConfigError(f"--sampled-negatives must be >= 0, got {args.sampled_negatives}")
         if args.backup_every_steps < 0:
@@ -195,6 +213,7 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         min_item_interactions=config.min_item_interactions,
     )
     split = leave_one_out(sequences)
+    evaluation = split.sample_users(args.eval_users, seed=config.seed) if args.eval_users else split
     features, feature_names = item_feature_matrix(vocabulary, loaded.items)
     prepare_seconds = time.perf_counter() - started
     print(
@@ -207,9 +226,10 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
 
     if distribution.is_chief:
         vocabulary.save(output.vocabulary)
-        save_split(output.split, split)
+        save_split(output.split, evaluation)
         save_items(output.items, item_table(vocabulary, loaded.items, split.train))
 
+    prepare_peak_mb = _peak_rss_mb()
     result = fit_and_evaluate(
         config,
         split,
@@ -217,6 +237,7 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         features if config.item_features else None,
         output,
         sampled_negatives=args.sampled_negatives,
+        eval_split=evaluation,
         verbose=args.verbose,
         resume=getattr(args, "resume", True),
         backup_every_steps=getattr(args, "backup_every_steps", 0),
@@ -243,8 +264,13 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         },
         "config": {**config.to_dict(), "preset": args.preset},
         "prepare_seconds": prepare_seconds,
+        "peak_rss_mb": {"prepare": prepare_peak_mb, "train": _peak_rss_mb()},
         **result,
-        "protocol": {**PROTOCOL, "exclude_history": config.exclude_history},
+        "protocol": {
+            **PROTOCOL,
+            "exclude_history": config.exclude_history,
+            "eval_users": len(evaluation.users),
+        },
         "machine": machine(),
         "artifacts": {"keras": {"path": str(output.model)}},
     }
@@ -253,7 +279,17 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     if args.export:
         from attnrec_tf.export.pipeline import export_all
 
-        export_all(output, model_name=args.model_name, top_k=config.top_k, report=report)
+        export_started = time.perf_counter()
+        report = export_all(
+            output,
+            model_name=args.model_name,
+            top_k=config.top_k,
+            report=report,
+            tflite_kinds=[kind for kind in args.tflite.split(",") if kind],
+        )
+        report["export_seconds"] = time.perf_counter() - export_started
+        report["peak_rss_mb"]["export"] = _peak_rss_mb()
+        save_report(output.report, report)
         report = load_report(output.report)
     # The run is complete: the next run in this folder starts afresh.
     training_state_path(output).unlink(missing_ok=True)
@@ -269,6 +305,13 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
 
     write_plots(output, report)  # PNGs when matplotlib is installed, else a one-line note
     return report
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

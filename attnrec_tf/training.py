@@ -157,6 +157,7 @@ def fit_and_evaluate(
     item_features: np.ndarray | None,
     output: RunDir,
     *,
+    eval_split: LeaveOneOutSplit | None = None,
     sampled_negatives: int = 100,
     verbose: int = 2,
     resume: bool = True,
@@ -170,6 +171,7 @@ def fit_and_evaluate(
     Args:
         config: Hyperparameters.
         split: The leave-one-out split.
+        eval_split: The users to validate and test on (default: every user of `split`).
         vocab_size: Items plus one.
         item_features: Multi-hot `(vocab_size, F)` item features, or None.
         output: The run folder (best checkpoint, TensorBoard logs, model, resume state).
@@ -244,8 +246,9 @@ def fit_and_evaluate(
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
     prepare_for_fit(model, distribution)
 
+    evaluation = eval_split or split
     validation = FullRankingValidation(
-        split, config.max_len, exclude_history=config.exclude_history
+        evaluation, config.max_len, exclude_history=config.exclude_history
     )
     checkpoint = AtomicBestCheckpoint(output.best_checkpoint)
     early_stopping = keras.callbacks.EarlyStopping(
@@ -311,8 +314,10 @@ def fit_and_evaluate(
     score_fn = keras_score_fn(model, config.max_len)
     exclude = config.exclude_history
     metrics = {
-        "keras": evaluate_split(score_fn, split, "test", exclude_history=exclude),
-        "popularity": evaluate_popularity_split(split, vocab_size, "test", exclude_history=exclude),
+        "keras": evaluate_split(score_fn, evaluation, "test", exclude_history=exclude),
+        "popularity": evaluate_popularity_split(
+            evaluation, vocab_size, "test", exclude_history=exclude, counts_from=split
+        ),
     }
     best = max(validation.history, key=lambda row: row["ndcg@10"]) if validation.history else {}
     result: dict[str, Any] = {
@@ -329,7 +334,7 @@ def fit_and_evaluate(
         "metrics": metrics,
         "training": training_info,
     }
-    test_histories = split.histories("test")
+    test_histories = evaluation.histories("test")
     longest = max((len(set(h.tolist())) for h in test_histories), default=0)
     if sampled_negatives and vocab_size - 2 - longest < sampled_negatives:
         result["sampled_protocol"] = {
@@ -342,7 +347,7 @@ def fit_and_evaluate(
             "num_negatives": sampled_negatives,
             "note": "target ranked among sampled unseen items; not comparable with full ranking",
             "keras": evaluate_split_sampled(
-                score_fn, split, "test", num_negatives=sampled_negatives, seed=config.seed
+                score_fn, evaluation, "test", num_negatives=sampled_negatives, seed=config.seed
             ),
         }
     return result

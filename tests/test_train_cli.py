@@ -159,9 +159,22 @@ def test_generic_file_trains_end_to_end(tmp_path, capsys):
         "split": "leave-one-out",
         "ranking": "full",
         "exclude_history": True,
+        "eval_users": 30,
     }
     for key in ("hr@10", "ndcg@10", "mrr"):
         assert 0.0 <= report["metrics"]["keras"][key] <= 1.0
         assert key in report["metrics"]["popularity"]
     assert report["train_seconds"] > 0 and report["examples_per_second"] > 0
     assert (out / "model.keras").exists() and (out / "vocabulary.json").exists()
+
+
+def test_unknown_tflite_kind_names_the_flag(capsys, tmp_path):
+    status, err = _run(["--tflite", "float32,int4", "--output-dir", str(tmp_path / "o")], capsys)
+    assert status == 2
+    assert "--tflite" in err and "int4" in err
+
+
+def test_eval_users_must_not_be_negative(capsys, tmp_path):
+    status, err = _run(["--eval-users", "-2", "--output-dir", str(tmp_path / "o")], capsys)
+    assert status == 2
+    assert "--eval-users must be >= 0" in err

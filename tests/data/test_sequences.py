@@ -169,3 +169,25 @@ def test_movielens_1m_matches_sasrec_counts():
     assert stats.users_dropped_too_few == 0
     split = leave_one_out(seqs)
     assert sum(len(t) for t in split.train) == 987_531  # SASRec: 163.5 actions per user
+
+
+def test_sample_users_keeps_rows_aligned():
+    import numpy as np
+
+    from attnrec_tf.data.sequences import LeaveOneOutSplit
+
+    split = LeaveOneOutSplit(
+        users=np.array([10, 11, 12, 13]),
+        train=[np.array([1, 2]), np.array([3]), np.array([4, 5]), np.array([6])],
+        valid_targets=np.array([7, 8, 9, 10], np.int32),
+        test_targets=np.array([11, 12, 13, 14], np.int32),
+    )
+    sample = split.sample_users(2, seed=1)
+    assert len(sample.users) == 2
+    for user, train, valid, test in zip(
+        sample.users, sample.train, sample.valid_targets, sample.test_targets, strict=True
+    ):
+        row = int(user) - 10
+        assert train.tolist() == split.train[row].tolist()
+        assert valid == split.valid_targets[row] and test == split.test_targets[row]
+    assert split.sample_users(10) is split
