@@ -6,6 +6,9 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
 * `ablation`: does attention pooling beat mean pooling and the last item, and does the
   self-attention encoder add to it? The same budget for each variant, on ML-100K and ML-1M.
 * `preset`: the tuned `ml-1m` preset, with its int8 TFLite artifacts.
+* `scale`: the synthetic generator with a 1,000,000-item catalog at 10^5, 10^6 and 10^7
+  interactions, sampled softmax, one epoch, evaluation on 1,000 random users: wall time and peak
+  memory of data preparation, training and export, to show how each grows.
 
     python -m attnrec_tf.bench                       # every suite (hours on 2 cores)
     python -m attnrec_tf.bench --suite ablation --datasets ml-100k
@@ -38,6 +41,28 @@ ABLATION = {
     "ml-1m": ["--max-len", "50", "--epochs", "20", "--patience", "5"],
 }
 VARIANTS = ("last", "mean", "pooling", "self-attention")
+SCALE_ITEMS = 1_000_000
+SCALE_INTERACTIONS = (100_000, 1_000_000, 10_000_000)
+SCALE_ARGS = [
+    "--loss",
+    "sampled",
+    "--num-negatives",
+    "1024",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "1024",
+    "--max-len",
+    "50",
+    "--min-item-interactions",
+    "1",
+    "--eval-users",
+    "1000",
+    "--sampled-negatives",
+    "0",
+    "--tflite",
+    "float32,dynamic_int8",
+]
 
 
 def run_train(name: str, argv: list[str], out_root: Path) -> dict[str, Any]:
@@ -101,6 +126,83 @@ def row(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def ablation_markdown(runs: dict[str, Any]) -> str:
+    """Answers the founding question from the ablation rows: which pooling wins, by how much."""
+    lines = [
+        "## Ablation: does attention pooling beat mean pooling and the last item?",
+        "",
+        "Same data, split, budget and head for each variant (test NDCG@10, full ranking; relative",
+        "change of attention pooling against each):",
+        "",
+        "| dataset | last item | mean pooling | attention pooling | self-attention + pooling "
+        "| pooling vs mean | pooling vs last |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset in DATASETS:
+        cells = {v: runs.get(f"{dataset}-{v}", {}).get("test_ndcg@10") for v in VARIANTS}
+        if cells["pooling"] is None:
+            continue
+
+        def rel(other: float | None, pooled: float = cells["pooling"]) -> str:
+            return "-" if not other else f"{(pooled / other - 1) * 100:+.1f}%"
+
+        lines.append(
+            f"| {dataset} | {_fmt(cells['last'])} | {_fmt(cells['mean'])} "
+            f"| {_fmt(cells['pooling'])} | {_fmt(cells['self-attention'])} "
+            f"| {rel(cells['mean'])} | {rel(cells['last'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def scale_row(report: dict[str, Any]) -> dict[str, Any]:
+    """The scale-table row of one run."""
+    peak = report.get("peak_rss_mb", {})
+    return {
+        "name": report["bench"]["name"],
+        "interactions": report["dataset"]["num_interactions"],
+        "users": report["dataset"]["num_users"],
+        "items": report["dataset"]["num_items"],
+        "prepare_seconds": report["prepare_seconds"],
+        "epoch_seconds": report["train_seconds"],
+        "examples_per_second": report["examples_per_second"],
+        "export_seconds": report.get("export_seconds"),
+        "peak_rss_mb_prepare": peak.get("prepare"),
+        "peak_rss_mb_train": peak.get("train"),
+        "peak_rss_mb_export": peak.get("export"),
+        "wall_seconds": report["bench"]["wall_seconds"],
+        "test_ndcg@10": report["metrics"]["keras"]["ndcg@10"],
+        "popularity_ndcg@10": report["metrics"]["popularity"]["ndcg@10"],
+        "command": report["bench"]["command"],
+    }
+
+
+def scale_markdown(rows: dict[str, Any]) -> str:
+    """The scale section of BENCHMARKS.md."""
+    lines = [
+        "## Scale (synthetic, 1,000,000-item generator, sampled softmax, one epoch)",
+        "",
+        "Peak memory is the process's resident maximum after each phase (it only grows).",
+        "",
+        "| interactions | users | items in vocabulary | prepare s | 1 epoch s | examples/s "
+        "| export s | peak MB prepare | peak MB train | peak MB export | test NDCG@10 "
+        "(1,000 users) | popularity |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows.values(), key=lambda r: r["interactions"]):
+        lines.append(
+            f"| {r['interactions']:,} | {r['users']:,} | {r['items']:,} "
+            f"| {r['prepare_seconds']:.1f} | {r['epoch_seconds']:.1f} "
+            f"| {r['examples_per_second']:.0f} | {_fmt(r['export_seconds'], 1)} "
+            f"| {_fmt(r['peak_rss_mb_prepare'], 0)} | {_fmt(r['peak_rss_mb_train'], 0)} "
+            f"| {_fmt(r['peak_rss_mb_export'], 0)} | {_fmt(r['test_ndcg@10'])} "
+            f"| {_fmt(r['popularity_ndcg@10'])} |"
+        )
+    lines += ["", "Commands:", ""]
+    for r in sorted(rows.values(), key=lambda r: r["interactions"]):
+        lines.append(f"- `{r['command']}`")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
@@ -124,6 +226,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"TensorFlow {info.get('tensorflow')}, Keras {info.get('keras')}, "
         f"LiteRT {info.get('ai_edge_litert')}. Updated {results.get('updated')}.",
         "",
+        "## Accuracy",
+        "",
         "| run | variant | epochs (best) | train s | ex/s | val HR@10 | val NDCG@10 | test HR@10 "
         "| test NDCG@10 | test MRR | popularity NDCG@10 | int8 NDCG@10 | int8 KB | int8 p50 ms "
         "| peak RSS MB |",
@@ -144,6 +248,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "Commands:", ""]
     for r in sorted(results["runs"].values(), key=lambda r: r["name"]):
         lines.append(f"- `{r['name']}`: `{r['command']}`")
+    lines += ["", ablation_markdown(results["runs"]).rstrip()]
+    if results.get("scale"):
+        lines += ["", scale_markdown(results["scale"]).rstrip()]
     for section in results.get("sections", []):
         lines += ["", section.rstrip()]
     return "\n".join(lines) + "\n"
@@ -162,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--suite", choices=("all", "ablation", "preset"), default="all")
+    parser.add_argument("--suite", choices=("all", "ablation", "preset", "scale"), default="all")
     parser.add_argument(
         "--datasets", default="ml-100k,ml-1m", help="comma-separated: ml-100k, ml-1m"
     )
@@ -188,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
     json_path = args.results / "BENCHMARKS.json"
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": {}}
 
@@ -200,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{dataset}-{variant}",
                         [
                             "--data",
-                            str(args.data_root / DATASETS[dataset]),
+                            str(data_root / DATASETS[dataset]),
                             "--variant",
                             variant,
                             *ABLATION[dataset],
@@ -211,13 +319,19 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
     if args.suite in ("all", "preset") and "ml-1m" in datasets:
-        jobs.append(
-            ("ml-1m-preset", ["--data", str(args.data_root / "ml-1m"), "--preset", "ml-1m"])
-        )
+        jobs.append(("ml-1m-preset", ["--data", str(data_root / "ml-1m"), "--preset", "ml-1m"]))
     for name, job_argv in jobs:
         report = run_train(name, job_argv, args.out)
         results["runs"][name] = row(report)
         save(results, args.results)
+    if args.suite in ("all", "scale"):
+        for interactions in SCALE_INTERACTIONS:
+            users = interactions // 40
+            spec = f"synthetic:num_users={users},num_items={SCALE_ITEMS},mean_length=40"
+            name = f"scale-{interactions}"
+            report = run_train(name, ["--data", spec, *SCALE_ARGS], args.out)
+            results.setdefault("scale", {})[name] = scale_row(report)
+            save(results, args.results)
     print((args.results / "BENCHMARKS.md").read_text())
     return 0
 

@@ -1,0 +1,71 @@
+"""The benchmark's tables, from made-up rows (the real runs live in `make bench`)."""
+
+from attnrec_tf import bench
+
+
+def _row(name, dataset, variant, ndcg):
+    return {
+        "name": name,
+        "dataset": dataset,
+        "variant": variant,
+        "preset": "default",
+        "epochs": 3,
+        "best_epoch": 2,
+        "train_seconds": 10.0,
+        "wall_seconds": 20.0,
+        "peak_rss_mb": 900.0,
+        "examples_per_second": 1000.0,
+        "valid_hr@10": 0.2,
+        "valid_ndcg@10": 0.1,
+        "valid_mrr": 0.1,
+        "test_hr@10": 0.2,
+        "test_ndcg@10": ndcg,
+        "test_mrr": 0.1,
+        "popularity_ndcg@10": 0.05,
+        "int8_ndcg@10": None,
+        "int8_bytes": None,
+        "int8_latency_ms_p50": None,
+        "command": "python -m attnrec_tf.train ...",
+    }
+
+
+def test_ablation_answers_by_how_much():
+    runs = {
+        "ml-1m-last": _row("ml-1m-last", "movielens-1m", "last", 0.10),
+        "ml-1m-mean": _row("ml-1m-mean", "movielens-1m", "mean", 0.12),
+        "ml-1m-pooling": _row("ml-1m-pooling", "movielens-1m", "pooling", 0.15),
+    }
+    text = bench.ablation_markdown(runs)
+    row = [line for line in text.splitlines() if line.startswith("| ml-1m")][0]
+    assert "+25.0%" in row  # 0.15 / 0.12 - 1
+    assert "+50.0%" in row  # 0.15 / 0.10 - 1
+
+
+def test_markdown_has_machine_and_every_run():
+    results = {
+        "machine": {"cores": 2, "cpu": "X"},
+        "updated": "2026-01-01",
+        "runs": {"a": _row("a", "movielens-100k", "pooling", 0.1)},
+        "scale": {
+            "scale-100": {
+                "name": "scale-100",
+                "interactions": 100,
+                "users": 5,
+                "items": 90,
+                "prepare_seconds": 1.0,
+                "epoch_seconds": 2.0,
+                "examples_per_second": 50.0,
+                "export_seconds": 3.0,
+                "peak_rss_mb_prepare": 10.0,
+                "peak_rss_mb_train": 20.0,
+                "peak_rss_mb_export": 30.0,
+                "wall_seconds": 9.0,
+                "test_ndcg@10": 0.01,
+                "popularity_ndcg@10": 0.005,
+                "command": "python -m attnrec_tf.train x",
+            }
+        },
+    }
+    text = bench.markdown(results)
+    assert "2 cores, X" in text and "| a | pooling |" in text
+    assert "| 100 | 5 | 90 |" in text
