@@ -257,6 +257,12 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def save(results: dict[str, Any], root: Path) -> None:
+    """Merges `results` into what is on disk (another bench may have written meanwhile)."""
+    path = root / "BENCHMARKS.json"
+    if path.exists():
+        on_disk = json.loads(path.read_text())
+        for key in ("runs", "scale"):
+            results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
     results["machine"] = machine()
     results["updated"] = time.strftime("%Y-%m-%d")
     atomic.write_json(root / "BENCHMARKS.json", results)
