@@ -36,11 +36,18 @@ def keras_score_fn(model: Any, max_len: int) -> ScoreFn:
 
 
 def batch_size_for(score_fn: ScoreFn, default: int = 256) -> int:
-    """Users per evaluation batch: `default`, fewer for huge catalogs (about 32M scores/batch)."""
+    """Users per evaluation batch for a score function (see `batch_size_for_vocab`)."""
     vocab_size = getattr(score_fn, "vocab_size", None)
-    if not vocab_size:
-        return default
-    return max(8, min(default, 2**25 // int(vocab_size)))
+    return batch_size_for_vocab(int(vocab_size), default) if vocab_size else default
+
+
+def batch_size_for_vocab(vocab_size: int, default: int = 256) -> int:
+    """Users per evaluation batch: `default`, fewer for huge catalogs (about 8M scores a batch).
+
+    >>> batch_size_for_vocab(3_417), batch_size_for_vocab(1_000_001)
+    (256, 8)
+    """
+    return max(8, min(default, 2**23 // max(1, vocab_size)))
 
 
 def evaluate_split(

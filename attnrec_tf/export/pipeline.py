@@ -234,7 +234,7 @@ def _keras_metrics(
     the on-device model may recommend again.
     """
     from attnrec_tf import metrics
-    from attnrec_tf.evaluate import evaluate_split, keras_score_fn
+    from attnrec_tf.evaluate import batch_size_for_vocab, evaluate_split, keras_score_fn
     from attnrec_tf.export.tflite import list_metrics, top_k_result
 
     model, top_k = job.model, job.top_k
@@ -245,15 +245,16 @@ def _keras_metrics(
         result = evaluate_split(score_fn, job.split, "test", exclude_history=job.exclude)
     histories, targets = job.histories, job.split.targets("test")
     ranks, ids, top_scores = [], [], []
-    for start in range(0, len(targets), 256):
-        batch, batch_targets = histories[start : start + 256], targets[start : start + 256]
+    step = batch_size_for_vocab(model.vocab_size)
+    for start in range(0, len(targets), step):
+        batch, batch_targets = histories[start : start + step], targets[start : start + step]
         scores = np.array(score_fn(batch), dtype=np.float64)  # (B, V)
         exclude = batch if job.exclude else None
         ranks.append(metrics.rank_of_targets(scores, batch_targets, exclude))
         scores[:, 0] = -np.inf
         for row, history in enumerate(batch):
             scores[row, np.asarray(history[-job.history_length :], np.int64)] = -np.inf
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]  # (B, K)
+        top = _top_k_stable(scores, top_k)  # (B, K)
         ids.append(top)
         top_scores.append(np.take_along_axis(scores, top, axis=1))
     result[f"mrr@{top_k}"] = top_k_result(np.concatenate(ranks), top_k)[f"mrr@{top_k}"]
@@ -269,9 +270,26 @@ def _keras_metrics(
     return result, window
 
 
+def _top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
+    """`argsort(-scores, stable)[:, :k]` without sorting whole rows (ties: lower index first).
+
+    >>> _top_k_stable(np.array([[0.1, 0.5, 0.5, 0.9, 0.2]]), 3).tolist()
+    [[3, 1, 2]]
+    """
+    if k >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # (B, 1): the k-th best score
+    top = np.empty((len(scores), k), dtype=np.int64)
+    for row in range(len(scores)):
+        candidates = np.flatnonzero(scores[row] >= kth[row])  # every item tied with the k-th
+        order = np.argsort(-scores[row, candidates], kind="stable")[:k]
+        top[row] = candidates[order]
+    return top
+
+
 def _export_saved_model(job: _Job) -> Path:
     """Writes the next SavedModel version and the REST examples; evaluates and times it."""
-    from attnrec_tf.evaluate import evaluate_split
+    from attnrec_tf.evaluate import batch_size_for_vocab, evaluate_split
     from attnrec_tf.export import saved_model
 
     folder = job.root / "saved_model"
@@ -281,7 +299,11 @@ def _export_saved_model(job: _Job) -> Path:
     write_seconds = time.perf_counter() - start
     client = saved_model.SavedModelClient(path, job.vocabulary)
     job.metrics["saved_model"] = evaluate_split(
-        client.scores, job.split, "test", exclude_history=job.exclude
+        client.scores,
+        job.split,
+        "test",
+        exclude_history=job.exclude,
+        batch_size=batch_size_for_vocab(job.vocabulary.size),
     )
     first = job.histories[0]
     raw_history = client.raw_batch([first])
