@@ -51,7 +51,6 @@ class FullRankingValidation(keras.callbacks.Callback):
         split: The leave-one-out split; its `valid` stage is ranked.
         max_len: History window of the model.
         exclude_history: Exclude seen items from the ranking.
-        max_users: Evaluate on at most this many users (None = all).
     """
 
     state_attributes = ("history", "seconds")
@@ -62,13 +61,11 @@ class FullRankingValidation(keras.callbacks.Callback):
         max_len: int,
         *,
         exclude_history: bool = True,
-        max_users: int | None = None,
     ) -> None:
         super().__init__()
         self.split = split
         self.max_len = max_len
         self.exclude_history = exclude_history
-        self.max_users = max_users
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
         self._score_fn: ScoreFn | None = None
@@ -82,7 +79,6 @@ class FullRankingValidation(keras.callbacks.Callback):
             self.split,
             "valid",
             exclude_history=self.exclude_history,
-            max_users=self.max_users,
         )
         self.seconds += time.perf_counter() - start
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in result.items()}}
@@ -340,8 +336,7 @@ class TrainingState(keras.callbacks.Callback):
         if self._saved is not None:
             self.restore()
             print(
-                f"resuming from {self.path} at epoch {self._epoch + 1}, batch "
-                f"{self._batch_offset}",
+                f"resuming from {self.path} at epoch {self._epoch + 1}, batch {self._batch_offset}",
                 flush=True,
             )
         else:  # a second `fit` of the same run: callbacks such as EarlyStopping reset themselves

@@ -57,14 +57,11 @@ def evaluate_split(
     *,
     exclude_history: bool = True,
     batch_size: int | None = None,
-    max_users: int | None = None,
 ) -> dict[str, float]:
     """Full-ranking HR@K, NDCG@K, MRR of `score_fn` on the `valid` or `test` stage."""
     batch_size = batch_size or batch_size_for(score_fn)
     histories = split.histories(stage)
     targets = split.targets(stage)
-    if max_users is not None:
-        histories, targets = histories[:max_users], targets[:max_users]
     return metrics.evaluate_scores(
         score_fn, histories, targets, exclude_history=exclude_history, batch_size=batch_size
     )

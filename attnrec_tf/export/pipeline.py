@@ -68,6 +68,21 @@ class _Job:
     artifacts: dict[str, Any]
     log: Callable[[str], None]
 
+    def convert(
+        self, kind: str, calibration: np.ndarray | None, *, batched: bool = True
+    ) -> tuple[bytes, float]:
+        """Converts the model to a TFLite `kind` with this export's options; (bytes, seconds)."""
+        from attnrec_tf.export import tflite
+
+        return tflite.timed_convert(
+            self.model,
+            kind,
+            top_k=self.top_k,
+            calibration=calibration,
+            history_length=self.history_length,
+            batched=batched,
+        )
+
     @property
     def histories(self) -> list[np.ndarray]:
         return self.split.histories("test")
@@ -338,13 +353,7 @@ def _export_tflite(
     blobs: dict[str, bytes] = {}
     for kind in kinds:
         name = tflite.artifact_name(kind)
-        blob, seconds = tflite.timed_convert(
-            job.model,
-            kind,
-            top_k=job.top_k,
-            calibration=calibration,
-            history_length=job.history_length,
-        )
+        blob, seconds = job.convert(kind, calibration)
         ops = tflite.list_ops(blob)
         problems = tflite.op_problems(ops)
         if problems:
@@ -386,14 +395,7 @@ def _export_android(
     folder = job.root / ANDROID_FOLDER
     choice = android_assets.choose_kind(job.metrics, list(blobs))
     kind = choice["kind"]
-    blob, seconds = tflite.timed_convert(
-        job.model,
-        kind,
-        top_k=job.top_k,
-        calibration=calibration,
-        history_length=job.history_length,
-        batched=False,
-    )
+    blob, seconds = job.convert(kind, calibration, batched=False)
     problems = tflite.op_problems(tflite.list_ops(blob))
     if problems:
         raise ExportError(f"Android {kind}: " + "; ".join(problems))
