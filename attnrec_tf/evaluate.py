@@ -20,8 +20,16 @@ from attnrec_tf.data.sequences import LeaveOneOutSplit
 ScoreFn = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 
+WIDTH_MULTIPLE = 8
+"""A scoring batch is padded to its longest history rounded up to this (at most `max_len`)."""
+
+
 def keras_score_fn(model: Any, max_len: int) -> ScoreFn:
-    """Wraps `model.score` as a numpy score function over raw (unpadded) histories."""
+    """Wraps `model.score` as a numpy score function over raw (unpadded) histories.
+
+    Each batch is left-padded to its longest history (rounded up to `WIDTH_MULTIPLE`, at most
+    `max_len`): the model computes on a narrower window what it does at full width.
+    """
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -29,7 +37,9 @@ def keras_score_fn(model: Any, max_len: int) -> ScoreFn:
         return model.score(batch)
 
     def fn(histories: Sequence[np.ndarray]) -> np.ndarray:
-        return score(tf.constant(pad_left(histories, max_len))).numpy()
+        longest = max((len(h) for h in histories), default=1)
+        width = min(max_len, -(-max(longest, 1) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
+        return score(tf.constant(pad_left(histories, width))).numpy()
 
     fn.vocab_size = model.vocab_size  # type: ignore[attr-defined]  # sizes evaluation batches
     return fn
@@ -58,10 +68,16 @@ def evaluate_split(
     exclude_history: bool = True,
     batch_size: int | None = None,
 ) -> dict[str, float]:
-    """Full-ranking HR@K, NDCG@K, MRR of `score_fn` on the `valid` or `test` stage."""
+    """Full-ranking HR@K, NDCG@K, MRR of `score_fn` on the `valid` or `test` stage.
+
+    Users are scored in order of history length (the metrics are means over users), so that a
+    batch's histories are alike in length and little of a batch is padding.
+    """
     batch_size = batch_size or batch_size_for(score_fn)
     histories = split.histories(stage)
-    targets = split.targets(stage)
+    order = np.argsort([len(h) for h in histories], kind="stable")
+    histories = [histories[i] for i in order]
+    targets = np.asarray(split.targets(stage))[order]
     return metrics.evaluate_scores(
         score_fn, histories, targets, exclude_history=exclude_history, batch_size=batch_size
     )

@@ -45,6 +45,13 @@ def causal_valid(mask: Any, length: Any) -> Any:
     return ops.logical_and(past, ops.cast(mask, "bool")[:, None, :])
 
 
+def _check_heads_and_dropout(num_heads: Any, dropout: Any) -> None:
+    if not isinstance(num_heads, int) or num_heads <= 0:
+        raise ValueError(f"`num_heads` must be a positive integer. Received: num_heads={num_heads}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+
+
 @keras.saving.register_keras_serializable(package="attnrec_tf")
 class CausalSelfAttention(keras.layers.Layer):
     """Multi-head scaled dot-product self-attention over past and present positions.
@@ -77,12 +84,7 @@ class CausalSelfAttention(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(
-                f"`num_heads` must be a positive integer. Received: num_heads={num_heads}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        _check_heads_and_dropout(num_heads, dropout)
         self.num_heads = num_heads
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -186,12 +188,7 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(
-                f"`num_heads` must be a positive integer. Received: num_heads={num_heads}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        _check_heads_and_dropout(num_heads, dropout)
         self.num_heads = num_heads
         self.dropout = dropout
         self.ffn_multiplier = ffn_multiplier
