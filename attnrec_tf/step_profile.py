@@ -117,14 +117,14 @@ def _cumulative_steps(model: Any) -> dict[str, Callable[[Any, Any], Any]]:
     return {name: gradient_of(stop) for name, stop in stops.items()}
 
 
-def profile_step(model: Any, dataset: Any, *, steps: int = 8, warmup: int = 2) -> dict[str, Any]:
+def profile_step(model: Any, dataset: Any, *, steps: int = 8) -> dict[str, Any]:
     """Times the parts of `model`'s train step on the first `steps` batches of `dataset`.
 
     Args:
         model: A compiled `AttentionRecommender` (its optimizer is stepped by `train_on_batch`).
         dataset: The training `tf.data.Dataset` (as `training.fit_and_evaluate` builds it).
-        steps: Batches measured (each part runs on each).
-        warmup: Leading rounds left out of the medians (tracing).
+        steps: Batches measured (each part runs on each). A first round over the same batches
+            traces every batch shape and is left out.
 
     Returns:
         `seconds` per part (medians, `PARTS` order), `step_seconds` (their sum), the measured
@@ -141,6 +141,7 @@ def profile_step(model: Any, dataset: Any, *, steps: int = 8, warmup: int = 2) -
         batches.append((x, y))
     cumulative = _cumulative_steps(model)
     times: dict[str, list[float]] = {name: [] for name in [*cumulative, "train_on_batch"]}
+    warmup = steps
     for round_ in range(warmup + steps):
         x, y = batches[round_ % steps]
         for name, step in cumulative.items():
