@@ -53,6 +53,8 @@ class Config:
             right padding) instead of from the latest.
         dense_init_std: Std of the truncated-normal initializer of the causal blocks' dense
             kernels (0 = Keras's glorot_uniform; SASRec+ uses 0.02).
+        block_norm: `pre` (pre-norm blocks) or `sasrec` (the residual layout of the SASRec
+            reference code, `layers.causal_self_attention.CausalSelfAttentionBlock`).
         concat_last: Give the user projection the state at the current position beside the
             pooled vector (STAMP-style short-term + long-term interest).
         loss: `softmax` (full softmax over the catalog; default, fine up to about 100k items) or
@@ -95,6 +97,7 @@ class Config:
     embedding_scale: bool = False
     absolute_positions: bool = False
     dense_init_std: float = 0.0
+    block_norm: str = "pre"
     concat_last: bool = True
     loss: str = "softmax"
     num_negatives: int = 1024
@@ -144,6 +147,8 @@ class Config:
         for name in ("learning_rate", "embedding_init_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)!r}")
+        if self.block_norm not in ("pre", "sasrec"):
+            raise ConfigError(f"--block-norm must be 'pre' or 'sasrec', got {self.block_norm!r}")
         if self.time_budget < 0:
             raise ConfigError(f"--time-budget must be >= 0 seconds, got {self.time_budget!r}")
         if self.dense_init_std < 0:

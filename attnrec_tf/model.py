@@ -78,6 +78,7 @@ class AttentionRecommender(keras.Model):
             instead of from the latest. Defaults to `False`.
         dense_init_std: float. Std of a truncated-normal initializer for the blocks' dense
             kernels; 0 keeps Keras's `glorot_uniform`. Defaults to `0.0`.
+        block_norm: str. `pre` or `sasrec`, see `CausalSelfAttentionBlock`. Defaults to `"pre"`.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class AttentionRecommender(keras.Model):
         embedding_scale: bool = False,
         absolute_positions: bool = False,
         dense_init_std: float = 0.0,
+        block_norm: str = "pre",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -121,6 +123,7 @@ class AttentionRecommender(keras.Model):
         self.embedding_scale = bool(embedding_scale)
         self.absolute_positions = bool(absolute_positions)
         self.dense_init_std = float(dense_init_std)
+        self.block_norm = block_norm
         if loss not in ("softmax", "sampled"):
             raise ValueError(f"`loss` must be 'softmax' or 'sampled'. Received: loss={loss!r}")
         self.loss_type = loss
@@ -166,6 +169,7 @@ class AttentionRecommender(keras.Model):
                 num_heads=num_heads,
                 dropout=dropout,
                 kernel_initializer=dense_init,
+                norm=block_norm,
                 name=f"block_{i}",
             )
             for i in range(self.num_blocks)
@@ -436,6 +440,7 @@ class AttentionRecommender(keras.Model):
             embedding_scale=self.embedding_scale,
             absolute_positions=self.absolute_positions,
             dense_init_std=self.dense_init_std,
+            block_norm=self.block_norm,
         )
         return config
 
@@ -479,6 +484,7 @@ def build_model(
         embedding_scale=config.embedding_scale,
         absolute_positions=config.absolute_positions,
         dense_init_std=config.dense_init_std,
+        block_norm=config.block_norm,
     )
     model.build((None, config.max_len))
     if use_features:

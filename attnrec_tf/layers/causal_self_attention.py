@@ -67,6 +67,8 @@ class CausalSelfAttention(keras.layers.Layer):
         mask: optional `(batch, length)` bool tensor, True on real positions (keys that are
             padding are never attended to).
         training: Python bool.
+        context: optional `(batch, length, dim)` tensor the keys and values are computed from
+            (default: `inputs`).
 
     Returns:
         `(outputs, weights)`: `(batch, length, dim)` and the head-averaged `(batch, length,
@@ -102,10 +104,18 @@ class CausalSelfAttention(keras.layers.Layer):
         self.out.build(input_shape)
         self.built = True
 
-    def call(self, inputs: Any, mask: Any = None, training: bool | None = None) -> Any:
+    def call(
+        self, inputs: Any, mask: Any = None, training: bool | None = None, context: Any = None
+    ) -> Any:
         batch, length, dim = ops.shape(inputs)[0], ops.shape(inputs)[1], ops.shape(inputs)[2]
         heads, width = self.num_heads, inputs.shape[-1] // self.num_heads
-        query, key, value = ops.split(self.qkv(inputs), 3, axis=-1)  # (B, L, D) each
+        if context is None:  # one fused projection
+            query, key, value = ops.split(self.qkv(inputs), 3, axis=-1)  # (B, L, D) each
+        else:  # queries from `inputs`, keys and values from `context`
+            kernel, bias = self.qkv.kernel, self.qkv.bias
+            d = inputs.shape[-1]
+            query = ops.matmul(inputs, kernel[:, :d]) + bias[:d]
+            key, value = ops.split(ops.matmul(context, kernel[:, d:]) + bias[d:], 2, axis=-1)
         if heads > 1:
             query, key, value = (
                 ops.transpose(ops.reshape(t, (batch, length, heads, width)), (0, 2, 1, 3))
@@ -159,6 +169,10 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
         epsilon: float. LayerNormalization epsilon. Defaults to `1e-6`.
         kernel_initializer: Initializer of every dense kernel of the block. Defaults to
             `"glorot_uniform"`.
+        norm: str. `"pre"` (the pre-norm block above) or `"sasrec"`, the block of the SASRec
+            reference code: `q = LN(x)`, `z = q + Attention(q, keys and values from x)`,
+            `w = LN(z)`, output `w + FFN(w)` (the residuals start from the normalised states).
+            Defaults to `"pre"`.
 
     Call arguments:
         inputs: `(batch, length, dim)` tensor.
@@ -185,10 +199,14 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
         activation: str = "gelu",
         epsilon: float = 1e-6,
         kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        norm: str = "pre",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         _check_heads_and_dropout(num_heads, dropout)
+        if norm not in ("pre", "sasrec"):
+            raise ValueError(f"`norm` must be 'pre' or 'sasrec'. Received: norm={norm!r}")
+        self.norm = norm
         self.num_heads = num_heads
         self.dropout = dropout
         self.ffn_multiplier = ffn_multiplier
@@ -229,10 +247,19 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
         return_attention_scores: bool = False,
     ) -> Any:
         x = inputs
-        attended, weights = self.attention(self.attention_norm(x), mask=mask, training=training)
-        x = x + self.residual_dropout(attended, training=training)
-        hidden = self.ffn_dropout(self.ffn_in(self.ffn_norm(x)), training=training)
-        x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
+        if self.norm == "sasrec":
+            query = self.attention_norm(x)
+            attended, weights = self.attention(query, mask=mask, training=training, context=x)
+            x = self.ffn_norm(query + self.residual_dropout(attended, training=training))
+            hidden = self.ffn_dropout(self.ffn_in(x), training=training)
+            x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
+        else:
+            attended, weights = self.attention(
+                self.attention_norm(x), mask=mask, training=training
+            )
+            x = x + self.residual_dropout(attended, training=training)
+            hidden = self.ffn_dropout(self.ffn_in(self.ffn_norm(x)), training=training)
+            x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
         if mask is not None:
             x = x * ops.cast(mask, x.dtype)[:, :, None]
         return (x, weights) if return_attention_scores else x
@@ -252,5 +279,6 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
             activation=self.activation,
             epsilon=self.epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            norm=self.norm,
         )
         return config

@@ -110,3 +110,24 @@ def test_attention_layer_round_trip(tmp_path):
     model.save(tmp_path / "a.keras")
     again = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["pre", "sasrec"])
+def test_both_block_layouts_are_causal_mask_padding_and_round_trip(norm, tmp_path):
+    block = CausalSelfAttentionBlock(num_heads=2, norm=norm)
+    block.build((None, 5, 8))
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(1, 5, 8)).astype("float32")
+    changed = x.copy()
+    changed[:, 3:] += 10.0
+    mask = np.array([[False, True, True, True, True]])
+    a, b = np.asarray(block(x, mask=mask)), np.asarray(block(changed, mask=mask))
+    np.testing.assert_allclose(a[:, :3], b[:, :3], rtol=1e-5, atol=1e-5)
+    assert (a[:, 0] == 0).all()
+    again = CausalSelfAttentionBlock.from_config(block.get_config())
+    assert again.get_config() == block.get_config()
+
+
+def test_unknown_block_layout():
+    with pytest.raises(ValueError, match="`norm` must be"):
+        CausalSelfAttentionBlock(norm="post")
