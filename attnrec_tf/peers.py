@@ -1,0 +1,843 @@
+"""`python -m attnrec_tf.bench --suite peers`: a published SASRec next to ours, in one run.
+
+The peer is RecBole's SASRec (`pip install recbole`, CE loss over the whole catalog), installed
+into its own virtual environment (`runs/peers-venv`: torch 2.13.0 CPU first, so no dependency
+can pull a CUDA build, then recbole; neither is ever a dependency of attnrec_tf). One run:
+
+1. our side: runs the given training command (default: the `ml-1m` preset, no export) or reuses
+   a finished run folder (`--ours RUN_DIR`);
+2. writes that run's own leave-one-out split (`split.npz`, vocabulary indices) as RecBole's
+   atomic `.inter` file, every user's whole sequence with its position as the timestamp, so
+   RecBole's time-ordered leave-one-out (`LS: valid_and_test`) is exactly our split; the peer
+   script checks that before training (`attnrec_tf/peer_recbole.py`);
+3. trains the peer on the same cores (`torch.set_num_threads`) for at most `--budget-seconds`
+   of wall clock (training plus per-epoch validation, like our `train_seconds`), ranking the
+   validation users after every epoch with `attnrec_tf.metrics`;
+4. ranks the peer's dumped test score matrix with `attnrec_tf.metrics` (full ranking, history
+   excluded, ties pessimistic), as our run ranks ours;
+5. prints the table (test NDCG@10, HR@10, train seconds, seconds to reach validation NDCG@10
+   0.15 and 0.17), plots validation NDCG@10 against wall-clock seconds for both models, and
+   records both in BENCHMARKS.json/BENCHMARKS.md (`--no-save` leaves them alone).
+
+    python -m attnrec_tf.bench --suite peers                      # ML-1M, 1800 s budget
+    python -m attnrec_tf.bench --suite peers --dataset ml-100k --budget-seconds 120
+    python -m attnrec_tf.bench --suite peers --ours runs/ml1m     # reuse a finished run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnrec_tf import atomic, metrics
+from attnrec_tf.data.sequences import LeaveOneOutSplit
+from attnrec_tf.errors import AttnRecError
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER_SCRIPT = Path(__file__).resolve().with_name("peer_recbole.py")
+DATASETS = ("ml-100k", "ml-1m")
+DEFAULT_VENV = ROOT / "runs" / "peers-venv"
+TORCH_REQUIREMENT = "torch==2.13.0"
+# RecBole 1.2.1 predates numpy 2 (it sets np.float_) and pandas 3.
+RECBOLE_REQUIREMENTS = ("recbole==1.2.1", "numpy<2", "pandas<3")
+THRESHOLDS = (0.15, 0.17)
+EVAL_BATCH = 256
+PEER_NAME = "RecBole SASRec (CE)"
+
+
+class PeerError(AttnRecError):
+    """The peer cannot be installed, run or compared (the message says what to do)."""
+
+
+# --- data for the peer ---------------------------------------------------------------------------
+
+
+def recbole_inter_lines(split: LeaveOneOutSplit) -> list[str]:
+    """RecBole's atomic `.inter` lines for every user's whole sequence (train + valid + test).
+
+    User tokens are our split's row numbers, item tokens our vocabulary indices, and the
+    timestamp is the position in the sequence (0, 1, ...), so RecBole's leave-one-out by time
+    holds out exactly our validation and test targets.
+
+    Args:
+        split: our leave-one-out split.
+
+    Returns:
+        The header `user_id:token item_id:token timestamp:float` (tab-separated), then one line
+        per interaction, users in split order, each user's items oldest first.
+    """
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for row, sequence in enumerate(split.histories("test")):
+        full = np.append(sequence, split.test_targets[row])
+        lines.extend(f"{row}\t{int(item)}\t{position}" for position, item in enumerate(full))
+    return lines
+
+
+def write_peer_inputs(split: LeaveOneOutSplit, workdir: Path) -> Path:
+    """Writes `data/attnrec/attnrec.inter` and `split.npz` into `workdir`; returns the `.inter`."""
+    from attnrec_tf.run_dir import save_split
+
+    inter = workdir / "data" / "attnrec" / "attnrec.inter"
+    inter.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(inter, "\n".join(recbole_inter_lines(split)) + "\n")
+    save_split(workdir / "split.npz", split)
+    return inter
+
+
+def check_recbole_can_split(split: LeaveOneOutSplit) -> None:
+    """Refuses a split that RecBole's leave-one-out cannot reproduce.
+
+    RecBole keeps at least one training example per user, so for a user with exactly 3 items
+    it would train on our validation target and hold out no validation row.
+
+    Raises:
+        PeerError: some user has fewer than 4 items.
+    """
+    short = sum(1 for history in split.train if len(history) < 2)
+    if short:
+        raise PeerError(
+            f"{short} users have only 3 interactions; RecBole's leave-one-out keeps one training "
+            "example per user, so its split would not be ours (raise --min-user-interactions)"
+        )
+
+
+def write_peer_job(workdir: Path, **job: Any) -> Path:
+    """Writes `job.json` for `peer_recbole.py` (`workdir` and `repo_root` are added)."""
+    path = workdir / "job.json"
+    atomic.write_json(path, {"workdir": str(workdir.resolve()), "repo_root": str(ROOT), **job})
+    return path
+
+
+# --- scoring the peer with our metric code -------------------------------------------------------
+
+
+def evaluate_peer_scores(
+    scores: np.ndarray, split: LeaveOneOutSplit, stage: str = "test"
+) -> dict[str, float]:
+    """Full-ranking metrics of a peer's dumped score matrix, by `attnrec_tf.metrics`.
+
+    Args:
+        scores: float array `(users, vocab_size)`: row `u` scores every item for our split's
+            user `u`, columns in our vocabulary order (column 0, padding, is never ranked).
+        split: our split; its `stage` histories are excluded from the ranking (the target never).
+        stage: "valid" or "test". Defaults to `"test"`.
+
+    Returns:
+        The `RankingAccumulator.result` dict (`hr@k`, `ndcg@k`, `mrr`, `num_users`).
+
+    Raises:
+        PeerError: the matrix has the wrong shape for the split or holds NaN.
+    """
+    histories, targets = split.histories(stage), split.targets(stage)
+    if scores.ndim != 2 or scores.shape[0] != len(targets):
+        raise PeerError(f"peer scores have shape {scores.shape}; expected ({len(targets)}, V)")
+    if np.isnan(scores).any():
+        raise PeerError("peer scores contain NaN")
+    if len(targets) and int(max(targets.max(), max(int(h.max()) for h in histories))) >= len(
+        scores[0]
+    ):
+        raise PeerError(f"peer scores have {scores.shape[1]} columns; the split needs more")
+    accumulator = metrics.RankingAccumulator()
+    for start in range(0, len(targets), EVAL_BATCH):
+        batch = slice(start, start + EVAL_BATCH)
+        ranks = metrics.rank_of_targets(scores[batch], targets[batch], histories[batch])
+        accumulator.update(ranks)
+    return accumulator.result()
+
+
+# --- validation curves ---------------------------------------------------------------------------
+
+
+def our_curve(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validation NDCG@10 against wall-clock seconds from a report's `history`.
+
+    Each row's `seconds` (cumulative since training started) is used when present; otherwise
+    epoch `e` is placed at `e * train_seconds / epochs_run` and the point is marked `estimated`.
+
+    Returns:
+        One `{"epoch", "seconds", "ndcg@10", "estimated"}` dict per history row.
+    """
+    history = report.get("history") or []
+    per_epoch = float(report.get("train_seconds", 0.0)) / max(
+        int(report.get("epochs_run") or len(history) or 1), 1
+    )
+    curve = []
+    for index, row in enumerate(history):
+        epoch = int(row.get("epoch", index + 1))
+        measured = row.get("seconds")
+        curve.append(
+            {
+                "epoch": epoch,
+                "seconds": float(measured) if measured is not None else epoch * per_epoch,
+                "ndcg@10": float(row["ndcg@10"]),
+                "estimated": measured is None,
+            }
+        )
+    return curve
+
+
+def peer_curve(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The peer's `history.json` rows as curve points (measured seconds)."""
+    return [
+        {
+            "epoch": int(row["epoch"]),
+            "seconds": float(row["seconds"]),
+            "ndcg@10": float(row["ndcg@10"]),
+            "estimated": False,
+        }
+        for row in history
+    ]
+
+
+def seconds_to_reach(curve: Sequence[dict[str, Any]], threshold: float) -> float | None:
+    """Seconds at the first validation point with NDCG@10 >= `threshold`, or None."""
+    for point in curve:
+        if point["ndcg@10"] >= threshold:
+            return float(point["seconds"])
+    return None
+
+
+def plot_validation(
+    curves: dict[str, list[dict[str, Any]]],
+    path: Path,
+    *,
+    thresholds: Sequence[float] = THRESHOLDS,
+    title: str = "",
+) -> Path:
+    """PNG of validation NDCG@10 against wall-clock seconds, one line per model.
+
+    Estimated points (our history without `seconds`) are drawn hollow and said so in the legend.
+
+    Raises:
+        PeerError: matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise PeerError("the peers plot needs matplotlib: pip install -e '.[plots]'") from error
+    figure = Figure(figsize=(8, 4.5), dpi=110, layout="constrained")
+    axes = figure.subplots()
+    for index, (name, curve) in enumerate(curves.items()):
+        estimated = any(point["estimated"] for point in curve)
+        label = name + (" (epoch times estimated)" if estimated else "")
+        axes.plot(
+            [p["seconds"] for p in curve],
+            [p["ndcg@10"] for p in curve],
+            "o-",
+            color=f"C{index}",
+            markerfacecolor="none" if estimated else f"C{index}",
+            label=label,
+        )
+    for threshold in thresholds:
+        axes.axhline(threshold, color="grey", linestyle=":", linewidth=1)
+        axes.annotate(
+            f"{threshold:g}",
+            (0, threshold),
+            xycoords=("axes fraction", "data"),
+            xytext=(2, 2),
+            textcoords="offset points",
+            color="grey",
+            fontsize=8,
+        )
+    axes.set_xlabel("wall-clock seconds since training started (training + validation)")
+    axes.set_ylabel("validation NDCG@10 (full ranking)")
+    axes.set_xlim(left=0)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    axes.set_title(title or "validation NDCG@10 against wall-clock time")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.staged_path(path) as staged:
+        figure.savefig(staged, format="png")
+    return path
+
+
+# --- table ---------------------------------------------------------------------------------------
+
+
+def model_row(
+    name: str,
+    test: dict[str, float],
+    curve: list[dict[str, Any]],
+    *,
+    train_seconds: float,
+    epochs: float,
+    best_epoch: float,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> dict[str, Any]:
+    """One model's row of the peers table."""
+    return {
+        "model": name,
+        "test_ndcg@10": float(test["ndcg@10"]),
+        "test_hr@10": float(test["hr@10"]),
+        "test_mrr": float(test["mrr"]),
+        "train_seconds": float(train_seconds),
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+        "seconds_to": {f"{t:g}": seconds_to_reach(curve, t) for t in thresholds},
+        "seconds_estimated": any(point["estimated"] for point in curve),
+        "curve": curve,
+    }
+
+
+def _reach(row: dict[str, Any], threshold: str) -> str:
+    seconds = row["seconds_to"].get(threshold)
+    if seconds is None:
+        return "not reached"
+    return f"{'~' if row['seconds_estimated'] else ''}{seconds:.0f}"
+
+
+def _epochs(value: float) -> str:
+    """`3` for whole epochs, `0.07` for a fraction of one."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+
+
+def table_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The markdown table of the peers rows (also printed as is)."""
+    thresholds = list(rows[0]["seconds_to"]) if rows else []
+    header = "| model | test NDCG@10 | test HR@10 | train s | epochs (best) | " + " | ".join(
+        f"s to val NDCG@10 {t}" for t in thresholds
+    )
+    lines = [header + " |", "|---" * (5 + len(thresholds)) + "|"]
+    for row in rows:
+        cells = [
+            row["model"],
+            f"{row['test_ndcg@10']:.4f}",
+            f"{row['test_hr@10']:.4f}",
+            f"{row['train_seconds']:.0f}",
+            f"{_epochs(row['epochs'])} ({_epochs(row['best_epoch'])})",
+            *(_reach(row, t) for t in thresholds),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def peers_markdown(entries: dict[str, Any]) -> str:
+    """The BENCHMARKS.md section of the recorded peer comparisons (one per dataset)."""
+    lines = [
+        "## A real peer: RecBole's SASRec on our split",
+        "",
+        "`python -m attnrec_tf.bench --suite peers`: RecBole's SASRec (CE loss over the catalog,",
+        "RecBole's defaults, our `max_len`) in its own venv, fed our run's leave-one-out split",
+        "(checked row by row before training), on the same cores, for at most our wall-clock",
+        "budget. Both test rankings and every validation point are computed by",
+        "`attnrec_tf.metrics` (full ranking, history excluded, ties pessimistic). Train seconds",
+        "include per-epoch validation for both; `~` marks seconds estimated from",
+        "train_seconds / epochs (our history had no per-epoch `seconds`). The peer's epochs can",
+        "outlast the budget, so it is also validated every `probe` seconds inside an epoch, on a",
+        "paused clock (neither charged to its budget nor moving its x-axis).",
+    ]
+    for key in sorted(entries):
+        entry = entries[key]
+        peer = entry["peer"]
+        lines += [
+            "",
+            f"### {entry['dataset']} (peer budget {entry['budget_seconds']:.0f} s, "
+            f"{entry['threads']} threads; {entry['updated']})",
+            "",
+            *table_lines([entry["ours"], peer]),
+            "",
+            f"![validation NDCG@10 against seconds]({entry['plot']})",
+            "",
+            f"- ours: `{entry['ours_command']}`",
+            f"- peer: recbole {peer['versions'].get('recbole')}, torch "
+            f"{peer['versions'].get('torch')}; stopped by {peer['stopped_by']}; probe every "
+            f"{entry.get('probe_seconds', 0):.0f} s; "
+            f"{_settings_text(peer['settings'])}",
+            f"- RecBole's own evaluator on its test set (no history exclusion, so not comparable "
+            f"with the table): NDCG@10 {_fmt(peer['recbole_test'].get('ndcg@10'))}, HR@10 "
+            f"{_fmt(peer['recbole_test'].get('hit@10'))}",
+            f"- command: `{entry['command']}`",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    keys = (
+        "n_layers",
+        "n_heads",
+        "hidden_size",
+        "MAX_ITEM_LIST_LENGTH",
+        "train_batch_size",
+        "learning_rate",
+        "hidden_dropout_prob",
+        "stopping_step",
+    )
+    return ", ".join(f"{key} {settings.get(key)}" for key in keys)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+# --- the peer's environment ----------------------------------------------------------------------
+
+
+def peer_python(venv: Path) -> Path:
+    """The interpreter of the peer's virtual environment."""
+    return venv / "bin" / "python"
+
+
+def peer_missing(python: Path) -> str | None:
+    """Why `python` cannot run the peer (no interpreter, no torch or no recbole), or None."""
+    if not python.exists():
+        return f"{python} does not exist"
+    probe = subprocess.run(
+        [str(python), "-c", "import torch, recbole"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["import failed"])[-1]
+        return f"{python}: {last}"
+    return None
+
+
+def install_commands(venv: Path) -> list[list[str]]:
+    """The commands that create the peer's venv: torch (CPU, from disk) first, then recbole."""
+    pip = [str(peer_python(venv)), "-m", "pip", "install", "--quiet"]
+    return [
+        [sys.executable, "-m", "venv", str(venv)],
+        [*pip, TORCH_REQUIREMENT],
+        [*pip, *RECBOLE_REQUIREMENTS],
+    ]
+
+
+def install_hint(venv: Path) -> str:
+    """One shell line that installs the peer by hand."""
+    return " && ".join(shlex.join(command) for command in install_commands(venv))
+
+
+def install_peer(venv: Path, log_path: Path) -> float:
+    """Creates the peer's venv; returns the seconds it took.
+
+    Raises:
+        PeerError: a step failed (the message names the log).
+    """
+    started = time.perf_counter()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        for command in install_commands(venv):
+            print(f"[peers] {shlex.join(command)}", flush=True)
+            log.write(f"$ {shlex.join(command)}\n")
+            log.flush()
+            status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+            if status.returncode != 0:
+                raise PeerError(
+                    f"installing the peer failed ({shlex.join(command)}); see {log_path}"
+                )
+    return time.perf_counter() - started
+
+
+# --- the two runs --------------------------------------------------------------------------------
+
+
+def default_ours_command(dataset: str, data_root: Path, out: Path) -> str:
+    """Our side's training command for `dataset` (the tuned preset on ML-1M)."""
+    preset = " --preset ml-1m" if dataset == "ml-1m" else ""
+    return (
+        f"python -m attnrec_tf.train --data {data_root / dataset}{preset} "
+        f"--output-dir {out / 'ours'} --no-export"
+    )
+
+
+def output_dir_of(argv: Sequence[str]) -> Path:
+    """The `--output-dir` of a training command.
+
+    Raises:
+        PeerError: the command names none.
+    """
+    for index, token in enumerate(argv):
+        if token == "--output-dir" and index + 1 < len(argv):
+            return Path(argv[index + 1])
+        if token.startswith("--output-dir="):
+            return Path(token.split("=", 1)[1])
+    raise PeerError("--ours-command must name --output-dir, where its report.json goes")
+
+
+def run_ours(command: str, log_path: Path) -> Path:
+    """Runs our training command (from the repository root); returns its output folder.
+
+    A leading `python`/`python3` is this interpreter.
+
+    Raises:
+        PeerError: the command failed (the message names the log).
+    """
+    argv = shlex.split(command)
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    output = output_dir_of(argv)
+    print(f"[peers] ours: {command}", flush=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        status = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
+    if status.returncode != 0:
+        raise PeerError(
+            f"our training command failed with status {status.returncode}; see {log_path}"
+        )
+    return output if output.is_absolute() else ROOT / output
+
+
+def load_our_run(run: Path) -> tuple[dict[str, Any], LeaveOneOutSplit]:
+    """The report and split of a finished run of ours.
+
+    Raises:
+        PeerError: it is no finished run, or it was evaluated on a subset of users.
+    """
+    from attnrec_tf.report import load as load_report
+    from attnrec_tf.run_dir import RunDir, load_split
+
+    paths = RunDir(run)
+    try:
+        report = load_report(paths.require(paths.report))
+        split = load_split(paths.require(paths.split))
+    except AttnRecError as error:
+        raise PeerError(f"--ours: {error}") from error
+    users = report.get("dataset", {}).get("num_users")
+    if users is not None and len(split.users) != users:
+        raise PeerError(
+            f"--ours {run}: split.npz holds {len(split.users)} of {users} users (--eval-users); "
+            "the peer must train on the whole split"
+        )
+    return report, split
+
+
+def run_peer(python: Path, job: Path, log_path: Path) -> dict[str, Any]:
+    """Runs `peer_recbole.py` on a job; returns its result with `history` and `test_scores`.
+
+    Raises:
+        PeerError: the peer failed or did not write its outputs (the message names the log).
+    """
+    workdir = job.parent
+    print(f"[peers] peer: {python} {PEER_SCRIPT.name} {job}  (log: {log_path})", flush=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "w", encoding="utf-8") as log:
+        status = subprocess.run(
+            [str(python), str(PEER_SCRIPT), str(job)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+            check=False,
+        )
+    if status.returncode != 0:
+        tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:])
+        raise PeerError(f"the peer failed with status {status.returncode} ({tail}); see {log_path}")
+    try:
+        result = json.loads((workdir / "result.json").read_text())
+        result["history"] = json.loads((workdir / "history.json").read_text())
+        result["test_scores"] = np.load(workdir / "test_scores.npy")
+    except (OSError, ValueError) as error:
+        raise PeerError(f"the peer wrote no complete result in {workdir}: {error}") from error
+    return result
+
+
+# --- the suite -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The suite's flags (`python -m attnrec_tf.bench --suite peers --help`)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m attnrec_tf.bench --suite peers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--dataset", choices=DATASETS, default="ml-1m")
+    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "runs" / "bench",
+        help="work folder; this suite uses <out>/peers-<dataset>/",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT,
+        help="folder of BENCHMARKS.md/json (the plot goes to <results>/docs/)",
+    )
+    parser.add_argument(
+        "--ours",
+        type=Path,
+        default=None,
+        help="reuse this finished run folder instead of training ours",
+    )
+    parser.add_argument(
+        "--ours-command",
+        default=None,
+        help="our training command (default: python -m attnrec_tf.train --data "
+        "<root>/<dataset> [--preset ml-1m] --output-dir <work>/ours --no-export)",
+    )
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=1800.0,
+        help="the peer's wall-clock budget for training plus validation",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the peer")
+    parser.add_argument(
+        "--peer-probe-seconds",
+        type=float,
+        default=None,
+        help="also rank the peer's validation users every this many training seconds inside "
+        "an epoch (the clock pauses meanwhile; default: budget / 10; 0 = at epoch ends only)",
+    )
+    parser.add_argument("--peer-venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument(
+        "--install",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="create the peer's venv when it lacks torch or recbole",
+    )
+    parser.add_argument(
+        "--peer-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a RecBole setting on top of the defaults (VALUE parsed as JSON "
+        "when it can be), e.g. train_batch_size=512; repeatable",
+    )
+    parser.add_argument(
+        "--thresholds",
+        default=",".join(f"{t:g}" for t in THRESHOLDS),
+        help="validation NDCG@10 levels for the seconds-to-reach columns",
+    )
+    parser.add_argument(
+        "--save",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record the result in BENCHMARKS.json/md and the plot in docs/",
+    )
+    return parser
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings -> a dict; values parsed as JSON when possible, else kept as text.
+
+    Raises:
+        PeerError: a pair has no `=`.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PeerError(f"--peer-option: expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    """`"0.15,0.17"` -> `(0.15, 0.17)`.
+
+    Raises:
+        PeerError: a value is not a number in (0, 1].
+    """
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise PeerError(f"--thresholds: expected numbers like 0.15,0.17, got {text!r}") from error
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise PeerError(f"--thresholds: expected values in (0, 1], got {text!r}")
+    return values
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Raises PeerError on a flag value the suite cannot use."""
+    if args.budget_seconds <= 0:
+        raise PeerError(f"--budget-seconds must be > 0, got {args.budget_seconds:g}")
+    if args.threads < 1:
+        raise PeerError(f"--threads must be >= 1, got {args.threads}")
+    if args.peer_probe_seconds is not None and args.peer_probe_seconds < 0:
+        raise PeerError(f"--peer-probe-seconds must be >= 0, got {args.peer_probe_seconds:g}")
+    if args.ours is None and args.ours_command is None:
+        folder = args.data_root / args.dataset
+        if not folder.is_dir():
+            raise PeerError(f"--data-root: {folder} not found")
+
+
+def ensure_peer(args: argparse.Namespace, work: Path) -> tuple[Path, float | None]:
+    """The peer's interpreter, installing it when allowed; with the install seconds (or None).
+
+    Raises:
+        PeerError: the peer is missing and `--no-install` was given, or the install failed.
+    """
+    python = peer_python(args.peer_venv)
+    missing = peer_missing(python)
+    if missing is None:
+        return python, None
+    if not args.install:
+        raise PeerError(
+            f"RecBole peer not installed ({missing}); install it with: "
+            f"{install_hint(args.peer_venv)}"
+        )
+    seconds = install_peer(args.peer_venv, work / "install.log")
+    missing = peer_missing(python)
+    if missing is not None:
+        raise PeerError(f"the peer's venv still cannot import torch and recbole: {missing}")
+    print(f"[peers] installed the peer in {seconds:.0f}s", flush=True)
+    return python, seconds
+
+
+def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Runs (or reuses) ours, runs the peer, ranks both; returns the BENCHMARKS entry."""
+    thresholds = parse_thresholds(args.thresholds)
+    options = parse_options(args.peer_option)
+    python, install_seconds = ensure_peer(args, work)
+    data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))
+    if args.ours is not None:
+        run = args.ours
+        command = f"(reused run folder {run})"
+    else:
+        command = args.ours_command or default_ours_command(args.dataset, data_root, work)
+        run = run_ours(command, work / "ours.log")
+    report, split = load_our_run(run)
+    check_recbole_can_split(split)
+    vocab_size = int(report["dataset"]["num_items"]) + 1
+    max_len = int(options.pop("MAX_ITEM_LIST_LENGTH", report["config"]["max_len"]))
+
+    peer_dir = work / "recbole"
+    if peer_dir.exists():
+        shutil.rmtree(peer_dir)
+    write_peer_inputs(split, peer_dir)
+    job = write_peer_job(
+        peer_dir,
+        vocab_size=vocab_size,
+        max_len=max_len,
+        budget_seconds=args.budget_seconds,
+        threads=args.threads,
+        probe_seconds=probe_seconds(args),
+        seed=int(report["config"].get("seed", 0)),
+        options=options,
+    )
+    peer = run_peer(python, job, work / "peer.log")
+    peer_test = evaluate_peer_scores(peer.pop("test_scores"), split)
+
+    ours_curve, theirs_curve = our_curve(report), peer_curve(peer["history"])
+    ours_row = model_row(
+        "attnrec_tf (ours)",
+        report["metrics"]["keras"],
+        ours_curve,
+        train_seconds=report["train_seconds"],
+        epochs=report["epochs_run"],
+        best_epoch=report["best_epoch"],
+        thresholds=thresholds,
+    )
+    peer_row = model_row(
+        PEER_NAME,
+        peer_test,
+        theirs_curve,
+        train_seconds=peer["train_seconds"],
+        epochs=peer["epochs_run"],
+        best_epoch=peer["best_epoch"],
+        thresholds=thresholds,
+    )
+    peer_row.update(
+        {
+            key: peer[key]
+            for key in (
+                "stopped_by",
+                "versions",
+                "settings",
+                "recbole_test",
+                "prepare_seconds",
+                "probe_seconds",
+            )
+        }
+    )
+    peer_row["install_seconds"] = install_seconds
+    plot = plot_validation(
+        {ours_row["model"]: ours_curve, PEER_NAME: theirs_curve},
+        work / "valid_ndcg_vs_seconds.png",
+        thresholds=thresholds,
+        title=f"{report['dataset']['name']}: validation NDCG@10 over time",
+    )
+    return {
+        "dataset": report["dataset"]["name"],
+        "budget_seconds": args.budget_seconds,
+        "threads": args.threads,
+        "probe_seconds": probe_seconds(args),
+        "updated": time.strftime("%Y-%m-%d"),
+        "ours": ours_row,
+        "peer": peer_row,
+        "ours_command": command,
+        "ours_run": str(run),
+        "work_plot": str(plot),
+        "plot": str(plot),
+        "command": suite_command(args),
+    }
+
+
+def probe_seconds(args: argparse.Namespace) -> float:
+    """Seconds between the peer's mid-epoch validation probes (0 = none)."""
+    if args.peer_probe_seconds is not None:
+        return float(args.peer_probe_seconds)
+    return float(args.budget_seconds) / 10
+
+
+def suite_command(args: argparse.Namespace) -> str:
+    """The bench command that reproduces this comparison (run folders left out)."""
+    parts = [
+        "python -m attnrec_tf.bench --suite peers",
+        f"--dataset {args.dataset}",
+        f"--budget-seconds {args.budget_seconds:g}",
+    ]
+    if args.threads != 2:
+        parts.append(f"--threads {args.threads}")
+    if args.peer_probe_seconds is not None:
+        parts.append(f"--peer-probe-seconds {args.peer_probe_seconds:g}")
+    if args.ours_command:
+        parts.append(f"--ours-command {shlex.quote(args.ours_command)}")
+    parts += [f"--peer-option {shlex.quote(option)}" for option in args.peer_option]
+    return " ".join(parts)
+
+
+def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
+    """Copies the plot to `<results>/docs/peers-<key>.png` and saves the entry in BENCHMARKS."""
+    from attnrec_tf import bench
+
+    plot = results_dir / "docs" / f"peers-{key}.png"
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(entry["work_plot"], plot)
+    entry = {**entry, "plot": f"docs/{plot.name}"}
+    entry.pop("work_plot")
+    entry.pop("ours_run")
+    path = results_dir / "BENCHMARKS.json"
+    results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    results.setdefault("peers", {})[key] = entry
+    bench.save(results, results_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the suite; returns the exit status (2 on a user error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        check_args(args)
+        work = args.out / f"peers-{args.dataset}"
+        work.mkdir(parents=True, exist_ok=True)
+        entry = compare(args, work)
+        print("\n".join(table_lines([entry["ours"], entry["peer"]])))
+        print(f"\nplot: {entry['work_plot']}")
+        atomic.write_json(work / "peers.json", entry)
+        if args.save:
+            record(entry, args.results, args.dataset)
+            print(f"recorded in {args.results / 'BENCHMARKS.md'}")
+    except AttnRecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
