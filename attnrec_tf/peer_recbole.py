@@ -78,6 +78,8 @@ def main(argv: list[str]) -> int:
         "epochs_run": outcome["epochs_run"],
         "best_epoch": outcome["best_epoch"],
         "stopped_by": outcome["stopped_by"],
+        "train_examples": len(loaders[0]._dataset),
+        "batches_per_epoch": len(loaders[0]),
         "versions": versions(),
         "settings": settings(config),
         "recbole_test": recbole_test_metrics(trainer, loaders[2]),

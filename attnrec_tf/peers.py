@@ -22,6 +22,15 @@ can pull a CUDA build, then recbole; neither is ever a dependency of attnrec_tf)
     python -m attnrec_tf.bench --suite peers                      # ML-1M, 1800 s budget
     python -m attnrec_tf.bench --suite peers --dataset ml-100k --budget-seconds 120
     python -m attnrec_tf.bench --suite peers --ours runs/ml1m     # reuse a finished run
+
+Cost of the peer (measured on this project's 2-core machine while other jobs ran, load ~5):
+RecBole trains sequential models on one example per prefix of every sequence, each encoding its
+whole window and scoring only its last position. On ML-100K (window 50) an epoch is 96,458
+examples in 48 batches of 2048, about 15 s a batch. On ML-1M with the preset's window of 200 it
+is 981,491 examples in 480 batches: a 90 s budget got through one batch, which with one
+validation of the 6,040 users took 163 s, so 1800 s covers a few percent of an epoch
+(`--peer-option MAX_ITEM_LIST_LENGTH=50` is RecBole's own default window); that run also spent
+214 s in RecBole's data preparation and peaked at 16 GB resident.
 """
 
 from __future__ import annotations
@@ -214,6 +223,7 @@ def plot_validation(
     *,
     thresholds: Sequence[float] = THRESHOLDS,
     title: str = "",
+    budget: float | None = None,
 ) -> Path:
     """PNG of validation NDCG@10 against wall-clock seconds, one line per model.
 
@@ -250,11 +260,13 @@ def plot_validation(
             color="grey",
             fontsize=8,
         )
+    if budget:
+        axes.axvline(budget, color="C3", linestyle="--", linewidth=1, label="peer budget")
     axes.set_xlabel("wall-clock seconds since training started (training + validation)")
     axes.set_ylabel("validation NDCG@10 (full ranking)")
     axes.set_xlim(left=0)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="best")
     axes.set_title(title or "validation NDCG@10 against wall-clock time")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.staged_path(path) as staged:
@@ -329,13 +341,14 @@ def peers_markdown(entries: dict[str, Any]) -> str:
         "",
         "`python -m attnrec_tf.bench --suite peers`: RecBole's SASRec (CE loss over the catalog,",
         "RecBole's defaults, our `max_len`) in its own venv, fed our run's leave-one-out split",
-        "(checked row by row before training), on the same cores, for at most our wall-clock",
-        "budget. Both test rankings and every validation point are computed by",
+        "(checked row by row before training), on the same cores, for at most the given",
+        "wall-clock budget. Both test rankings and every validation point are computed by",
         "`attnrec_tf.metrics` (full ranking, history excluded, ties pessimistic). Train seconds",
         "include per-epoch validation for both; `~` marks seconds estimated from",
         "train_seconds / epochs (our history had no per-epoch `seconds`). The peer's epochs can",
         "outlast the budget, so it is also validated every `probe` seconds inside an epoch, on a",
-        "paused clock (neither charged to its budget nor moving its x-axis).",
+        "paused clock (neither charged to its budget nor moving its x-axis). The budget is checked",
+        "before every batch, so the last batch and the last validation can overrun it.",
     ]
     for key in sorted(entries):
         entry = entries[key]
@@ -354,6 +367,10 @@ def peers_markdown(entries: dict[str, Any]) -> str:
             f"{peer['versions'].get('torch')}; stopped by {peer['stopped_by']}; probe every "
             f"{entry.get('probe_seconds', 0):.0f} s; "
             f"{_settings_text(peer['settings'])}",
+            f"- peer epoch: {peer.get('train_examples', 0):,} training examples in "
+            f"{peer.get('batches_per_epoch', 0):,} batches (RecBole's sequential augmentation: "
+            "one example per prefix, each window encoded in full, loss at its last position); "
+            f"RecBole's data preparation {peer.get('prepare_seconds', 0):.0f} s",
             f"- RecBole's own evaluator on its test set (no history exclusion, so not comparable "
             f"with the table): NDCG@10 {_fmt(peer['recbole_test'].get('ndcg@10'))}, HR@10 "
             f"{_fmt(peer['recbole_test'].get('hit@10'))}",
@@ -695,12 +712,12 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     thresholds = parse_thresholds(args.thresholds)
     options = parse_options(args.peer_option)
     python, install_seconds = ensure_peer(args, work)
-    data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))
+    data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
     if args.ours is not None:
         run = args.ours
         command = f"(reused run folder {run})"
     else:
-        command = args.ours_command or default_ours_command(args.dataset, data_root, work)
+        command = args.ours_command or default_ours_command(args.dataset, data_root, _short(work))
         run = run_ours(command, work / "ours.log")
     report, split = load_our_run(run)
     check_recbole_can_split(split)
@@ -753,6 +770,8 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "recbole_test",
                 "prepare_seconds",
                 "probe_seconds",
+                "train_examples",
+                "batches_per_epoch",
             )
         }
     )
@@ -762,9 +781,11 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         work / "valid_ndcg_vs_seconds.png",
         thresholds=thresholds,
         title=f"{report['dataset']['name']}: validation NDCG@10 over time",
+        budget=args.budget_seconds,
     )
     return {
         "dataset": report["dataset"]["name"],
+        "data": args.dataset,
         "budget_seconds": args.budget_seconds,
         "threads": args.threads,
         "probe_seconds": probe_seconds(args),
@@ -777,6 +798,14 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "plot": str(plot),
         "command": suite_command(args),
     }
+
+
+def _short(path: Path) -> Path:
+    """`path` relative to the repository when it lies inside it (for portable commands)."""
+    try:
+        return path.resolve().relative_to(ROOT)
+    except ValueError:
+        return path
 
 
 def probe_seconds(args: argparse.Namespace) -> float:
@@ -822,6 +851,7 @@ def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the suite; returns the exit status (2 on a user error)."""
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # bench.save imports TensorFlow
     try:
         check_args(args)
         work = args.out / f"peers-{args.dataset}"

@@ -210,7 +210,7 @@ def test_plot_is_a_png(tmp_path: Path) -> None:
         {"history": [{"epoch": e, "ndcg@10": 0.05 * e} for e in (1, 2, 3)], "train_seconds": 9}
     )
     theirs = peers.peer_curve([{"epoch": 1, "seconds": 4.0, "ndcg@10": 0.1}])
-    path = peers.plot_validation({"ours": ours, "peer": theirs}, tmp_path / "p.png")
+    path = peers.plot_validation({"ours": ours, "peer": theirs}, tmp_path / "p.png", budget=8)
     data = path.read_bytes()
     assert data.startswith(PNG) and len(data) > 5_000
 
@@ -233,6 +233,15 @@ def test_thresholds_and_output_dir_flags() -> None:
     assert peers.output_dir_of(["--output-dir=runs/b"]) == Path("runs/b")
     with pytest.raises(peers.PeerError, match="--output-dir"):
         peers.output_dir_of(["python", "-m", "attnrec_tf.train"])
+
+
+def test_default_ours_command_is_the_ml1m_preset_without_export() -> None:
+    work = Path("runs/bench/peers-ml-1m")
+    assert peers.default_ours_command("ml-1m", Path("../shared/data"), work) == (
+        "python -m attnrec_tf.train --data ../shared/data/ml-1m --preset ml-1m "
+        "--output-dir runs/bench/peers-ml-1m/ours --no-export"
+    )
+    assert "--preset" not in peers.default_ours_command("ml-100k", Path("d"), work)
 
 
 def test_install_commands_put_torch_first() -> None:
@@ -294,6 +303,8 @@ def test_suite_reuses_our_run_ranks_the_peer_and_records_it(
             "recbole_test": {"ndcg@10": 0.9},
             "prepare_seconds": 1.0,
             "probe_seconds": 0.0,
+            "train_examples": 300,
+            "batches_per_epoch": 5,
         }
 
     monkeypatch.setattr(peers, "ensure_peer", lambda args, work: (Path("peer-python"), None))
