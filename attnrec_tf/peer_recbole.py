@@ -18,9 +18,12 @@ Contract (the job file is written by `attnrec_tf.peers.write_peer_job`):
   budget runs out (checked before every batch), RecBole's `stopping_step` epochs pass without a
   better validation NDCG@10, or RecBole's `epochs` are done. After each epoch (also a partial
   last one) the validation users are ranked by `attnrec_tf.metrics` (full ranking, history
-  excluded, ties pessimistic). The best epoch's weights are kept in memory.
-* Output, in `workdir`: `history.json` (one row per epoch: `epoch`, `seconds` since training
-  started, `loss`, validation `hr@10`, `ndcg@10`, `mrr`, `partial`), `test_scores.npy` (float32
+  excluded, ties pessimistic); with `probe_seconds` > 0 also between batches whenever that many
+  training seconds have passed since the last point, on a paused clock. The weights of the best
+  point are kept in memory.
+* Output, in `workdir`: `history.json` (one row per validation point: `epoch`, fractional for a
+  point inside an epoch, `seconds` of training clock, `loss` (the epoch's mean; None for a
+  probe), validation `hr@10`, `ndcg@10`, `mrr`, `partial`), `test_scores.npy` (float32
   `(users, vocab_size)`: the best model's scores of the test users, rows in our user order,
   columns in our vocabulary order, column 0 = -inf) and `result.json` (timings, why training
   stopped, versions, RecBole's effective settings and RecBole's own test metrics, labelled).
@@ -57,8 +60,11 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     config, dataset, loaders = prepare(job, workdir)
     split = load_split(workdir / "split.npz")
-    mapping = IdMapping.of(dataset, int(job["vocab_size"]))
-    problem = split_mismatch(loaders, mapping, split, int(job["max_len"]))
+    try:
+        mapping = IdMapping.of(dataset, int(job["vocab_size"]))
+        problem = split_mismatch(loaders, mapping, split, int(job["max_len"]))
+    except SplitMismatch as error:
+        problem = str(error)
     if problem:
         print(f"peer: RecBole's split is not ours: {problem}", file=sys.stderr, flush=True)
         return SPLIT_MISMATCH_STATUS
@@ -176,6 +182,10 @@ def load_split(path: Path) -> SplitArrays:
         return SplitArrays(train, data["valid_targets"], data["test_targets"])
 
 
+class SplitMismatch(Exception):
+    """RecBole's dataset cannot be mapped onto our split (the message says why)."""
+
+
 class IdMapping:
     """RecBole's internal user and item ids <-> our user rows and vocabulary indices."""
 
@@ -186,21 +196,27 @@ class IdMapping:
 
     @classmethod
     def of(cls, dataset: Any, vocab_size: int) -> IdMapping:
-        """Reads the token tables of a RecBole Dataset whose tokens are our indices."""
+        """Reads the token tables of a RecBole Dataset whose tokens are our indices.
+
+        Raises:
+            SplitMismatch: RecBole's items are not exactly our vocabulary's 1..vocab_size-1.
+        """
         users = dataset.field2id_token["user_id"]
         items = dataset.field2id_token["item_id"]
         user_of_rid = np.array([-1] + [int(t) for t in users[1:]], dtype=np.int64)
         ours_of_rid = np.array([0] + [int(t) for t in items[1:]], dtype=np.int64)
         if sorted(ours_of_rid[1:].tolist()) != list(range(1, vocab_size)):
-            raise SystemExit(
-                f"peer: RecBole has {len(items) - 1} items, our vocabulary {vocab_size - 1}"
+            raise SplitMismatch(
+                f"RecBole has {len(items) - 1} items, our vocabulary {vocab_size - 1}"
             )
         rid_of_ours = np.zeros(vocab_size, dtype=np.int64)
         rid_of_ours[ours_of_rid] = np.arange(len(ours_of_rid))
         return cls(user_of_rid, ours_of_rid, rid_of_ours)
 
 
-def windows(histories: list[np.ndarray], mapping: IdMapping, max_len: int):
+def windows(
+    histories: list[np.ndarray], mapping: IdMapping, max_len: int
+) -> tuple[np.ndarray, np.ndarray]:
     """RecBole's model input: the last `max_len` items, RecBole ids, right-padded; lengths."""
     lengths = np.array([min(len(h), max_len) for h in histories], dtype=np.int64)
     items = np.zeros((len(histories), max_len), dtype=np.int64)

@@ -712,72 +712,14 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     thresholds = parse_thresholds(args.thresholds)
     options = parse_options(args.peer_option)
     python, install_seconds = ensure_peer(args, work)
-    data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
-    if args.ours is not None:
-        run = args.ours
-        command = f"(reused run folder {run})"
-    else:
-        command = args.ours_command or default_ours_command(args.dataset, data_root, _short(work))
-        run = run_ours(command, work / "ours.log")
+    command, run = our_side(args, work)
     report, split = load_our_run(run)
     check_recbole_can_split(split)
-    vocab_size = int(report["dataset"]["num_items"]) + 1
-    max_len = int(options.pop("MAX_ITEM_LIST_LENGTH", report["config"]["max_len"]))
-
-    peer_dir = work / "recbole"
-    if peer_dir.exists():
-        shutil.rmtree(peer_dir)
-    write_peer_inputs(split, peer_dir)
-    job = write_peer_job(
-        peer_dir,
-        vocab_size=vocab_size,
-        max_len=max_len,
-        budget_seconds=args.budget_seconds,
-        threads=args.threads,
-        probe_seconds=probe_seconds(args),
-        seed=int(report["config"].get("seed", 0)),
-        options=options,
-    )
-    peer = run_peer(python, job, work / "peer.log")
-    peer_test = evaluate_peer_scores(peer.pop("test_scores"), split)
-
-    ours_curve, theirs_curve = our_curve(report), peer_curve(peer["history"])
-    ours_row = model_row(
-        "attnrec_tf (ours)",
-        report["metrics"]["keras"],
-        ours_curve,
-        train_seconds=report["train_seconds"],
-        epochs=report["epochs_run"],
-        best_epoch=report["best_epoch"],
-        thresholds=thresholds,
-    )
-    peer_row = model_row(
-        PEER_NAME,
-        peer_test,
-        theirs_curve,
-        train_seconds=peer["train_seconds"],
-        epochs=peer["epochs_run"],
-        best_epoch=peer["best_epoch"],
-        thresholds=thresholds,
-    )
-    peer_row.update(
-        {
-            key: peer[key]
-            for key in (
-                "stopped_by",
-                "versions",
-                "settings",
-                "recbole_test",
-                "prepare_seconds",
-                "probe_seconds",
-                "train_examples",
-                "batches_per_epoch",
-            )
-        }
-    )
+    peer = peer_side(python, split, report, args, options, work)
+    ours_row, peer_row = comparison_rows(report, split, peer, thresholds)
     peer_row["install_seconds"] = install_seconds
     plot = plot_validation(
-        {ours_row["model"]: ours_curve, PEER_NAME: theirs_curve},
+        {ours_row["model"]: ours_row["curve"], PEER_NAME: peer_row["curve"]},
         work / "valid_ndcg_vs_seconds.png",
         thresholds=thresholds,
         title=f"{report['dataset']['name']}: validation NDCG@10 over time",
@@ -794,10 +736,86 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "peer": peer_row,
         "ours_command": command,
         "ours_run": str(run),
-        "work_plot": str(plot),
         "plot": str(plot),
         "command": suite_command(args),
     }
+
+
+def our_side(args: argparse.Namespace, work: Path) -> tuple[str, Path]:
+    """The command that made our run (or a note that it is reused) and the run folder."""
+    if args.ours is not None:
+        return f"(reused run folder {args.ours})", args.ours
+    data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
+    command = args.ours_command or default_ours_command(args.dataset, data_root, _short(work))
+    return command, run_ours(command, work / "ours.log")
+
+
+def peer_side(
+    python: Path,
+    split: LeaveOneOutSplit,
+    report: dict[str, Any],
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    work: Path,
+) -> dict[str, Any]:
+    """Writes the peer's inputs and job into `<work>/recbole/`, runs it, returns its result."""
+    peer_dir = work / "recbole"
+    if peer_dir.exists():
+        shutil.rmtree(peer_dir)
+    write_peer_inputs(split, peer_dir)
+    options = dict(options)
+    job = write_peer_job(
+        peer_dir,
+        vocab_size=int(report["dataset"]["num_items"]) + 1,
+        max_len=int(options.pop("MAX_ITEM_LIST_LENGTH", report["config"]["max_len"])),
+        budget_seconds=args.budget_seconds,
+        threads=args.threads,
+        probe_seconds=probe_seconds(args),
+        seed=int(report["config"].get("seed", 0)),
+        options=options,
+    )
+    return run_peer(python, job, work / "peer.log")
+
+
+PEER_FIELDS = (
+    "stopped_by",
+    "versions",
+    "settings",
+    "recbole_test",
+    "prepare_seconds",
+    "probe_seconds",
+    "train_examples",
+    "batches_per_epoch",
+)
+
+
+def comparison_rows(
+    report: dict[str, Any],
+    split: LeaveOneOutSplit,
+    peer: dict[str, Any],
+    thresholds: Sequence[float],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Our row (from the report) and the peer's (its dumped test scores ranked here)."""
+    ours_row = model_row(
+        "attnrec_tf (ours)",
+        report["metrics"]["keras"],
+        our_curve(report),
+        train_seconds=report["train_seconds"],
+        epochs=report["epochs_run"],
+        best_epoch=report["best_epoch"],
+        thresholds=thresholds,
+    )
+    peer_row = model_row(
+        PEER_NAME,
+        evaluate_peer_scores(peer["test_scores"], split),
+        peer_curve(peer["history"]),
+        train_seconds=peer["train_seconds"],
+        epochs=peer["epochs_run"],
+        best_epoch=peer["best_epoch"],
+        thresholds=thresholds,
+    )
+    peer_row.update({key: peer[key] for key in PEER_FIELDS})
+    return ours_row, peer_row
 
 
 def _short(path: Path) -> Path:
@@ -838,9 +856,8 @@ def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
 
     plot = results_dir / "docs" / f"peers-{key}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(entry["work_plot"], plot)
+    shutil.copyfile(entry["plot"], plot)
     entry = {**entry, "plot": f"docs/{plot.name}"}
-    entry.pop("work_plot")
     entry.pop("ours_run")
     path = results_dir / "BENCHMARKS.json"
     results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
@@ -858,7 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         entry = compare(args, work)
         print("\n".join(table_lines([entry["ours"], entry["peer"]])))
-        print(f"\nplot: {entry['work_plot']}")
+        print(f"\nplot: {entry['plot']}")
         atomic.write_json(work / "peers.json", entry)
         if args.save:
             record(entry, args.results, args.dataset)
