@@ -5,7 +5,15 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
 
 * `ablation`: does attention pooling beat mean pooling and the last item, and does the
   self-attention encoder add to it? The same budget for each variant, on ML-100K and ML-1M.
+* `heads`: does the attention-pooling head add anything on top of self-attention? `sasrec`
+  (blocks alone) vs `self-attention` (blocks + AttentionPooling head) vs `pooling` (the head
+  alone), all with the `sasrec` recipe, the same wall-clock budget (`HEADS_BUDGET`) and three
+  seeds each: mean and standard deviation.
 * `preset`: the tuned `ml-1m` preset, with its int8 TFLite artifacts.
+* `step`: where the preset's train step spends its time (`step_profile.py`: by part, with and
+  without length bucketing, against this machine's matmul rate), and the real positions
+  trained per second of `--baseline-ref` (a git revision, checked out into `--out`) beside this
+  tree's, two epochs each, one after the other in the same bench run.
 * `scale`: the synthetic generator with a 1,000,000-item catalog at 10^5, 10^6 and 10^7
   interactions, sampled softmax, one epoch, evaluation on 1,000 random users: wall time and peak
   memory of data preparation, training and export, to show how each grows.
@@ -43,6 +51,9 @@ ABLATION = {
     "ml-1m": ["--max-len", "50", "--epochs", "20", "--patience", "5"],
 }
 VARIANTS = ("last", "mean", "pooling", "self-attention")
+HEADS = ("sasrec", "self-attention", "pooling")
+HEADS_BUDGET = {"ml-100k": 150, "ml-1m": 900}  # seconds of training, validation included
+SEEDS = (0, 1, 2)
 SCALE_ITEMS = 1_000_000
 SCALE_INTERACTIONS = (100_000, 1_000_000, 10_000_000)
 SCALE_ARGS = [
@@ -67,15 +78,29 @@ SCALE_ARGS = [
 ]
 
 
-def run_train(name: str, argv: list[str], out_root: Path) -> dict[str, Any]:
-    """Runs one training process and returns its report with wall time and peak memory."""
-    output = out_root / name
+STEP_BASELINE = "634f319"  # the code before the step work (issue 10): its preset epoch
+STEP_EPOCHS = ["--epochs", "2", "--no-export", "--sampled-negatives", "0"]
+
+
+def run_train(
+    name: str, argv: list[str], out_root: Path, *, source: Path | None = None
+) -> dict[str, Any]:
+    """Runs one training process and returns its report with wall time and peak memory.
+
+    `source` runs the `attnrec_tf` of another checkout (its folder goes first on PYTHONPATH).
+    """
+    output = (out_root / name).resolve()
     command = [sys.executable, "-m", "attnrec_tf.train", "--output-dir", str(output), *argv]
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")])
     print(f"[bench] {name}: {' '.join(command[1:])}", flush=True)
     start = time.perf_counter()
     log = open(out_root / f"{name}.log", "w", encoding="utf-8")  # noqa: SIM115
     with log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=source or ROOT, env=env
+        )
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -154,6 +179,145 @@ def ablation_markdown(runs: dict[str, Any]) -> str:
             f"| {rel(cells['mean'])} | {rel(cells['last'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def step_suite(data_root: Path, out_root: Path, baseline: str) -> dict[str, Any]:
+    """The `step` suite: the step profile, then baseline and current throughput side by side."""
+    profile_file = (out_root / "step_profile.json").resolve()
+    command = [sys.executable, "-m", "attnrec_tf.step_profile", "--data",
+               str(data_root / "ml-1m"), "--preset", "ml-1m", "--out", str(profile_file)]
+    print(f"[bench] step profile: {' '.join(command[1:])}", flush=True)
+    with open(out_root / "step_profile.log", "w", encoding="utf-8") as log:
+        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
+    source = _checkout(baseline, out_root / f"source-{baseline}")
+    argv = ["--data", str((ROOT / data_root / "ml-1m").resolve()), "--preset", "ml-1m",
+            *STEP_EPOCHS]
+    rates = {}
+    for label, tree in ((f"baseline {baseline}", source), ("this tree", None)):
+        report = run_train(f"step-{'baseline' if tree else 'current'}", argv, out_root,
+                           source=tree)
+        rates[label] = {
+            "examples_per_second": report["examples_per_second"],
+            "train_seconds": report["train_seconds"],
+            "validation_seconds": report.get("validation_seconds"),
+            "epochs": report["epochs_run"],
+        }
+    return {
+        "profile": json.loads(profile_file.read_text()),
+        "throughput": rates,
+        "command": "python -m attnrec_tf.train --data ml-1m --preset ml-1m "
+        + " ".join(STEP_EPOCHS),
+    }
+
+
+def _checkout(revision: str, folder: Path) -> Path:
+    """A read-only copy of `revision`'s tree (git archive), made once."""
+    if not (folder / "attnrec_tf").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder.resolve()
+
+
+def step_markdown(step: dict[str, Any]) -> str:
+    """The step section of BENCHMARKS.md."""
+    from attnrec_tf.step_profile import describe
+
+    profile = step["profile"]
+    gflops = profile["matmul_gflops"]
+    lines = [
+        "## The train step, by part (ML-1M, `--preset ml-1m`)",
+        "",
+        f"Cumulative forward+backward timings on the same 8 pipeline batches, interleaved "
+        f"(`python -m attnrec_tf.bench --suite step`). This machine's fp32 matmul: "
+        f"{gflops:.0f} GFLOP/s, measured in the same process. An epoch has "
+        f"{profile['epoch_real_positions']:,} real positions in "
+        f"{profile['epoch_positions']:,} window cells.",
+    ]
+    for label, p in profile["profiles"].items():
+        lines += [
+            "",
+            f"**{label}** batches: {p['real_positions']:.0f} real of {p['positions']:.0f} "
+            f"positions a batch, {p['useful_gflop']:.1f} GFLOP of useful matmul work a step.",
+            "",
+            "| part | ms | share / rate |",
+            "|---|---|---|",
+            *describe(p, gflops),
+        ]
+    lines += [
+        "",
+        "Real positions trained per second (`examples_per_second` of report.json, validation "
+        f"excluded), two epochs each, one after the other in one run (`{step['command']}`):",
+        "",
+        "| code | examples/s | train s | validation s | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    rates = step["throughput"]
+    first = next(iter(rates.values()))["examples_per_second"]
+    for label, r in rates.items():
+        lines.append(
+            f"| {label} | {r['examples_per_second']:.0f} | {r['train_seconds']:.0f} "
+            f"| {_fmt(r['validation_seconds'], 1)} | {r['examples_per_second'] / first:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def heads_jobs(data_root: Path, datasets: list[str]) -> list[tuple[str, list[str]]]:
+    """`(name, train flags)` of the heads suite."""
+    jobs = []
+    for dataset in datasets:
+        for variant in HEADS:
+            for seed in SEEDS:
+                jobs.append(
+                    (
+                        f"heads-{dataset}-{variant}-s{seed}",
+                        [
+                            "--data", str(data_root / DATASETS[dataset]),
+                            "--preset", "sasrec", "--variant", variant, "--seed", str(seed),
+                            "--epochs", "1000", "--time-budget", str(HEADS_BUDGET[dataset]),
+                            "--no-export", "--sampled-negatives", "0",
+                        ],
+                    )
+                )  # fmt: skip
+    return jobs
+
+
+def heads_markdown(runs: dict[str, Any]) -> str:
+    """Mean and standard deviation over seeds of each head, per dataset."""
+    lines = [
+        "## Does the attention-pooling head add anything on top of self-attention?",
+        "",
+        "The `sasrec` recipe (`--preset sasrec`) with three heads, the same wall-clock budget of "
+        "training (validation included) and seeds 0, 1, 2: test NDCG@10 / HR@10, mean ± "
+        "standard deviation over seeds (`python -m attnrec_tf.bench --suite heads`).",
+        "",
+        "| dataset | budget s | head | seeds | epochs (mean) | test NDCG@10 | test HR@10 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset in DATASETS:
+        for variant in HEADS:
+            prefix = f"heads-{dataset}-{variant}-s"
+            rows = [r for name, r in runs.items() if name.startswith(prefix)]
+            if not rows:
+                continue
+            ndcg = [r["test_ndcg@10"] for r in rows]
+            hr = [r["test_hr@10"] for r in rows]
+            epochs = sum(r["epochs"] for r in rows) / len(rows)
+            lines.append(
+                f"| {dataset} | {HEADS_BUDGET[dataset]} | {variant} | {len(rows)} | {epochs:.0f} "
+                f"| {_mean_std(ndcg)} | {_mean_std(hr)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(values: list[float]) -> str:
+    import statistics
+
+    if len(values) < 2:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def scale_row(report: dict[str, Any]) -> dict[str, Any]:
@@ -244,7 +408,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| int8 NDCG@10 / KB / p50 ms | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(results["runs"].values(), key=lambda r: (r["dataset"], r["name"])):
+    table = {k: r for k, r in results["runs"].items() if not k.startswith("heads-")}
+    for r in sorted(table.values(), key=lambda r: (r["dataset"], r["name"])):
         lines.append(
             f"| {r['name']} | {r['variant']} | {r['epochs']} ({r['best_epoch']}) "
             f"| {r['train_seconds']:.0f} | {r['examples_per_second']:.0f} "
@@ -254,9 +419,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {_tflite(r, 'int8_')} | {r['peak_rss_mb']:.0f} |"
         )
     lines += ["", "Commands:", ""]
-    for r in sorted(results["runs"].values(), key=lambda r: r["name"]):
+    for r in sorted(table.values(), key=lambda r: r["name"]):
         lines.append(f"- `{r['name']}`: `{r['command']}`")
     lines += ["", ablation_markdown(results["runs"]).rstrip()]
+    if any(name.startswith("heads-") for name in results["runs"]):
+        lines += ["", heads_markdown(results["runs"]).rstrip()]
+    if results.get("step"):
+        lines += ["", step_markdown(results["step"]).rstrip()]
     if results.get("scale"):
         lines += ["", scale_markdown(results["scale"]).rstrip()]
     if results.get("peers"):
@@ -275,6 +444,8 @@ def save(results: dict[str, Any], root: Path) -> None:
         on_disk = json.loads(path.read_text())
         for key in ("runs", "scale", "peers"):
             results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
+        if "step" in on_disk and "step" not in results:
+            results["step"] = on_disk["step"]
     results["machine"] = machine()
     results["updated"] = time.strftime("%Y-%m-%d")
     atomic.write_json(root / "BENCHMARKS.json", results)
@@ -296,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--suite",
-        choices=("all", "ablation", "preset", "scale", "render", "peers"),
+        choices=("all", "ablation", "heads", "preset", "step", "scale", "render", "peers"),
         help="render: rewrite BENCHMARKS.md from BENCHMARKS.json without running anything",
         default="all",
     )
@@ -309,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=ROOT / "runs" / "bench", help="run folders and logs"
     )
     parser.add_argument("--results", type=Path, default=ROOT, help="folder of BENCHMARKS.md/json")
+    parser.add_argument(
+        "--baseline-ref", default=STEP_BASELINE, help="git revision the step suite compares with"
+    )
     args = parser.parse_args(argv)
 
     datasets = [d for d in args.datasets.split(",") if d]
@@ -351,11 +525,16 @@ def main(argv: list[str] | None = None) -> int:
                         ],
                     )
                 )
+    if args.suite in ("all", "heads"):
+        jobs += heads_jobs(data_root, datasets)
     if args.suite in ("all", "preset") and "ml-1m" in datasets:
         jobs.append(("ml-1m-preset", ["--data", str(data_root / "ml-1m"), "--preset", "ml-1m"]))
     for name, job_argv in jobs:
         report = run_train(name, job_argv, args.out)
         results["runs"][name] = row(report)
+        save(results, args.results)
+    if args.suite in ("all", "step"):
+        results["step"] = step_suite(data_root, args.out, args.baseline_ref)
         save(results, args.results)
     if args.suite in ("all", "scale"):
         for interactions in SCALE_INTERACTIONS:

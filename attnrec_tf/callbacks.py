@@ -45,7 +45,9 @@ EARLY_STOPPING_STATE = ("wait", "best", "best_epoch", "stopped_epoch")
 class FullRankingValidation(keras.callbacks.Callback):
     """Adds `val_hr@10`, `val_ndcg@10`, `val_mrr` (full ranking) to the epoch logs.
 
-    Put it before `EarlyStopping` / checkpoint callbacks that monitor `val_ndcg@10`.
+    Put it before `EarlyStopping` / checkpoint callbacks that monitor `val_ndcg@10`. Each
+    `history` row also has `seconds`: wall-clock seconds since training started, validation
+    included (a resumed run continues from its last row's value), and `validation_seconds`.
 
     Args:
         split: The leave-one-out split; its `valid` stage is ranked.
@@ -69,6 +71,11 @@ class FullRankingValidation(keras.callbacks.Callback):
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
         self._score_fn: ScoreFn | None = None
+        self._clock: float | None = None  # perf_counter() minus the seconds already trained
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        done = self.history[-1].get("seconds", 0.0) if self.history else 0.0
+        self._clock = time.perf_counter() - done
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         start = time.perf_counter()
@@ -80,8 +87,11 @@ class FullRankingValidation(keras.callbacks.Callback):
             "valid",
             exclude_history=self.exclude_history,
         )
-        self.seconds += time.perf_counter() - start
+        now = time.perf_counter()
+        self.seconds += now - start
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in result.items()}}
+        row["seconds"] = now - (self._clock if self._clock is not None else start)
+        row["validation_seconds"] = now - start
         if logs is not None:
             row["loss"] = float(logs.get("loss", np.nan))
             for key in ("hr@10", "ndcg@10", "mrr"):
@@ -92,6 +102,38 @@ class FullRankingValidation(keras.callbacks.Callback):
             f"  MRR {result['mrr']:.4f}",
             flush=True,
         )
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training before an epoch that would end past `seconds` of training.
+
+    Reads the wall-clock `seconds` of `validation`'s history rows (validation included, summed
+    over the processes of a resumed run): after an epoch, training stops when another epoch as
+    long as the last one would end past the budget. Put it after `validation`.
+
+    Args:
+        validation: The run's `FullRankingValidation`.
+        seconds: The budget; 0 or less disables it.
+    """
+
+    def __init__(self, validation: FullRankingValidation, seconds: float) -> None:
+        super().__init__()
+        self.validation = validation
+        self.budget = float(seconds)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        rows = self.validation.history
+        if self.budget <= 0 or not rows:
+            return
+        done = rows[-1]["seconds"]
+        last = done - (rows[-2]["seconds"] if len(rows) > 1 else 0.0)
+        if done + last > self.budget:
+            self.model.stop_training = True
+            print(
+                f" - time budget: {done:.0f}s of {self.budget:.0f}s used, the next epoch "
+                f"(~{last:.0f}s) would not fit; stopping",
+                flush=True,
+            )
 
 
 class AtomicBestCheckpoint(keras.callbacks.Callback):

@@ -21,7 +21,7 @@ from typing import Any
 
 from attnrec_tf.errors import ConfigError
 
-VARIANTS = ("pooling", "self-attention", "mean", "last")
+VARIANTS = ("pooling", "self-attention", "sasrec", "mean", "last")
 LOSSES = ("softmax", "sampled")
 
 
@@ -35,16 +35,24 @@ class Config:
         min_item_interactions: Items with fewer raw interactions are dropped.
         variant: `pooling` (AttentionPooling over position-aware item embeddings),
             `self-attention` (causal self-attention blocks under the AttentionPooling head),
+            `sasrec` (the blocks alone: the output at each position is the user vector, as in
+            SASRec),
             `mean` (mean pooling) or `last` (last item) for the ablation baselines.
         embedding_dim: Size of item embeddings and of the user vector.
         attention_units: Hidden size of the AttentionPooling scorer (`W`, `v`).
-        num_blocks: Causal self-attention blocks (variant `self-attention`).
+        num_blocks: Causal self-attention blocks (variants `self-attention`, `sasrec`).
         num_heads: Attention heads per block.
         dropout: Dropout on embeddings and inside blocks.
         attention_dropout: Dropout on the pooling attention weights.
         position_embedding: Add a learned position embedding to the history.
         item_features: Add item side features (MovieLens genres) to the item representation.
         embedding_init_std: Standard deviation of the truncated-normal item embedding initialiser.
+        embedding_scale: Multiply the history's item embeddings by `sqrt(embedding_dim)` before
+            adding positions (SASRec).
+        absolute_positions: Number positions from the oldest item of the window (SASRec's
+            right padding) instead of from the latest.
+        dense_init_std: Std of the truncated-normal initializer of the causal blocks' dense
+            kernels (0 = Keras's glorot_uniform; SASRec+ uses 0.02).
         concat_last: Give the user projection the state at the current position beside the
             pooled vector (STAMP-style short-term + long-term interest).
         loss: `softmax` (full softmax over the catalog; default, fine up to about 100k items) or
@@ -57,11 +65,18 @@ class Config:
             to 1% of `learning_rate` at the last epoch).
         weight_decay: Decoupled weight decay (AdamW); 0 disables.
         patience: Early stopping patience in epochs, on validation NDCG@10.
+        time_budget: Wall-clock seconds of training (validation included): no epoch is started
+            that would end past it (0 = no budget). For comparisons at equal compute; the
+            number of epochs then depends on the machine's speed.
         seed: Seed for data generation, shuffling and initialisation.
         exclude_history: Exclude items already in the history when ranking.
         top_k: K of the exported top-K and of the Android demo.
         jit_compile: Compile the train step with XLA.
         all_windows: Train on every `max_len` window of long sequences, not only the latest.
+        length_buckets: Batch windows of similar length together and cut each batch to its
+            longest window, so no step computes on columns that are padding in every row
+            (`data.pipeline.training_dataset`); the model's numbers per batch are the same as
+            at full width.
     """
 
     max_len: int = 50
@@ -77,6 +92,9 @@ class Config:
     position_embedding: bool = True
     item_features: bool = True
     embedding_init_std: float = 0.05
+    embedding_scale: bool = False
+    absolute_positions: bool = False
+    dense_init_std: float = 0.0
     concat_last: bool = True
     loss: str = "softmax"
     num_negatives: int = 1024
@@ -86,11 +104,13 @@ class Config:
     lr_schedule: str = "constant"
     weight_decay: float = 0.0
     patience: int = 5
+    time_budget: float = 0.0
     seed: int = 0
     exclude_history: bool = True
     top_k: int = 10
     jit_compile: bool = False
     all_windows: bool = False
+    length_buckets: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Config:
@@ -124,6 +144,10 @@ class Config:
         for name in ("learning_rate", "embedding_init_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)!r}")
+        if self.time_budget < 0:
+            raise ConfigError(f"--time-budget must be >= 0 seconds, got {self.time_budget!r}")
+        if self.dense_init_std < 0:
+            raise ConfigError(f"--dense-init-std must be >= 0, got {self.dense_init_std!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay!r}")
         if self.loss not in LOSSES:
@@ -169,6 +193,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 25,
         "patience": 8,
     },
+}
+
+
+# The SASRec+ recipe (Klenitskiy & Vasilev, RecSys 2023): SASRec trained with the full softmax
+# over the catalog, its reference hyperparameters, and the latest window of each user per epoch.
+PRESETS["sasrec"] = {
+    "variant": "sasrec",
+    "max_len": 200,
+    "num_blocks": 2,
+    "num_heads": 1,
+    "dropout": 0.1,
+    "learning_rate": 1e-3,
+    "batch_size": 128,
+    "epochs": 100,
+    "patience": 10,
+    "item_features": False,
+    "embedding_scale": True,
+    "embedding_init_std": 0.02,
+    "dense_init_std": 0.02,
+    "absolute_positions": True,
 }
 
 

@@ -29,6 +29,8 @@ user vector is that item).
 
 `h_i` are the model's history states (item representation + position, after the causal blocks
 of the `self-attention` variant), recomputed here from the trained weights in `model.keras`.
+The `sasrec` variant has no pooling head (`u = h_L`): its whole score is the recent term, so it
+gets no "because you watched" reasons from this split.
 The three terms add up to the Keras score exactly (up to float32 rounding); with the SavedModel
 or a float32 `.tflite` the attention is the same, with the quantized kinds it is close.
 
@@ -118,23 +120,19 @@ def score_parts(model: Any, window: np.ndarray) -> ScoreParts:
     window = np.asarray(window, np.int32).reshape(1, -1)  # (1, L)
     history = model._clean(window)
     mask = history > 0  # (1, L)
-    float_mask = ops.cast(mask, "float32")[:, :, None]  # (1, L, 1)
-    h = ops.cast(model.item_representations(history), "float32")  # (1, L, D)
-    if model.positions is not None:
-        h = h + ops.cast(model.positions(ops.arange(window.shape[1])), "float32")[None]
-    h = h * float_mask
-    for block in model.blocks:
-        h = block(h, mask=mask, training=False)
-    if model.final_norm is not None:
-        h = model.final_norm(h) * float_mask
+    h = model.embed(history, mask, training=False)
+    h, _ = model.contextualize(h, mask, training=False)
     _, attention = model.serve_outputs(window)  # (1, L)
 
     states = np.asarray(ops.convert_to_numpy(h), np.float64)[0]  # (L, D)
-    kernel = np.asarray(ops.convert_to_numpy(model.projection.kernel), np.float64)  # (D or 2D, D)
-    bias = np.asarray(ops.convert_to_numpy(model.projection.bias), np.float64)  # (D,)
     dim = states.shape[1]
-    projected = states @ kernel[:dim]  # (L, D)
-    recent = states[-1] @ kernel[dim:] if model.concat_last else np.zeros(kernel.shape[1])
+    if model.projection is None:  # sasrec: u = h_L, no pooled term to split
+        projected, recent, bias = np.zeros_like(states), states[-1], np.zeros(dim)
+    else:
+        kernel = np.asarray(ops.convert_to_numpy(model.projection.kernel), np.float64)
+        bias = np.asarray(ops.convert_to_numpy(model.projection.bias), np.float64)  # (D,)
+        projected = states @ kernel[:dim]  # (L, D)
+        recent = states[-1] @ kernel[dim:] if model.concat_last else np.zeros(kernel.shape[1])
     items = np.asarray(ops.convert_to_numpy(model.item_representations()), np.float64)  # (V, D)
     return ScoreParts(
         window=window[0],

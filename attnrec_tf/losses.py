@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 
@@ -34,6 +35,12 @@ def full_softmax_loss(
 ) -> tf.Tensor:
     """Mean softmax cross-entropy over every item of the catalog (index 0, padding, excluded).
 
+    The value and gradients are those of `sparse_softmax_cross_entropy_with_logits` over
+    `user @ items[1:]^T`, computed with one pass less over the `(N, V)` logits: the kernel's own
+    backprop (`softmax - onehot`) is kept from the forward pass, and the scale of the mean (and
+    the weights) is applied to the `(N, D)` and `(V, D)` factors instead of the `(N, V)` matrix.
+    Padding is left out by slicing the table rather than by adding a large negative.
+
     Args:
         user: `(N, D)` float32 user vectors.
         labels: `(N,)` int32 next items in `1..V-1`.
@@ -43,10 +50,33 @@ def full_softmax_loss(
     Returns:
         A scalar loss.
     """
-    logits = tf.matmul(user, items, transpose_b=True)  # (N, V)
-    padding = tf.one_hot(0, tf.shape(items)[0], on_value=-1e9, off_value=0.0)
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits + padding)
-    return weighted_mean(losses, weights)
+    if weights is None:
+        weights = tf.ones_like(user[:, 0])
+    return _softmax_cross_entropy(user, tf.cast(labels, tf.int32), items, weights)
+
+
+@tf.custom_gradient
+def _softmax_cross_entropy(
+    user: tf.Tensor, labels: tf.Tensor, items: tf.Tensor, weights: tf.Tensor
+) -> tuple[tf.Tensor, Callable[[tf.Tensor], tuple[Any, ...]]]:
+    real = items[1:]  # (V-1, D)
+    logits = tf.matmul(user, real, transpose_b=True)  # (N, V-1)
+    # Labels of padding rows (weight 0) may be 0; any in-range class does.
+    classes = tf.maximum(labels - 1, 0)
+    losses, backprop = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+        features=logits, labels=classes
+    )  # (N,), (N, V-1) = softmax - onehot
+    total = tf.maximum(tf.reduce_sum(weights), 1.0)
+    loss = tf.reduce_sum(losses * weights) / total
+
+    def grad(upstream: tf.Tensor) -> tuple[Any, ...]:
+        scale = (upstream * weights / total)[:, None]  # (N, 1)
+        d_user = tf.matmul(backprop, real) * scale  # (N, D)
+        d_real = tf.matmul(backprop, user * scale, transpose_a=True)  # (V-1, D)
+        d_items = tf.concat([tf.zeros_like(items[:1]), d_real], axis=0)
+        return d_user, None, d_items, None
+
+    return loss, grad
 
 
 def sample_negatives(log_q: tf.Tensor, num_negatives: int, seed: tf.Tensor) -> tf.Tensor:

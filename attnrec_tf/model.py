@@ -3,11 +3,16 @@
 Data flow for a batch of left-padded histories `x` of shape (B, L) (0 = padding):
 
     items  = E + mean(genre embeddings)             # (V, D) item representations, row 0 = padding
-    h      = items[x] + P[0..L-1]                    # (B, L, D) history embeddings (+ positions)
-    h      = blocks(h)                               # variant "self-attention" only: causal blocks
+    h      = items[x] + P[recency]                   # (B, L, D) history embeddings (+ positions)
+    h      = blocks(h)                               # "self-attention" and "sasrec": causal blocks
     u_t    = AttentionPooling_causal(h)[t]           # (B, L, D) user vector after each position t
     u_t    = Dense([u_t ; h_t])                      # projection, with the current state (STAMP)
     s_t    = u_t . items^T                           # (B, L, V) scores (tied with the input table)
+
+Variant `sasrec` has no pooling head: `u_t = h_t`, the block output at position t (SASRec).
+Positions are indexed by recency (the latest item always takes the last position embedding), so a
+batch narrower than `max_len` (length bucketing in training) computes exactly what the full-width
+left-padded batch would.
 
 Training uses every position at once: softmax cross-entropy of `s_t` against the next item
 `x_{t+1}` over the whole catalog (padding positions are skipped). Serving reads the last position,
@@ -47,8 +52,10 @@ class AttentionRecommender(keras.Model):
         max_len: int. History window length.
         embedding_dim: int. Item embedding and user vector size. Defaults to `64`.
         attention_units: int. Hidden size of the pooling scorer. Defaults to `64`.
-        variant: str. `pooling`, `self-attention`, `mean` or `last`. Defaults to `"pooling"`.
-        num_blocks: int. Causal self-attention blocks for `self-attention`. Defaults to `2`.
+        variant: str. `pooling`, `self-attention`, `sasrec`, `mean` or `last`. Defaults to
+            `"pooling"`.
+        num_blocks: int. Causal self-attention blocks for `self-attention` and `sasrec`.
+            Defaults to `2`.
         num_heads: int. Heads per block. Defaults to `1`.
         dropout: float. Embedding and block dropout. Defaults to `0.2`.
         attention_dropout: float. Dropout on the pooling weights. Defaults to `0.0`.
@@ -63,7 +70,14 @@ class AttentionRecommender(keras.Model):
         num_negatives: int. Shared negatives per batch for `sampled`. Defaults to `1024`.
         concat_last: bool. Feed the state at the current position `h_t` to the projection
             beside the pooled vector (short-term interest next to the attention-pooled long-term
-            one, as in STAMP, Liu et al. 2018). Ignored by variant `last`. Defaults to `True`.
+            one, as in STAMP, Liu et al. 2018). Ignored by variants `last` and `sasrec`.
+            Defaults to `True`.
+        embedding_scale: bool. Multiply the history's item embeddings by `sqrt(embedding_dim)`
+            before adding positions (SASRec). Defaults to `False`.
+        absolute_positions: bool. Number positions from the oldest item of the window (SASRec)
+            instead of from the latest. Defaults to `False`.
+        dense_init_std: float. Std of a truncated-normal initializer for the blocks' dense
+            kernels; 0 keeps Keras's `glorot_uniform`. Defaults to `0.0`.
     """
 
     def __init__(
@@ -83,6 +97,9 @@ class AttentionRecommender(keras.Model):
         concat_last: bool = True,
         loss: str = "softmax",
         num_negatives: int = 1024,
+        embedding_scale: bool = False,
+        absolute_positions: bool = False,
+        dense_init_std: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -93,18 +110,22 @@ class AttentionRecommender(keras.Model):
         self.embedding_dim = embedding_dim
         self.attention_units = attention_units
         self.variant = variant
-        self.num_blocks = num_blocks if variant == "self-attention" else 0
+        self.num_blocks = num_blocks if variant in ("self-attention", "sasrec") else 0
         self.num_heads = num_heads
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.position_embedding = position_embedding
         self.num_item_features = num_item_features
         self.embedding_init_std = embedding_init_std
-        self.concat_last = concat_last and variant != "last"
+        self.concat_last = concat_last and variant not in ("last", "sasrec")
+        self.embedding_scale = bool(embedding_scale)
+        self.absolute_positions = bool(absolute_positions)
+        self.dense_init_std = float(dense_init_std)
         if loss not in ("softmax", "sampled"):
             raise ValueError(f"`loss` must be 'softmax' or 'sampled'. Received: loss={loss!r}")
         self.loss_type = loss
         self.num_negatives = num_negatives
+        self.loss_denominator: float | None = None  # see `compute_loss`; set by training
 
         self.item_embedding = keras.layers.Embedding(
             vocab_size,
@@ -135,8 +156,18 @@ class AttentionRecommender(keras.Model):
             else None
         )
         self.input_dropout = keras.layers.Dropout(dropout)
+        dense_init = (
+            keras.initializers.TruncatedNormal(stddev=dense_init_std)
+            if dense_init_std > 0
+            else "glorot_uniform"
+        )
         self.blocks = [
-            CausalSelfAttentionBlock(num_heads=num_heads, dropout=dropout, name=f"block_{i}")
+            CausalSelfAttentionBlock(
+                num_heads=num_heads,
+                dropout=dropout,
+                kernel_initializer=dense_init,
+                name=f"block_{i}",
+            )
             for i in range(self.num_blocks)
         ]
         self.final_norm = (
@@ -155,7 +186,11 @@ class AttentionRecommender(keras.Model):
             if variant in ("pooling", "self-attention")
             else None
         )
-        self.projection = keras.layers.Dense(embedding_dim, name="user_projection")
+        self.projection = (
+            None
+            if variant == "sasrec"
+            else keras.layers.Dense(embedding_dim, name="user_projection")
+        )
 
     def build(self, input_shape: Any = None) -> None:
         self.item_features = self.add_weight(
@@ -185,7 +220,8 @@ class AttentionRecommender(keras.Model):
             self.final_norm.build((None, self.max_len, dim))
         if self.pooling is not None:
             self.pooling.build((None, self.max_len, dim))
-        self.projection.build((None, self.max_len, dim * (2 if self.concat_last else 1)))
+        if self.projection is not None:
+            self.projection.build((None, self.max_len, dim * (2 if self.concat_last else 1)))
         self.built = True
 
     def set_item_features(self, matrix: np.ndarray) -> None:
@@ -236,42 +272,72 @@ class AttentionRecommender(keras.Model):
         return history
 
     def encode(self, history: Any, training: bool | None = None) -> tuple[Any, Any]:
-        """User vectors after every position, and the pooling attention.
+        """User vectors after every position, and the attention behind them.
 
         Args:
-            history: `(B, L)` int item indices, left-padded with 0.
+            history: `(B, L)` int item indices, left-padded with 0, `L <= max_len`.
             training: Python bool.
 
         Returns:
             `(user, attention)`: `(B, L, D)` user vectors (row t covers positions <= t) and
-            `(B, L, L)` attention weights (row t over positions <= t).
+            `(B, L, L)` attention weights (row t over positions <= t): the pooling's, or for
+            `sasrec` the last block's self-attention (averaged over heads).
         """
         history = self._clean(history)
         mask = history > 0  # (B, L)
-        float_mask = ops.cast(mask, self.compute_dtype)[:, :, None]  # (B, L, 1)
+        h = self.embed(history, mask, training=training)
+        h, attention = self.contextualize(h, mask, training=training)
+        return self.head(h, mask, attention, training=training)
+
+    def embed(self, history: Any, mask: Any, training: bool | None = None) -> Any:
+        """`(B, L, D)` item representations plus recency positions, dropout, padding zeroed."""
         h = ops.cast(self.item_representations(history), self.compute_dtype)  # (B, L, D)
+        if self.embedding_scale:
+            h = h * float(self.embedding_dim) ** 0.5
         if self.positions is not None:
-            length = ops.shape(history)[1]
-            h = h + ops.cast(self.positions(ops.arange(length)), self.compute_dtype)[None]
-        h = self.input_dropout(h, training=training) * float_mask
+            h = h + ops.cast(self.positions(self._position_indices(mask)), self.compute_dtype)
+        return self.input_dropout(h, training=training) * ops.cast(mask, h.dtype)[:, :, None]
+
+    def _position_indices(self, mask: Any) -> Any:
+        """`(B, L)` or `(1, L)` position of each column: from the latest item (`max_len - 1`)
+        back, or with `absolute_positions` from the oldest real item of the row (0) on."""
+        if self.absolute_positions:
+            return ops.maximum(ops.cumsum(ops.cast(mask, "int32"), axis=1) - 1, 0)
+        length = ops.shape(mask)[1]
+        return ops.arange(self.max_len - length, self.max_len)[None, :]
+
+    def contextualize(self, h: Any, mask: Any, training: bool | None = None) -> tuple[Any, Any]:
+        """The causal blocks and final norm (identity without blocks); `(h, last weights)`."""
+        weights = None
         for block in self.blocks:
-            h = block(h, mask=mask, training=training)
+            h, weights = block(h, mask=mask, training=training, return_attention_scores=True)
         if self.final_norm is not None:
-            h = self.final_norm(h) * float_mask
+            h = self.final_norm(h) * ops.cast(mask, h.dtype)[:, :, None]
+        return h, weights
+
+    def head(
+        self, h: Any, mask: Any, block_attention: Any, training: bool | None = None
+    ) -> tuple[Any, Any]:
+        """History states -> `(user vectors (B, L, D), attention (B, L, L))` of the variant."""
+        float_mask = ops.cast(mask, h.dtype)[:, :, None]  # (B, L, 1)
+        if self.variant == "sasrec" and block_attention is not None:
+            return h, block_attention
         if self.pooling is not None:
             user, attention = self.pooling(h, mask=mask, training=training)  # (B,L,D), (B,L,L)
         elif self.variant == "mean":
             counts = ops.maximum(ops.cumsum(float_mask, axis=1), 1.0)  # (B, L, 1)
             user = ops.cumsum(h, axis=1) / counts
-            causal = ops.tril(ops.ones((ops.shape(h)[1], ops.shape(h)[1]), self.compute_dtype))
+            causal = ops.tril(ops.ones((ops.shape(h)[1], ops.shape(h)[1]), h.dtype))
             weights = causal[None] * ops.transpose(float_mask, (0, 2, 1))  # (B, L, L)
             attention = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1.0)
-        else:  # "last": the user vector is a function of the latest item only
+        else:  # "last" (and "sasrec" without blocks): a function of the latest item only
             user = h
-            eye = ops.eye(ops.shape(h)[1], dtype=self.compute_dtype)
+            eye = ops.eye(ops.shape(h)[1], dtype=h.dtype)
             attention = eye[None] * ops.transpose(float_mask, (0, 2, 1))
         if self.concat_last:
             user = ops.concatenate([user, h], axis=-1)  # (B, L, 2D)
+        if self.projection is None:
+            return user, attention
         return self.projection(user), attention
 
     def call(self, history: Any, training: bool | None = None) -> Any:
@@ -310,7 +376,10 @@ class AttentionRecommender(keras.Model):
     ) -> Any:
         """Softmax cross-entropy against the next item at every real position.
 
-        Full softmax over the catalog, or sampled softmax with logQ correction (`loss`).
+        Full softmax over the catalog, or sampled softmax with logQ correction (`loss`). The
+        batch's mean over its real positions, or, when `loss_denominator` is set (training
+        with length buckets), their sum divided by it: batches of short histories then weigh
+        their positions as much as a random batch would, not more.
         """
         targets = tf.cast(y, tf.int32)
         if getattr(self, "jit_compile", False) is True:
@@ -339,6 +408,9 @@ class AttentionRecommender(keras.Model):
         else:
             items = tf.cast(self.item_representations(), tf.float32)
             loss = losses.full_softmax_loss(user, labels, items, weights=weights)
+        if self.loss_denominator:
+            count = tf.reduce_sum(tf.cast(targets > 0, tf.float32))
+            loss = loss * count / self.loss_denominator
         if self.losses:
             loss = loss + tf.add_n(self.losses)
         return loss
@@ -361,6 +433,9 @@ class AttentionRecommender(keras.Model):
             concat_last=self.concat_last,
             loss=self.loss_type,
             num_negatives=self.num_negatives,
+            embedding_scale=self.embedding_scale,
+            absolute_positions=self.absolute_positions,
+            dense_init_std=self.dense_init_std,
         )
         return config
 
@@ -401,6 +476,9 @@ def build_model(
         concat_last=config.concat_last,
         loss=config.loss,
         num_negatives=config.num_negatives,
+        embedding_scale=config.embedding_scale,
+        absolute_positions=config.absolute_positions,
+        dense_init_std=config.dense_init_std,
     )
     model.build((None, config.max_len))
     if use_features:

@@ -53,7 +53,10 @@ def _matplotlib() -> Any:
 
 
 def plot_curves(report: dict[str, Any], path: Path) -> Path | None:
-    """Training loss and validation NDCG@10 / HR@10 per epoch from `report["history"]`.
+    """Training loss and validation NDCG@10 / HR@10 per epoch, and NDCG@10 against seconds.
+
+    The third panel (time to quality) needs the `seconds` of each history row (wall-clock since
+    training started, validation included); without it the figure has two panels.
 
     Args:
         report: report.json contents (needs `history`: a list of per-epoch dicts).
@@ -67,8 +70,12 @@ def plot_curves(report: dict[str, Any], path: Path) -> Path | None:
     if figure_class is None or not history:
         return None
     epochs = [int(row.get("epoch", i + 1)) for i, row in enumerate(history)]
-    figure = figure_class(figsize=(10, 4), dpi=110, layout="constrained")
-    loss_axes, rank_axes = figure.subplots(1, 2)
+    seconds = [row.get("seconds") for row in history]
+    timed = all(value is not None for value in seconds)
+    figure = figure_class(figsize=(15 if timed else 10, 4), dpi=110, layout="constrained")
+    loss_axes, rank_axes, *time_axes = figure.subplots(1, 3 if timed else 2)
+    if timed:
+        _plot_time_to_quality(time_axes[0], seconds, history)
     losses = [row.get("loss") for row in history]
     if any(value is not None for value in losses):
         loss_axes.plot(epochs, [np.nan if v is None else v for v in losses], "o-", color="C0")
@@ -103,6 +110,16 @@ def plot_curves(report: dict[str, Any], path: Path) -> Path | None:
     figure.suptitle(f"attnrec_tf training {('on ' + name) if name else ''}".strip())
     figure.savefig(path)
     return path
+
+
+def _plot_time_to_quality(axes: Any, seconds: list[float], history: list[dict]) -> None:
+    """Validation NDCG@10 against wall-clock seconds of training (validation included)."""
+    values = [row.get("ndcg@10", row.get("val_ndcg@10")) for row in history]
+    axes.plot(seconds, [np.nan if v is None else v for v in values], "o-", color="C2")
+    axes.set_title("time to quality")
+    axes.set_xlabel("wall-clock seconds of training")
+    axes.set_ylabel("validation NDCG@10")
+    axes.grid(alpha=0.3)
 
 
 def attention_rows(

@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("runs/latest"),
         help="where the model, report.json and exports go",
     )
-    run.add_argument("--preset", default="default", help="named hyperparameters: default, ml-1m")
+    run.add_argument(
+        "--preset", default="default", help="named hyperparameters: default, ml-1m, sasrec"
+    )
     run.add_argument(
         "--sampled-negatives",
         type=int,

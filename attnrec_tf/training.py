@@ -202,7 +202,12 @@ def fit_and_evaluate(
     import tensorflow as tf
 
     from attnrec_tf import atomic
-    from attnrec_tf.callbacks import AtomicBestCheckpoint, FullRankingValidation, TrainingState
+    from attnrec_tf.callbacks import (
+        AtomicBestCheckpoint,
+        FullRankingValidation,
+        TimeBudget,
+        TrainingState,
+    )
     from attnrec_tf.data.pipeline import training_arrays, training_dataset
     from attnrec_tf.evaluate import (
         evaluate_popularity_split,
@@ -234,12 +239,17 @@ def fit_and_evaluate(
             seed=config.seed,
             epoch=epoch,
             start_batch=start_batch,
+            bucket=config.length_buckets,
         )
 
     with distribution.strategy.scope():
         counts = np.bincount(targets[targets > 0], minlength=vocab_size)  # sampled loss's Q
         model = build_model(config, vocab_size, item_features, item_counts=counts)
         steps_per_epoch = -(-len(inputs) // config.batch_size)
+        if config.length_buckets:  # each replica's part of a batch: its share of the mean
+            model.loss_denominator = (
+                positions_per_epoch / steps_per_epoch / distribution.num_replicas
+            )
         optimizer = make_optimizer(config, steps_per_epoch)
         if distribution.num_replicas > 1:  # the all-reduce repeats every sparse row per replica
             sum_duplicate_sparse_gradients(optimizer)
@@ -281,6 +291,8 @@ def fit_and_evaluate(
         (1, point.epoch, point.batch, int(point.finished)) if point else (0, 0, 0, 0),
     )
     callbacks: list[keras.callbacks.Callback] = [validation]
+    if config.time_budget > 0:
+        callbacks.append(TimeBudget(validation, config.time_budget))
     if distribution.is_chief:
         callbacks += [
             checkpoint,

@@ -69,3 +69,13 @@ def test_markdown_has_machine_and_every_run():
     text = bench.markdown(results)
     assert "2 cores, X" in text and "| a | pooling |" in text
     assert "| 100 | 5 | 90 |" in text
+
+
+def test_heads_table_gives_mean_and_standard_deviation_over_seeds():
+    runs = {
+        f"heads-ml-1m-sasrec-s{seed}": _row(f"heads-ml-1m-sasrec-s{seed}", "movielens-1m",
+                                            "sasrec", ndcg)
+        for seed, ndcg in enumerate([0.18, 0.19, 0.20])
+    }  # fmt: skip
+    row = [line for line in bench.heads_markdown(runs).splitlines() if "sasrec" in line][-1]
+    assert "| 3 |" in row and "0.1900 ± 0.0100" in row  # stdev of 0.18, 0.19, 0.20

@@ -74,3 +74,26 @@ def test_weighted_losses_ignore_zero_weight_rows():
     dense = losses.full_softmax_loss(user, labels, items, weights=weights)
     packed = losses.full_softmax_loss(tf.gather(user, keep), tf.gather(labels, keep), items)
     np.testing.assert_allclose(float(dense), float(packed), rtol=1e-6)
+
+
+def test_full_softmax_value_and_gradients_equal_the_plain_formula():
+    rng = np.random.default_rng(3)
+    user = tf.constant(rng.normal(size=(5, 3)), tf.float32)
+    items = tf.constant(rng.normal(size=(7, 3)), tf.float32)
+    labels = tf.constant([1, 6, 2, 0, 3])  # row 3 is padding (weight 0)
+    weights = tf.constant([1.0, 1.0, 0.5, 0.0, 2.0])
+
+    def plain(u, i):
+        logits = tf.matmul(u, i[1:], transpose_b=True)  # padding column left out
+        per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(labels - 1, 0), logits)
+        return tf.reduce_sum(per_row * weights) / tf.reduce_sum(weights)
+
+    results = []
+    for loss in (plain, lambda u, i: losses.full_softmax_loss(u, labels, i, weights)):
+        with tf.GradientTape() as tape:
+            tape.watch([user, items])
+            value = 3.0 * loss(user, items)
+        results.append([value, *tape.gradient(value, [user, items])])
+    for got, want in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(results[1][2])[0] == 0)  # the padding row gets no gradient

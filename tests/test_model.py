@@ -5,7 +5,7 @@ import pytest
 from attnrec_tf.config import Config
 from attnrec_tf.model import AttentionRecommender, build_model
 
-VARIANTS = ["pooling", "self-attention", "mean", "last"]
+VARIANTS = ["pooling", "self-attention", "sasrec", "mean", "last"]
 
 
 def _model(variant, features=True):
@@ -69,3 +69,47 @@ def test_config_round_trip():
     model = _model("self-attention")
     clone = AttentionRecommender.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
+
+
+@pytest.mark.parametrize("variant", ["pooling", "self-attention", "sasrec"])
+def test_a_narrower_batch_computes_what_the_full_width_one_does(variant):
+    # Length bucketing cuts a batch to its longest history: positions count from the latest
+    # item, so dropping columns that are padding in every row changes nothing.
+    model = _model(variant)
+    full = np.array([[0, 0, 0, 3, 4, 5], [0, 0, 7, 1, 2, 9]], "int32")
+    user_full, _ = model.encode(full)
+    user_cut, _ = model.encode(full[:, 2:])
+    np.testing.assert_allclose(
+        np.asarray(user_cut), np.asarray(user_full)[:, 2:], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_sasrec_user_vector_is_the_last_block_output():
+    model = _model("sasrec", features=False)
+    assert model.projection is None and model.pooling is None and len(model.blocks) == 2
+    x = np.array([[0, 0, 3, 4, 5, 6]], "int32")
+    history = model._clean(x)
+    mask = history > 0
+    h, weights = model.contextualize(model.embed(history, mask), mask)
+    scores, attention = model.serve_outputs(x)
+    items = np.asarray(model.item_representations())
+    np.testing.assert_allclose(
+        np.asarray(scores), np.asarray(h)[:, -1] @ items.T, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(np.asarray(attention), np.asarray(weights)[:, -1], atol=1e-7)
+
+
+def test_embedding_scale_multiplies_the_history_embeddings_by_sqrt_dim():
+    config = Config(max_len=4, variant="sasrec", embedding_dim=16, num_blocks=0)
+    plain = build_model(config, 11, None)
+    scaled = build_model(config.replace(embedding_scale=True), 11, None)
+    x = np.array([[0, 1, 2, 3]], "int32")
+    mask = x > 0
+    items = np.asarray(plain.item_representations(x))
+    positions = np.asarray(plain.positions.embeddings)[None]
+    np.testing.assert_allclose(
+        np.asarray(plain.embed(x, mask)), (items + positions) * mask[..., None], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(scaled.embed(x, mask)), (items * 4.0 + positions) * mask[..., None], atol=1e-6
+    )

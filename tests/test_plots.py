@@ -59,3 +59,19 @@ def test_a_failing_plot_does_not_fail_the_run(
     written = plots.write_plots(RunDir(tmp_path), {"history": history, "best_epoch": 2})
     assert written == [tmp_path / plots.CURVES]  # no model.keras: the heatmap is skipped
     assert "attention heatmap skipped" in capsys.readouterr().out
+
+
+def test_curves_get_a_time_to_quality_panel_when_epochs_have_seconds(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import struct
+
+    history = [{"epoch": e, "loss": 3.0 / e, "ndcg@10": 0.1 * e} for e in (1, 2)]
+    widths = []
+    for name, rows in (
+        ("plain", history),
+        ("timed", [{**r, "seconds": 9.0 * r["epoch"]} for r in history]),
+    ):
+        path = plots.plot_curves({"history": rows}, tmp_path / f"{name}.png")
+        assert path is not None
+        widths.append(struct.unpack(">I", path.read_bytes()[16:20])[0])  # PNG IHDR width
+    assert widths[1] == widths[0] * 3 // 2  # a third panel of the same size

@@ -82,6 +82,7 @@ def training_dataset(
     seed: int,
     epoch: Any = 0,
     start_batch: int = 0,
+    bucket: bool = False,
 ):  # -> tf.data.Dataset
     """Batches of `(history, targets)` in an order that is a pure function of `(seed, epoch)`.
 
@@ -104,6 +105,12 @@ def training_dataset(
         epoch: An int, or an integer scalar `tf.Variable` read each time a batch is made; training
             sets it at the start of every epoch (`callbacks.TrainingState`). Defaults to `0`.
         start_batch: Leave out the first `start_batch` batches of the epoch. Defaults to `0`.
+        bucket: Length bucketing. The epoch's permutation is cut into chunks of
+            `BUCKET_CHUNK_BATCHES` batches, each chunk is sorted by window length, cut into
+            batches, and the batches are visited in a second permutation of `(seed, epoch)`.
+            Each batch is then cut to its longest window (rounded up to a multiple of
+            `WIDTH_MULTIPLE`, left padding kept), so no step computes columns that are padding in
+            every row. Defaults to `False` (every batch `L` wide).
 
     Returns:
         A `tf.data.Dataset` of `(inputs, targets)` batches with a known number of batches.
@@ -123,12 +130,60 @@ def training_dataset(
     all_targets = tf.constant(targets)
     max_index = max(num_rows - 1, 0)
 
+    def epoch_key() -> tf.Tensor:
+        return tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+
     def gather(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-        order = tf.random.experimental.index_shuffle(rows, seed=key, max_index=max_index)
+        order = tf.random.experimental.index_shuffle(rows, seed=epoch_key(), max_index=max_index)
         return tf.gather(all_inputs, order), tf.gather(all_targets, order)
 
+    if bucket:
+        num_batches = -(-num_rows // batch_size)
+        return _with_options(
+            tf.data.Dataset.range(num_batches)
+            .skip(start_batch)
+            .map(_bucketed_batch(all_inputs, all_targets, batch_size, epoch_key))
+        )
     dataset = tf.data.Dataset.range(num_rows).batch(batch_size).skip(start_batch).map(gather)
+    return _with_options(dataset)
+
+
+BUCKET_CHUNK_BATCHES = 16
+"""Batches per chunk that is sorted by length (larger: less padding, less batch variety)."""
+WIDTH_MULTIPLE = 8
+"""A bucketed batch is cut to its longest window rounded up to this (fewer distinct shapes)."""
+
+
+def _bucketed_batch(all_inputs: Any, all_targets: Any, batch_size: int, epoch_key: Any) -> Any:
+    """`batch index -> (inputs, targets)` of one length-bucketed batch (see `training_dataset`)."""
+    import tensorflow as tf
+
+    num_rows, width = int(all_inputs.shape[0]), int(all_inputs.shape[1])
+    num_batches = -(-num_rows // batch_size)
+    lengths = tf.reduce_sum(tf.cast(all_targets > 0, tf.int64), axis=1)  # (N,)
+    chunk = tf.range(num_rows, dtype=tf.int64) // (batch_size * BUCKET_CHUNK_BATCHES)
+
+    def batch(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        key = epoch_key()
+        rows = tf.range(num_rows, dtype=tf.int64)
+        shuffled = tf.random.experimental.index_shuffle(rows, seed=key, max_index=num_rows - 1)
+        by_length = tf.argsort(chunk * (width + 1) + tf.gather(lengths, shuffled), stable=True)
+        order = tf.gather(shuffled, by_length)  # chunks of the permutation, each sorted
+        which = tf.random.experimental.index_shuffle(
+            index, seed=key + tf.constant([0, 1 << 32], tf.int64), max_index=num_batches - 1
+        )
+        picked = order[which * batch_size : (which + 1) * batch_size]
+        x, y = tf.gather(all_inputs, picked), tf.gather(all_targets, picked)
+        longest = tf.reduce_max(tf.gather(lengths, picked))
+        cut = tf.minimum((longest + WIDTH_MULTIPLE - 1) // WIDTH_MULTIPLE * WIDTH_MULTIPLE, width)
+        return x[:, width - cut :], y[:, width - cut :]
+
+    return batch
+
+
+def _with_options(dataset: Any) -> Any:
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -1,4 +1,11 @@
-"""A pre-norm causal self-attention block (SASRec's encoder block)."""
+"""Causal self-attention written with `keras.ops`, and the pre-norm encoder block built on it.
+
+`CausalSelfAttention` is scaled dot-product attention over the past and present positions of a
+sequence. Its masked softmax is the one of `AttentionPooling`: a masked position takes the row's
+smallest score instead of a large negative constant, so no value outside the scores' own range
+ever enters the graph. That keeps a full-integer (int8) TFLite graph's scales fine, which Keras's
+`MultiHeadAttention` (a large negative added inside its softmax) does not.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +15,154 @@ import keras
 from keras import ops
 
 
+def masked_softmax(scores: Any, valid: Any) -> Any:
+    """Softmax of `scores` over the last axis where `valid`, exactly 0 elsewhere.
+
+    A row with no valid entry gets all-zero weights. Masked entries take the row's minimum
+    before the exponential, so no large constant enters the graph (int8-friendly).
+
+    Args:
+        scores: `(..., L)` float tensor.
+        valid: bool tensor broadcastable to `scores`.
+
+    Returns:
+        Weights of the shape of `scores`.
+    """
+    valid = ops.broadcast_to(valid, ops.shape(scores))
+    floor = ops.min(scores, axis=-1, keepdims=True)
+    masked = ops.where(valid, scores, floor)
+    exp = ops.exp(masked - ops.max(masked, axis=-1, keepdims=True)) * ops.cast(valid, scores.dtype)
+    total = ops.sum(exp, axis=-1, keepdims=True)
+    return exp / ops.where(total > 0, total, ops.ones_like(total))
+
+
+def causal_valid(mask: Any, length: Any) -> Any:
+    """`(B or 1, L, L)` bool: query t may attend to key i when `i <= t` and key i is real."""
+    positions = ops.arange(length)
+    past = (positions[:, None] >= positions[None, :])[None, :, :]  # (1, L, L)
+    if mask is None:
+        return past
+    return ops.logical_and(past, ops.cast(mask, "bool")[:, None, :])
+
+
+@keras.saving.register_keras_serializable(package="attnrec_tf")
+class CausalSelfAttention(keras.layers.Layer):
+    """Multi-head scaled dot-product self-attention over past and present positions.
+
+    Args:
+        num_heads: int. Attention heads; the input width must be divisible by it.
+        dropout: float. Dropout on the attention weights. Defaults to `0.0`.
+        kernel_initializer: Initializer of the query/key/value and output kernels.
+            Defaults to `"glorot_uniform"`.
+
+    Call arguments:
+        inputs: `(batch, length, dim)` tensor.
+        mask: optional `(batch, length)` bool tensor, True on real positions (keys that are
+            padding are never attended to).
+        training: Python bool.
+
+    Returns:
+        `(outputs, weights)`: `(batch, length, dim)` and the head-averaged `(batch, length,
+        length)` attention weights (row t over keys `<= t`; all zero for a query with no real
+        key). In training, the softmax is Keras's fused one over scores masked with `-1e9`,
+        which gives the same weights on every query with a real key (a query without one, a
+        padding position, gets uniform weights; the block zeroes its output).
+    """
+
+    def __init__(
+        self,
+        num_heads: int = 1,
+        dropout: float = 0.0,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(num_heads, int) or num_heads <= 0:
+            raise ValueError(
+                f"`num_heads` must be a positive integer. Received: num_heads={num_heads}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self._dropout_layer = keras.layers.Dropout(dropout)
+        self.supports_masking = True
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        dim = int(input_shape[-1])  # type: ignore[arg-type]
+        if dim % self.num_heads:
+            raise ValueError(f"Input width {dim} is not divisible by num_heads={self.num_heads}")
+        init = self.kernel_initializer
+        self.qkv = keras.layers.Dense(3 * dim, kernel_initializer=init, name="qkv")
+        self.out = keras.layers.Dense(dim, kernel_initializer=init, name="output")
+        self.qkv.build(input_shape)
+        self.out.build(input_shape)
+        self.built = True
+
+    def call(self, inputs: Any, mask: Any = None, training: bool | None = None) -> Any:
+        batch, length, dim = ops.shape(inputs)[0], ops.shape(inputs)[1], ops.shape(inputs)[2]
+        heads, width = self.num_heads, inputs.shape[-1] // self.num_heads
+        query, key, value = ops.split(self.qkv(inputs), 3, axis=-1)  # (B, L, D) each
+        if heads > 1:
+            query, key, value = (
+                ops.transpose(ops.reshape(t, (batch, length, heads, width)), (0, 2, 1, 3))
+                for t in (query, key, value)
+            )  # (B, H, L, W)
+        scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * (1.0 / float(width) ** 0.5)
+        valid = causal_valid(mask, length)  # (B, L, L)
+        if heads > 1:
+            valid = valid[:, None, :, :]
+        if training:  # one fused softmax kernel; equal on every query with a real key
+            weights = ops.softmax(ops.where(valid, scores, ops.full_like(scores, -1e9)), axis=-1)
+        else:  # no large constant in an inference graph (int8 export)
+            weights = masked_softmax(scores, valid)
+        attended = ops.matmul(self._dropout_layer(weights, training=training), value)
+        if heads > 1:
+            attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (batch, length, dim))
+            weights = ops.mean(weights, axis=1)
+        return self.out(attended), weights
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return None
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
+        batch, length = input_shape[0], input_shape[1]
+        return input_shape, (batch, length, length)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package="attnrec_tf")
 class CausalSelfAttentionBlock(keras.layers.Layer):
     """Pre-norm causal self-attention followed by a pointwise feed-forward network.
 
-    `x + MHA(LN(x))` with a causal mask and the padding mask on the keys, then
-    `x + FFN(LN(x))`; padded positions are zeroed after the block, as in SASRec.
+    `x + Dropout(Attention(LN(x)))`, then `x + Dropout(FFN(LN(x)))` with
+    `FFN(z) = W2 Dropout(act(W1 z))`; padded positions are zeroed after the block, as in SASRec.
 
     Args:
         num_heads: int. Attention heads. Defaults to `1`.
-        dropout: float. Dropout on attention weights and both residual branches. Defaults to `0.0`.
+        dropout: float. Dropout on attention weights, inside the FFN and on both residual
+            branches. Defaults to `0.0`.
         ffn_multiplier: int. Hidden width of the feed-forward network in multiples of the input
             width. Defaults to `1` (SASRec).
+        activation: str. FFN activation. Defaults to `"gelu"` (`"relu"` in SASRec).
+        epsilon: float. LayerNormalization epsilon. Defaults to `1e-6`.
+        kernel_initializer: Initializer of every dense kernel of the block. Defaults to
+            `"glorot_uniform"`.
 
     Call arguments:
         inputs: `(batch, length, dim)` tensor.
         mask: optional `(batch, length)` bool tensor, True on real positions.
         training: Python bool.
+        return_attention_scores: bool. Also return the `(batch, length, length)` weights.
 
     Example:
 
@@ -38,7 +176,14 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
     """
 
     def __init__(
-        self, num_heads: int = 1, dropout: float = 0.0, ffn_multiplier: int = 1, **kwargs: Any
+        self,
+        num_heads: int = 1,
+        dropout: float = 0.0,
+        ffn_multiplier: int = 1,
+        activation: str = "gelu",
+        epsilon: float = 1e-6,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(num_heads, int) or num_heads <= 0:
@@ -50,45 +195,50 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
         self.num_heads = num_heads
         self.dropout = dropout
         self.ffn_multiplier = ffn_multiplier
+        self.activation = activation
+        self.epsilon = epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         dim = int(input_shape[-1])  # type: ignore[arg-type]
-        if dim % self.num_heads:
-            raise ValueError(f"Input width {dim} is not divisible by num_heads={self.num_heads}")
-        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6)
-        self.attention = keras.layers.MultiHeadAttention(
-            num_heads=self.num_heads, key_dim=dim // self.num_heads, dropout=self.dropout
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=self.epsilon)
+        init = self.kernel_initializer
+        self.attention = CausalSelfAttention(
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            kernel_initializer=init,
+            name="attention",
         )
-        self.ffn_norm = keras.layers.LayerNormalization(epsilon=1e-6)
-        self.ffn_in = keras.layers.Dense(dim * self.ffn_multiplier, activation="gelu")
-        self.ffn_out = keras.layers.Dense(dim)
+        self.ffn_norm = keras.layers.LayerNormalization(epsilon=self.epsilon)
+        self.ffn_in = keras.layers.Dense(
+            dim * self.ffn_multiplier, activation=self.activation, kernel_initializer=init
+        )
+        self.ffn_out = keras.layers.Dense(dim, kernel_initializer=init)
+        self.ffn_dropout = keras.layers.Dropout(self.dropout)
         self.residual_dropout = keras.layers.Dropout(self.dropout)
         self.attention_norm.build(input_shape)
-        self.attention.build(input_shape, input_shape)
+        self.attention.build(input_shape)
         self.ffn_norm.build(input_shape)
         self.ffn_in.build(input_shape)
         self.ffn_out.build((*input_shape[:-1], dim * self.ffn_multiplier))
         super().build(input_shape)
 
-    def call(self, inputs: Any, mask: Any = None, training: bool | None = None) -> Any:
-        length = ops.shape(inputs)[1]
-        causal = ops.tril(ops.ones((length, length), dtype="bool"))  # (L, L)
-        if mask is None:
-            attention_mask = causal[None, :, :]
-        else:
-            attention_mask = ops.logical_and(causal[None, :, :], ops.cast(mask, "bool")[:, None, :])
+    def call(
+        self,
+        inputs: Any,
+        mask: Any = None,
+        training: bool | None = None,
+        return_attention_scores: bool = False,
+    ) -> Any:
         x = inputs
-        normed = self.attention_norm(x)
-        attended = self.attention(
-            normed, normed, attention_mask=attention_mask, training=training
-        )  # (B, L, D)
+        attended, weights = self.attention(self.attention_norm(x), mask=mask, training=training)
         x = x + self.residual_dropout(attended, training=training)
-        hidden = self.ffn_out(self.ffn_in(self.ffn_norm(x)))
-        x = x + self.residual_dropout(hidden, training=training)
+        hidden = self.ffn_dropout(self.ffn_in(self.ffn_norm(x)), training=training)
+        x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
         if mask is not None:
             x = x * ops.cast(mask, x.dtype)[:, :, None]
-        return x
+        return (x, weights) if return_attention_scores else x
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return mask
@@ -99,6 +249,11 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            num_heads=self.num_heads, dropout=self.dropout, ffn_multiplier=self.ffn_multiplier
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            ffn_multiplier=self.ffn_multiplier,
+            activation=self.activation,
+            epsilon=self.epsilon,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config

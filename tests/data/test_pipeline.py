@@ -32,3 +32,40 @@ def test_all_windows_cover_every_transition_once():
     assert y.tolist() == [[7, 8, 9, 10], [3, 4, 5, 6], [0, 0, 0, 2]]
     pairs = {(a, b) for xs, ys in zip(x, y, strict=True) for a, b in zip(xs, ys, strict=True) if a}
     assert pairs == {(i, i + 1) for i in range(1, 10)}
+
+
+def _ragged(num_rows=300, width=24, seed=0):
+    lengths = np.random.default_rng(seed).integers(1, width + 1, num_rows)
+    inputs = np.zeros((num_rows, width), np.int32)
+    for row, length in enumerate(lengths):
+        inputs[row, width - length :] = row + 1  # the row's id in every real column
+    return inputs, lengths
+
+
+def test_bucketed_batches_visit_every_row_once_cut_to_their_longest_window():
+    inputs, lengths = _ragged()
+    dataset = training_dataset(inputs, inputs, batch_size=16, seed=2, epoch=1, bucket=True)
+    seen = []
+    for x, y in dataset:
+        x, y = x.numpy(), y.numpy()
+        rows = x[:, -1] - 1
+        seen += rows.tolist()
+        longest = lengths[rows].max()
+        assert x.shape[1] == min(-(-longest // 8) * 8, 24)  # rounded up to a multiple of 8
+        np.testing.assert_array_equal(x, inputs[rows][:, 24 - x.shape[1] :])  # left padding kept
+        np.testing.assert_array_equal(y, x)
+    assert sorted(seen) == list(range(300))
+
+
+def test_bucketing_cuts_padding_and_depends_only_on_seed_epoch_and_start():
+    inputs, lengths = _ragged()
+
+    def widths(**kwargs):
+        dataset = training_dataset(inputs, inputs, batch_size=16, seed=2, bucket=True, **kwargs)
+        return [x.shape[1] for x, _ in dataset]
+
+    cells = sum(w * 16 for w in widths(epoch=0))
+    assert lengths.sum() / cells > 0.65  # full width: 0.55 (widths round up to 8 of 24)
+    assert widths(epoch=0) == widths(epoch=0)
+    assert widths(epoch=0, start_batch=5) == widths(epoch=0)[5:]
+    assert widths(epoch=0) != widths(epoch=1)

@@ -2,7 +2,11 @@ import keras
 import numpy as np
 import pytest
 
-from attnrec_tf.layers.causal_self_attention import CausalSelfAttentionBlock
+from attnrec_tf.layers.causal_self_attention import (
+    CausalSelfAttention,
+    CausalSelfAttentionBlock,
+    masked_softmax,
+)
 
 
 def _block():
@@ -55,3 +59,54 @@ def test_bad_arguments():
         CausalSelfAttentionBlock(num_heads=0)
     with pytest.raises(ValueError, match="`dropout` must be in"):
         CausalSelfAttentionBlock(dropout=1.5)
+
+
+def test_attention_weights_by_hand():
+    # One head, width 2; query/key kernels make q = k = x, values v = x, output = identity.
+    layer = CausalSelfAttention(num_heads=1)
+    layer.build((None, 3, 2))
+    eye = np.eye(2, dtype="float32")
+    layer.qkv.kernel.assign(np.concatenate([eye, eye, eye], axis=1))
+    layer.out.kernel.assign(eye)
+    x = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]], "float32")  # position 0 is padding
+    mask = np.array([[False, True, True]])
+    outputs, weights = layer(x, mask=mask)
+    scale = 1 / np.sqrt(2)
+    # query 2 sees keys 1 and 2: scores (0, 4) * scale
+    p = np.exp(4 * scale) / (1 + np.exp(4 * scale))
+    expected = np.array([[0, 0, 0], [0, 1, 0], [0, 1 - p, p]])
+    np.testing.assert_allclose(np.asarray(weights)[0], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(outputs)[0, 2], [1 - p, 2 * p], rtol=1e-5)
+    assert np.all(np.asarray(outputs)[0, 0] == 0)  # a query with no real key attends to nothing
+
+
+def test_training_softmax_equals_inference_softmax_on_real_queries():
+    layer = CausalSelfAttention(num_heads=2, dropout=0.0)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 5, 8)).astype("float32")
+    mask = np.array([[False, False, True, True, True], [True] * 5])
+    train, _ = layer(x, mask=mask, training=True)
+    serve, _ = layer(x, mask=mask, training=False)
+    np.testing.assert_allclose(np.asarray(train)[0, 2:], np.asarray(serve)[0, 2:], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(train)[1], np.asarray(serve)[1], atol=1e-6)
+
+
+def test_masked_softmax_uses_no_large_constant():
+    scores = np.array([[3.0, -2.0, 0.5]], "float32")
+    valid = np.array([[True, False, True]])
+    weights = np.asarray(masked_softmax(scores, valid))
+    expected = np.exp([3.0, 0.5]) / np.exp([3.0, 0.5]).sum()
+    np.testing.assert_allclose(weights[0, [0, 2]], expected, rtol=1e-6)
+    assert weights[0, 1] == 0
+    none = np.asarray(masked_softmax(scores, np.zeros_like(valid)))
+    assert np.all(none == 0)
+
+
+def test_attention_layer_round_trip(tmp_path):
+    inputs = keras.Input((5, 8))
+    outputs, _ = CausalSelfAttention(num_heads=2)(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(5).normal(size=(2, 5, 8)).astype("float32")
+    model.save(tmp_path / "a.keras")
+    again = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
