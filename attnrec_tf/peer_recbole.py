@@ -1,8 +1,9 @@
 """The RecBole side of `python -m attnrec_tf.bench --suite peers`: RecBole's SASRec on our split.
 
 This file runs in the peer's own virtual environment (torch and recbole, no TensorFlow), started
-by `attnrec_tf.peers` as `<peer-venv>/bin/python attnrec_tf/peer_recbole.py JOB.json`. It imports
-nothing of attnrec_tf but `attnrec_tf.metrics` (plain numpy), so validation is ranked by our code.
+by `attnrec_tf.peers` as `<peer-venv>/bin/python -m attnrec_tf.peer_recbole JOB.json` with the
+repository on PYTHONPATH. It imports nothing of attnrec_tf but `attnrec_tf.peer_common` and
+`attnrec_tf.metrics` (plain numpy), so validation is ranked by our code.
 
 Contract (the job file is written by `attnrec_tf.peers.write_peer_job`):
 
@@ -36,15 +37,15 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from attnrec_tf.peer_common import EVAL_BATCH, Clock, SplitArrays, load_split, rank_metrics
+
 DATASET = "attnrec"
 SPLIT_MISMATCH_STATUS = 3
-EVAL_BATCH = 256
 
 
 def main(argv: list[str]) -> int:
@@ -157,31 +158,6 @@ def build(config: Any, train_data: Any) -> tuple[Any, Any]:
     return model, trainer
 
 
-class SplitArrays:
-    """Our leave-one-out split as loaded from `split.npz` (see `run_dir.save_split`)."""
-
-    def __init__(self, train: list[np.ndarray], valid: np.ndarray, test: np.ndarray) -> None:
-        self.train, self.valid, self.test = train, valid, test
-
-    def histories(self, stage: str) -> list[np.ndarray]:
-        """The model input per user: "valid" -> s[:-2], "test" -> s[:-1]."""
-        if stage == "valid":
-            return self.train
-        return [np.append(h, t) for h, t in zip(self.train, self.valid, strict=True)]
-
-    def targets(self, stage: str) -> np.ndarray:
-        """The item to predict per user: "valid" -> s[-2], "test" -> s[-1]."""
-        return self.valid if stage == "valid" else self.test
-
-
-def load_split(path: Path) -> SplitArrays:
-    """Reads `split.npz` with numpy only."""
-    with np.load(path, allow_pickle=False) as data:
-        offsets, flat = data["train_offsets"], data["train_flat"]
-        train = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
-        return SplitArrays(train, data["valid_targets"], data["test_targets"])
-
-
 class SplitMismatch(Exception):
     """RecBole's dataset cannot be mapped onto our split (the message says why)."""
 
@@ -288,37 +264,11 @@ def score_users(
 
 def validate(model: Any, split: SplitArrays, mapping: IdMapping, max_len: int) -> dict[str, float]:
     """Validation HR@10, NDCG@10, MRR by attnrec_tf.metrics (full ranking, history excluded)."""
-    from attnrec_tf import metrics
-
-    histories, targets = split.histories("valid"), split.targets("valid")
-    accumulator = metrics.RankingAccumulator()
-    for start in range(0, len(histories), EVAL_BATCH):
-        batch = histories[start : start + EVAL_BATCH]
-        scores = score_users(model, batch, mapping, max_len)
-        ranks = metrics.rank_of_targets(scores, targets[start : start + EVAL_BATCH], batch)
-        accumulator.update(ranks)
-    result = accumulator.result(ks=(10,))
-    return {key: float(result[key]) for key in ("hr@10", "ndcg@10", "mrr")}
-
-
-class Clock:
-    """Training seconds: wall clock since the start, less the spans spent in `pause()`."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.paused = 0.0
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.start - self.paused
-
-    @contextmanager
-    def pause(self) -> Iterator[None]:
-        """Stops the clock for the duration of the `with` block."""
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.paused += time.perf_counter() - began
+    return rank_metrics(
+        lambda batch: score_users(model, batch, mapping, max_len),
+        split.histories("valid"),
+        split.targets("valid"),
+    )
 
 
 class Tracker:

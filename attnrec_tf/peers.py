@@ -1,34 +1,49 @@
-"""`python -m attnrec_tf.bench --suite peers`: a published SASRec next to ours, in one run.
+"""`python -m attnrec_tf.bench --suite peers`: published SASRec implementations next to ours.
 
-The peer is RecBole's SASRec (`pip install recbole`, CE loss over the whole catalog), installed
-into its own virtual environment (`runs/peers-venv`: torch 2.13.0 CPU first, so no dependency
-can pull a CUDA build, then recbole; neither is ever a dependency of attnrec_tf). One run:
+A peer is another library's SASRec, installed into its own virtual environment
+(`runs/peers-venv`: torch 2.13.0 CPU first, so no dependency can pull a CUDA build, then the
+peer library; none is ever a dependency of attnrec_tf). Two are wired in (`--peer`, comma-
+separated for several in one table):
 
-1. our side: runs the given training command (default: the `ml-1m` preset, no export) or reuses
+- `rectools` (the default): RecTools' `SASRecModel` with `loss="softmax"`, which trains every
+  position of a user's latest window at once with the full softmax over the catalog, set up like
+  our `--preset sasrec` (SASRec+: d 64, 2 blocks, 1 head, dropout 0.1, our `max_len`, lr 1e-3,
+  batch 128), validated after each epoch and stopped by the same wall-clock rule as our
+  `--time-budget` (`attnrec_tf/peer_rectools.py`);
+- `recbole`: RecBole's SASRec (CE over the catalog, RecBole's defaults, our `max_len`), which
+  trains one example per prefix and so gets through a small part of one ML-1M epoch in 1800 s
+  on a 2-core machine (see below; `attnrec_tf/peer_recbole.py`).
+
+One run:
+
+1. our side: runs the given training command (default: `--preset sasrec --epochs 1000
+   --time-budget <budget> --no-export`, so both sides get the same wall-clock budget) or reuses
    a finished run folder (`--ours RUN_DIR`);
-2. writes that run's own leave-one-out split (`split.npz`, vocabulary indices) as RecBole's
-   atomic `.inter` file, every user's whole sequence with its position as the timestamp, so
-   RecBole's time-ordered leave-one-out (`LS: valid_and_test`) is exactly our split; the peer
-   script checks that before training (`attnrec_tf/peer_recbole.py`);
-3. trains the peer on the same cores (`torch.set_num_threads`) for at most `--budget-seconds`
+2. hands that run's own leave-one-out split (`split.npz`, vocabulary indices) to each peer:
+   RecTools gets the training sequences (`s[:-2]`) as its interactions and ranks validation
+   (`s[:-2]` -> `s[-2]`) and test (`s[:-1]` -> `s[-1]`) histories as ours does; RecBole gets
+   every whole sequence as an atomic `.inter` file with positions as timestamps, so its own
+   time-ordered leave-one-out is exactly our split (checked before training);
+3. trains each peer on the same cores (`torch.set_num_threads`) for at most `--budget-seconds`
    of wall clock (training plus per-epoch validation, like our `train_seconds`), ranking the
    validation users after every epoch with `attnrec_tf.metrics`;
-4. ranks the peer's dumped test score matrix with `attnrec_tf.metrics` (full ranking, history
+4. ranks each peer's full test score matrix with `attnrec_tf.metrics` (full ranking, history
    excluded, ties pessimistic), as our run ranks ours;
 5. prints the table (test NDCG@10, HR@10, train seconds, seconds to reach validation NDCG@10
-   0.15 and 0.17), plots validation NDCG@10 against wall-clock seconds for both models, and
-   records both in BENCHMARKS.json/BENCHMARKS.md (`--no-save` leaves them alone).
+   0.15 and 0.17), plots validation NDCG@10 against wall-clock seconds for every model, and
+   records them in BENCHMARKS.json/BENCHMARKS.md (`--no-save` leaves them alone).
 
-    python -m attnrec_tf.bench --suite peers                      # ML-1M, 1800 s budget
+    python -m attnrec_tf.bench --suite peers                      # ML-1M, RecTools, 1800 s
     python -m attnrec_tf.bench --suite peers --dataset ml-100k --budget-seconds 120
+    python -m attnrec_tf.bench --suite peers --peer rectools,recbole --dataset ml-100k
     python -m attnrec_tf.bench --suite peers --ours runs/ml1m     # reuse a finished run
 
-Cost of the peer (measured on this project's 2-core machine while other jobs ran, load ~5):
-RecBole trains sequential models on one example per prefix of every sequence, each encoding its
-whole window and scoring only its last position. On ML-100K (window 50) an epoch is 96,458
-examples in 48 batches of 2048, about 15 s a batch. On ML-1M with the preset's window of 200 it
-is 981,491 examples in 480 batches: a 90 s budget got through one batch, which with one
-validation of the 6,040 users took 163 s, so 1800 s covers a few percent of an epoch
+Cost of the RecBole peer (measured on this project's 2-core machine while other jobs ran, load
+~5): RecBole trains sequential models on one example per prefix of every sequence, each
+encoding its whole window and scoring only its last position. On ML-100K (window 50) an epoch
+is 96,458 examples in 48 batches of 2048, about 15 s a batch. On ML-1M with the preset's window
+of 200 it is 981,491 examples in 480 batches: a 90 s budget got through one batch, which with
+one validation of the 6,040 users took 163 s, so 1800 s covers a few percent of an epoch
 (`--peer-option MAX_ITEM_LIST_LENGTH=50` is RecBole's own default window); that run also spent
 214 s in RecBole's data preparation and peaked at 16 GB resident.
 """
@@ -44,6 +59,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,19 +70,80 @@ from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import AttnRecError
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER_SCRIPT = Path(__file__).resolve().with_name("peer_recbole.py")
 DATASETS = ("ml-100k", "ml-1m")
 DEFAULT_VENV = ROOT / "runs" / "peers-venv"
 TORCH_REQUIREMENT = "torch==2.13.0"
-# RecBole 1.2.1 predates numpy 2 (it sets np.float_) and pandas 3.
-RECBOLE_REQUIREMENTS = ("recbole==1.2.1", "numpy<2", "pandas<3")
 THRESHOLDS = (0.15, 0.17)
 EVAL_BATCH = 256
-PEER_NAME = "RecBole SASRec (CE)"
+OURS_NAME = "attnrec_tf (ours)"
 
 
 class PeerError(AttnRecError):
     """The peer cannot be installed, run or compared (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One peer library: how to install, run and describe it.
+
+    Attributes:
+        key: its `--peer` name and the folder of its run (`<work>/<key>/`).
+        name: its row in the table and line in the plot.
+        module: the module run in the peer venv (`python -m MODULE JOB.json`).
+        imports: modules the venv must import for the peer to run.
+        requirements: what `pip install` gets after torch (pins that keep torch and numpy).
+        fields: the keys of its `result.json` copied into its row.
+    """
+
+    key: str
+    name: str
+    module: str
+    imports: tuple[str, ...]
+    requirements: tuple[str, ...]
+    fields: tuple[str, ...]
+
+
+PEERS = {
+    "rectools": Peer(
+        key="rectools",
+        name="RecTools SASRec (softmax)",
+        module="attnrec_tf.peer_rectools",
+        imports=("torch", "pytorch_lightning", "rectools"),
+        # rectools 0.19.0 allows torch<3 (so the CPU torch stays) and needs numpy<2 below
+        # Python 3.13; numpy<2 and pandas<3 also keep RecBole working in the same venv.
+        requirements=("rectools[torch]==0.19.0", "numpy<2", "pandas<3"),
+        fields=(
+            "stopped_by",
+            "versions",
+            "settings",
+            "prepare_seconds",
+            "train_users",
+            "batches_per_epoch",
+            "unknown_items",
+            "unknown_targets",
+            "recommend_check",
+        ),
+    ),
+    "recbole": Peer(
+        key="recbole",
+        name="RecBole SASRec (CE)",
+        module="attnrec_tf.peer_recbole",
+        imports=("torch", "recbole"),
+        # RecBole 1.2.1 predates numpy 2 (it sets np.float_) and pandas 3.
+        requirements=("recbole==1.2.1", "numpy<2", "pandas<3"),
+        fields=(
+            "stopped_by",
+            "versions",
+            "settings",
+            "recbole_test",
+            "prepare_seconds",
+            "probe_seconds",
+            "train_examples",
+            "batches_per_epoch",
+        ),
+    ),
+}
+DEFAULT_PEER = "rectools"
 
 
 # --- data for the peer ---------------------------------------------------------------------------
@@ -93,14 +170,21 @@ def recbole_inter_lines(split: LeaveOneOutSplit) -> list[str]:
     return lines
 
 
-def write_peer_inputs(split: LeaveOneOutSplit, workdir: Path) -> Path:
-    """Writes `data/attnrec/attnrec.inter` and `split.npz` into `workdir`; returns the `.inter`."""
+def write_split(split: LeaveOneOutSplit, workdir: Path) -> Path:
+    """Writes our split as `workdir/split.npz` (what every peer reads); returns its path."""
     from attnrec_tf.run_dir import save_split
 
+    workdir.mkdir(parents=True, exist_ok=True)
+    save_split(workdir / "split.npz", split)
+    return workdir / "split.npz"
+
+
+def write_peer_inputs(split: LeaveOneOutSplit, workdir: Path) -> Path:
+    """RecBole's inputs: `data/attnrec/attnrec.inter` and `split.npz`; returns the `.inter`."""
     inter = workdir / "data" / "attnrec" / "attnrec.inter"
     inter.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(inter, "\n".join(recbole_inter_lines(split)) + "\n")
-    save_split(workdir / "split.npz", split)
+    write_split(split, workdir)
     return inter
 
 
@@ -122,7 +206,7 @@ def check_recbole_can_split(split: LeaveOneOutSplit) -> None:
 
 
 def write_peer_job(workdir: Path, **job: Any) -> Path:
-    """Writes `job.json` for `peer_recbole.py` (`workdir` and `repo_root` are added)."""
+    """Writes `job.json` for a peer module (`workdir` and `repo_root` are added)."""
     path = workdir / "job.json"
     atomic.write_json(path, {"workdir": str(workdir.resolve()), "repo_root": str(ROOT), **job})
     return path
@@ -335,61 +419,108 @@ def table_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def peers_markdown(entries: dict[str, Any]) -> str:
-    """The BENCHMARKS.md section of the recorded peer comparisons (one per dataset)."""
+    """The BENCHMARKS.md section of the recorded peer comparisons (one per dataset and peers)."""
     lines = [
-        "## A real peer: RecBole's SASRec on our split",
+        "## Published SASRec implementations on our split",
         "",
-        "`python -m attnrec_tf.bench --suite peers`: RecBole's SASRec (CE loss over the catalog,",
-        "RecBole's defaults, our `max_len`) in its own venv, fed our run's leave-one-out split",
-        "(checked row by row before training), on the same cores, for at most the given",
-        "wall-clock budget. Both test rankings and every validation point are computed by",
-        "`attnrec_tf.metrics` (full ranking, history excluded, ties pessimistic). Train seconds",
-        "include per-epoch validation for both; `~` marks seconds estimated from",
-        "train_seconds / epochs (our history had no per-epoch `seconds`). The peer's epochs can",
-        "outlast the budget, so it is also validated every `probe` seconds inside an epoch, on a",
-        "paused clock (neither charged to its budget nor moving its x-axis). The budget is checked",
-        "before every batch, so the last batch and the last validation can overrun it.",
+        "`python -m attnrec_tf.bench --suite peers` (not run in CI): another library's SASRec in",
+        "its own venv (torch 2.13.0 CPU), fed our run's leave-one-out split, on the same cores",
+        "and for the same wall-clock budget as our run (`--time-budget`). Both test rankings and",
+        "every validation point are computed by `attnrec_tf.metrics` (full ranking over the",
+        "catalog, history excluded, ties pessimistic) from full score matrices. Train seconds",
+        "include per-epoch validation; `~` marks seconds estimated from train_seconds / epochs",
+        "(a history without per-epoch `seconds`). RecTools' SASRecModel (full softmax at every",
+        "position, the SASRec+ settings) stops by our budget rule: no epoch is started that",
+        "would end past the budget. RecBole's epochs can outlast the budget, so it is also",
+        "validated every `probe` seconds inside an epoch on a paused clock, and its budget is",
+        "checked before every batch.",
     ]
     for key in sorted(entries):
         entry = entries[key]
-        peer = entry["peer"]
+        rows = entry_peer_rows(entry)
         lines += [
             "",
-            f"### {entry['dataset']} (peer budget {entry['budget_seconds']:.0f} s, "
-            f"{entry['threads']} threads; {entry['updated']})",
+            f"### {entry['dataset']}: {', '.join(r['model'] for r in rows)} "
+            f"({entry['budget_seconds']:.0f} s budget, {entry['threads']} threads; "
+            f"{entry['updated']})",
             "",
-            *table_lines([entry["ours"], peer]),
+            *table_lines([entry["ours"], *rows]),
             "",
             f"![validation NDCG@10 against seconds]({entry['plot']})",
             "",
             f"- ours: `{entry['ours_command']}`",
-            f"- peer: recbole {peer['versions'].get('recbole')}, torch "
-            f"{peer['versions'].get('torch')}; stopped by {peer['stopped_by']}; probe every "
-            f"{entry.get('probe_seconds', 0):.0f} s; "
-            f"{_settings_text(peer['settings'])}",
-            f"- peer epoch: {peer.get('train_examples', 0):,} training examples in "
-            f"{peer.get('batches_per_epoch', 0):,} batches (RecBole's sequential augmentation: "
-            "one example per prefix, each window encoded in full, loss at its last position); "
-            f"RecBole's data preparation {peer.get('prepare_seconds', 0):.0f} s",
-            f"- RecBole's own evaluator on its test set (no history exclusion, so not comparable "
-            f"with the table): NDCG@10 {_fmt(peer['recbole_test'].get('ndcg@10'))}, HR@10 "
-            f"{_fmt(peer['recbole_test'].get('hit@10'))}",
-            f"- command: `{entry['command']}`",
         ]
+        for row in rows:
+            lines += peer_notes(row, entry)
+        lines.append(f"- command: `{entry['command']}`")
     return "\n".join(lines) + "\n"
 
 
-def _settings_text(settings: dict[str, Any]) -> str:
-    keys = (
-        "n_layers",
-        "n_heads",
-        "hidden_size",
-        "MAX_ITEM_LIST_LENGTH",
-        "train_batch_size",
-        "learning_rate",
-        "hidden_dropout_prob",
-        "stopping_step",
-    )
+def entry_peer_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The peer rows of a BENCHMARKS entry (`peers`; an entry of one RecBole row: `peer`)."""
+    if "peers" in entry:
+        return list(entry["peers"])
+    return [{"peer": "recbole", **entry["peer"]}]
+
+
+def peer_notes(row: dict[str, Any], entry: dict[str, Any]) -> list[str]:
+    """The markdown bullets that describe one peer's run."""
+    versions = row.get("versions", {})
+    settings = row.get("settings", {})
+    if row.get("peer") == "rectools":
+        check = row.get("recommend_check") or {}
+        unknown = row.get("unknown_targets") or {}
+        return [
+            f"- {row['model']}: rectools {versions.get('rectools')}, pytorch-lightning "
+            f"{versions.get('pytorch_lightning')}, torch {versions.get('torch')}; stopped by "
+            f"{row['stopped_by']}; {_settings_text(settings, RECTOOLS_SETTINGS)}",
+            f"- {row['model']} epoch: {row.get('train_users', 0):,} users in "
+            f"{row.get('batches_per_epoch', 0):,} batches (every position of each user's latest "
+            f"window); data preparation {row.get('prepare_seconds', 0):.0f} s; "
+            f"{row.get('unknown_items', 0)} items never in training (ranked last; "
+            f"{unknown.get('valid', 0)} validation, {unknown.get('test', 0)} test targets); "
+            f"the score matrix equals `recommend(k=catalog, filter_viewed=False)` on "
+            f"{check.get('users', 0)} users (max |diff| {check.get('max_abs_diff', 0):.1e})",
+        ]
+    test = row.get("recbole_test") or {}
+    return [
+        f"- {row['model']}: recbole {versions.get('recbole')}, torch {versions.get('torch')}; "
+        f"stopped by {row['stopped_by']}; probe every {entry.get('probe_seconds', 0):.0f} s; "
+        f"{_settings_text(settings, RECBOLE_SETTINGS)}",
+        f"- {row['model']} epoch: {row.get('train_examples', 0):,} training examples in "
+        f"{row.get('batches_per_epoch', 0):,} batches (RecBole's sequential augmentation: "
+        "one example per prefix, each window encoded in full, loss at its last position); "
+        f"RecBole's data preparation {row.get('prepare_seconds', 0):.0f} s",
+        f"- RecBole's own evaluator on its test set (no history exclusion, so not comparable "
+        f"with the table): NDCG@10 {_fmt(test.get('ndcg@10'))}, HR@10 "
+        f"{_fmt(test.get('hit@10'))}",
+    ]
+
+
+RECBOLE_SETTINGS = (
+    "n_layers",
+    "n_heads",
+    "hidden_size",
+    "MAX_ITEM_LIST_LENGTH",
+    "train_batch_size",
+    "learning_rate",
+    "hidden_dropout_prob",
+    "stopping_step",
+)
+RECTOOLS_SETTINGS = (
+    "n_factors",
+    "n_blocks",
+    "n_heads",
+    "dropout_rate",
+    "session_max_len",
+    "loss",
+    "lr",
+    "batch_size",
+    "patience",
+)
+
+
+def _settings_text(settings: dict[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(f"{key} {settings.get(key)}" for key in keys)
 
 
@@ -397,7 +528,7 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
-# --- the peer's environment ----------------------------------------------------------------------
+# --- the peers' environment ----------------------------------------------------------------------
 
 
 def peer_python(venv: Path) -> Path:
@@ -405,12 +536,15 @@ def peer_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def peer_missing(python: Path) -> str | None:
-    """Why `python` cannot run the peer (no interpreter, no torch or no recbole), or None."""
+def peer_missing(python: Path, imports: Sequence[str] = PEERS[DEFAULT_PEER].imports) -> str | None:
+    """Why `python` cannot run a peer (no interpreter, or one of `imports` fails), or None."""
     if not python.exists():
         return f"{python} does not exist"
     probe = subprocess.run(
-        [str(python), "-c", "import torch, recbole"], capture_output=True, text=True, check=False
+        [str(python), "-c", f"import {', '.join(imports)}"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["import failed"])[-1]
@@ -418,23 +552,26 @@ def peer_missing(python: Path) -> str | None:
     return None
 
 
-def install_commands(venv: Path) -> list[list[str]]:
-    """The commands that create the peer's venv: torch (CPU, from disk) first, then recbole."""
+def install_commands(venv: Path, peers: Sequence[Peer] = (PEERS[DEFAULT_PEER],)) -> list[list[str]]:
+    """The commands that make the peers' venv: the venv, torch (CPU, from disk) first, then
+    each peer's requirements (which leave that torch in place)."""
     pip = [str(peer_python(venv)), "-m", "pip", "install", "--quiet"]
     return [
         [sys.executable, "-m", "venv", str(venv)],
         [*pip, TORCH_REQUIREMENT],
-        [*pip, *RECBOLE_REQUIREMENTS],
+        *([*pip, *peer.requirements] for peer in peers),
     ]
 
 
-def install_hint(venv: Path) -> str:
-    """One shell line that installs the peer by hand."""
-    return " && ".join(shlex.join(command) for command in install_commands(venv))
+def install_hint(venv: Path, peers: Sequence[Peer] = (PEERS[DEFAULT_PEER],)) -> str:
+    """One shell line that installs the peers by hand."""
+    return " && ".join(shlex.join(command) for command in install_commands(venv, peers))
 
 
-def install_peer(venv: Path, log_path: Path) -> float:
-    """Creates the peer's venv; returns the seconds it took.
+def install_peer(
+    venv: Path, log_path: Path, peers: Sequence[Peer] = (PEERS[DEFAULT_PEER],)
+) -> float:
+    """Creates (or completes) the peers' venv; returns the seconds it took.
 
     Raises:
         PeerError: a step failed (the message names the log).
@@ -442,7 +579,9 @@ def install_peer(venv: Path, log_path: Path) -> float:
     started = time.perf_counter()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
-        for command in install_commands(venv):
+        for command in install_commands(venv, peers):
+            if command[1:3] == ["-m", "venv"] and peer_python(venv).exists():
+                continue  # an existing venv is completed, not made anew
             print(f"[peers] {shlex.join(command)}", flush=True)
             log.write(f"$ {shlex.join(command)}\n")
             log.flush()
@@ -454,15 +593,14 @@ def install_peer(venv: Path, log_path: Path) -> float:
     return time.perf_counter() - started
 
 
-# --- the two runs --------------------------------------------------------------------------------
+# --- the runs ------------------------------------------------------------------------------------
 
 
-def default_ours_command(dataset: str, data_root: Path, out: Path) -> str:
-    """Our side's training command for `dataset` (the tuned preset on ML-1M)."""
-    preset = " --preset ml-1m" if dataset == "ml-1m" else ""
+def default_ours_command(dataset: str, data_root: Path, out: Path, budget: float = 1800.0) -> str:
+    """Our side's training command: the SASRec+ preset under the peers' wall-clock budget."""
     return (
-        f"python -m attnrec_tf.train --data {data_root / dataset}{preset} "
-        f"--output-dir {out / 'ours'} --no-export"
+        f"python -m attnrec_tf.train --data {data_root / dataset} --preset sasrec "
+        f"--epochs 1000 --time-budget {budget:g} --no-export --output-dir {out / 'ours'}"
     )
 
 
@@ -492,7 +630,7 @@ def run_ours(command: str, log_path: Path) -> Path:
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable
     output = output_dir_of(argv)
-    print(f"[peers] ours: {command}", flush=True)
+    print(f"[peers] ours: {command}  (log: {log_path})", flush=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         status = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
@@ -527,18 +665,24 @@ def load_our_run(run: Path) -> tuple[dict[str, Any], LeaveOneOutSplit]:
     return report, split
 
 
-def run_peer(python: Path, job: Path, log_path: Path) -> dict[str, Any]:
-    """Runs `peer_recbole.py` on a job; returns its result with `history` and `test_scores`.
+def run_peer(
+    python: Path, job: Path, log_path: Path, module: str = PEERS[DEFAULT_PEER].module
+) -> dict[str, Any]:
+    """Runs a peer module on a job; returns its result with `history` and `test_scores`.
+
+    The module runs as `python -m MODULE JOB.json` in the job's folder, with the repository on
+    PYTHONPATH (it imports `attnrec_tf.peer_common` and `attnrec_tf.metrics`, no TensorFlow).
 
     Raises:
         PeerError: the peer failed or did not write its outputs (the message names the log).
     """
     workdir = job.parent
-    print(f"[peers] peer: {python} {PEER_SCRIPT.name} {job}  (log: {log_path})", flush=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    print(f"[peers] peer: {python} -m {module} {job}  (log: {log_path})", flush=True)
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     with open(log_path, "w", encoding="utf-8") as log:
         status = subprocess.run(
-            [str(python), str(PEER_SCRIPT), str(job)],
+            [str(python), "-m", module, str(job)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
@@ -569,6 +713,12 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("--dataset", choices=DATASETS, default="ml-1m")
+    parser.add_argument(
+        "--peer",
+        default=DEFAULT_PEER,
+        help=f"comma-separated peers, run one after the other: {', '.join(PEERS)} "
+        f"(default: {DEFAULT_PEER})",
+    )
     parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument(
         "--out",
@@ -592,36 +742,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--ours-command",
         default=None,
         help="our training command (default: python -m attnrec_tf.train --data "
-        "<root>/<dataset> [--preset ml-1m] --output-dir <work>/ours --no-export)",
+        "<root>/<dataset> --preset sasrec --epochs 1000 --time-budget <budget> --no-export "
+        "--output-dir <work>/ours)",
     )
     parser.add_argument(
         "--budget-seconds",
         type=float,
         default=1800.0,
-        help="the peer's wall-clock budget for training plus validation",
+        help="wall-clock budget of each side, training plus validation (ours gets it as "
+        "--time-budget)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the peer")
     parser.add_argument(
         "--peer-probe-seconds",
         type=float,
         default=None,
-        help="also rank the peer's validation users every this many training seconds inside "
+        help="recbole: also rank the validation users every this many training seconds inside "
         "an epoch (the clock pauses meanwhile; default: budget / 10; 0 = at epoch ends only)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="rectools: epochs without a better validation NDCG@10 before it stops "
+        "(default: our run's --patience)",
     )
     parser.add_argument("--peer-venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument(
         "--install",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="create the peer's venv when it lacks torch or recbole",
+        help="install into the peer venv whatever a chosen peer lacks",
     )
     parser.add_argument(
         "--peer-option",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="a RecBole setting on top of the defaults (VALUE parsed as JSON "
-        "when it can be), e.g. train_batch_size=512; repeatable",
+        metavar="[PEER.]KEY=VALUE",
+        help="a setting on top of the peer's defaults (VALUE parsed as JSON when it can be): "
+        "a SASRecModel keyword for rectools (e.g. batch_size=256), a RecBole setting for "
+        "recbole (e.g. recbole.train_batch_size=512); the PEER. prefix is needed with "
+        "several peers; repeatable",
     )
     parser.add_argument(
         "--thresholds",
@@ -655,6 +816,41 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
+def parse_peers(text: str) -> list[Peer]:
+    """`"rectools,recbole"` -> those peers, in that order.
+
+    Raises:
+        PeerError: an unknown or repeated name, or none.
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PEERS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise PeerError(f"--peer: expected names among {', '.join(PEERS)}, got {text!r}")
+    return [PEERS[name] for name in names]
+
+
+def peer_options(pairs: Sequence[str], peers: Sequence[Peer]) -> dict[str, dict[str, Any]]:
+    """`--peer-option` values per chosen peer: `PEER.KEY=VALUE` goes to that peer, a bare
+    `KEY=VALUE` to the only chosen peer.
+
+    Raises:
+        PeerError: a bare option with several peers, or a prefix naming a peer not chosen.
+    """
+    chosen = {peer.key for peer in peers}
+    options: dict[str, dict[str, Any]] = {peer.key: {} for peer in peers}
+    for key, value in parse_options(pairs).items():
+        prefix, dot, rest = key.partition(".")
+        if dot and prefix in PEERS:
+            if prefix not in chosen:
+                raise PeerError(f"--peer-option {key}: {prefix} is not among --peer")
+            options[prefix][rest] = value
+        elif len(peers) == 1:
+            options[peers[0].key][key] = value
+        else:
+            raise PeerError(f"--peer-option {key}: name the peer (e.g. {peers[0].key}.{key})")
+    return options
+
+
 def parse_thresholds(text: str) -> tuple[float, ...]:
     """`"0.15,0.17"` -> `(0.15, 0.17)`.
 
@@ -678,49 +874,62 @@ def check_args(args: argparse.Namespace) -> None:
         raise PeerError(f"--threads must be >= 1, got {args.threads}")
     if args.peer_probe_seconds is not None and args.peer_probe_seconds < 0:
         raise PeerError(f"--peer-probe-seconds must be >= 0, got {args.peer_probe_seconds:g}")
+    if args.patience is not None and args.patience < 1:
+        raise PeerError(f"--patience must be >= 1, got {args.patience}")
     if args.ours is None and args.ours_command is None:
         folder = args.data_root / args.dataset
         if not folder.is_dir():
             raise PeerError(f"--data-root: {folder} not found")
 
 
-def ensure_peer(args: argparse.Namespace, work: Path) -> tuple[Path, float | None]:
-    """The peer's interpreter, installing it when allowed; with the install seconds (or None).
+def ensure_peers(
+    args: argparse.Namespace, peers: Sequence[Peer], work: Path
+) -> tuple[Path, float | None]:
+    """The peer venv's interpreter, installing what the peers lack when allowed; with the
+    install seconds (None when nothing was installed).
 
     Raises:
-        PeerError: the peer is missing and `--no-install` was given, or the install failed.
+        PeerError: a peer is missing and `--no-install` was given, or the install failed.
     """
     python = peer_python(args.peer_venv)
-    missing = peer_missing(python)
-    if missing is None:
+    missing = [peer for peer in peers if peer_missing(python, peer.imports) is not None]
+    if not missing:
         return python, None
+    reason = peer_missing(python, missing[0].imports)
     if not args.install:
         raise PeerError(
-            f"RecBole peer not installed ({missing}); install it with: "
-            f"{install_hint(args.peer_venv)}"
+            f"{missing[0].name} peer not installed ({reason}); install it with: "
+            f"{install_hint(args.peer_venv, missing)}"
         )
-    seconds = install_peer(args.peer_venv, work / "install.log")
-    missing = peer_missing(python)
-    if missing is not None:
-        raise PeerError(f"the peer's venv still cannot import torch and recbole: {missing}")
-    print(f"[peers] installed the peer in {seconds:.0f}s", flush=True)
+    seconds = install_peer(args.peer_venv, work / "install.log", missing)
+    for peer in missing:
+        reason = peer_missing(python, peer.imports)
+        if reason is not None:
+            raise PeerError(f"the peer venv still cannot run {peer.name}: {reason}")
+    print(f"[peers] installed {', '.join(p.key for p in missing)} in {seconds:.0f}s", flush=True)
     return python, seconds
 
 
 def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Runs (or reuses) ours, runs the peer, ranks both; returns the BENCHMARKS entry."""
+    """Runs (or reuses) ours, runs the peers, ranks all; returns the BENCHMARKS entry."""
     thresholds = parse_thresholds(args.thresholds)
-    options = parse_options(args.peer_option)
-    python, install_seconds = ensure_peer(args, work)
+    peers = parse_peers(args.peer)
+    options = peer_options(args.peer_option, peers)
+    python, install_seconds = ensure_peers(args, peers, work)
     command, run = our_side(args, work)
     report, split = load_our_run(run)
-    check_recbole_can_split(split)
-    peer = peer_side(python, split, report, args, options, work)
-    ours_row, peer_row = comparison_rows(report, split, peer, thresholds)
-    peer_row["install_seconds"] = install_seconds
+    if any(peer.key == "recbole" for peer in peers):
+        check_recbole_can_split(split)
+    ours_row = our_row(report, thresholds)
+    rows = []
+    for peer in peers:
+        result = peer_side(peer, python, split, report, args, options[peer.key], work)
+        row = peer_row(peer, result, split, thresholds)
+        row["install_seconds"] = install_seconds
+        rows.append(row)
     plot = plot_validation(
-        {ours_row["model"]: ours_row["curve"], PEER_NAME: peer_row["curve"]},
-        work / "valid_ndcg_vs_seconds.png",
+        {ours_row["model"]: ours_row["curve"], **{row["model"]: row["curve"] for row in rows}},
+        work / f"valid_ndcg_vs_seconds-{'-'.join(p.key for p in peers)}.png",
         thresholds=thresholds,
         title=f"{report['dataset']['name']}: validation NDCG@10 over time",
         budget=args.budget_seconds,
@@ -733,7 +942,7 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "probe_seconds": probe_seconds(args),
         "updated": time.strftime("%Y-%m-%d"),
         "ours": ours_row,
-        "peer": peer_row,
+        "peers": rows,
         "ours_command": command,
         "ours_run": str(run),
         "plot": str(plot),
@@ -746,11 +955,14 @@ def our_side(args: argparse.Namespace, work: Path) -> tuple[str, Path]:
     if args.ours is not None:
         return f"(reused run folder {args.ours})", args.ours
     data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
-    command = args.ours_command or default_ours_command(args.dataset, data_root, _short(work))
+    command = args.ours_command or default_ours_command(
+        args.dataset, data_root, _short(work), args.budget_seconds
+    )
     return command, run_ours(command, work / "ours.log")
 
 
 def peer_side(
+    peer: Peer,
     python: Path,
     split: LeaveOneOutSplit,
     report: dict[str, Any],
@@ -758,46 +970,35 @@ def peer_side(
     options: dict[str, Any],
     work: Path,
 ) -> dict[str, Any]:
-    """Writes the peer's inputs and job into `<work>/recbole/`, runs it, returns its result."""
-    peer_dir = work / "recbole"
+    """Writes the peer's inputs and job into `<work>/<peer>/`, runs it, returns its result."""
+    peer_dir = work / peer.key
     if peer_dir.exists():
         shutil.rmtree(peer_dir)
-    write_peer_inputs(split, peer_dir)
+    config = report["config"]
     options = dict(options)
-    job = write_peer_job(
-        peer_dir,
-        vocab_size=int(report["dataset"]["num_items"]) + 1,
-        max_len=int(options.pop("MAX_ITEM_LIST_LENGTH", report["config"]["max_len"])),
-        budget_seconds=args.budget_seconds,
-        threads=args.threads,
-        probe_seconds=probe_seconds(args),
-        seed=int(report["config"].get("seed", 0)),
-        options=options,
-    )
-    return run_peer(python, job, work / "peer.log")
+    job: dict[str, Any] = {
+        "vocab_size": int(report["dataset"]["num_items"]) + 1,
+        "max_len": int(config["max_len"]),
+        "budget_seconds": args.budget_seconds,
+        "threads": args.threads,
+        "seed": int(config.get("seed", 0)),
+    }
+    if peer.key == "recbole":
+        write_peer_inputs(split, peer_dir)
+        job["max_len"] = int(options.pop("MAX_ITEM_LIST_LENGTH", job["max_len"]))
+        job["probe_seconds"] = probe_seconds(args)
+    else:
+        write_split(split, peer_dir)
+        job["patience"] = args.patience or int(config.get("patience", 10))
+        job["max_epochs"] = int(options.pop("max_epochs", 1000))
+    path = write_peer_job(peer_dir, **job, options=options)
+    return run_peer(python, path, work / f"{peer.key}.log", peer.module)
 
 
-PEER_FIELDS = (
-    "stopped_by",
-    "versions",
-    "settings",
-    "recbole_test",
-    "prepare_seconds",
-    "probe_seconds",
-    "train_examples",
-    "batches_per_epoch",
-)
-
-
-def comparison_rows(
-    report: dict[str, Any],
-    split: LeaveOneOutSplit,
-    peer: dict[str, Any],
-    thresholds: Sequence[float],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Our row (from the report) and the peer's (its dumped test scores ranked here)."""
-    ours_row = model_row(
-        "attnrec_tf (ours)",
+def our_row(report: dict[str, Any], thresholds: Sequence[float]) -> dict[str, Any]:
+    """Our row of the table, from the run's report."""
+    return model_row(
+        OURS_NAME,
         report["metrics"]["keras"],
         our_curve(report),
         train_seconds=report["train_seconds"],
@@ -805,17 +1006,24 @@ def comparison_rows(
         best_epoch=report["best_epoch"],
         thresholds=thresholds,
     )
-    peer_row = model_row(
-        PEER_NAME,
-        evaluate_peer_scores(peer["test_scores"], split),
-        peer_curve(peer["history"]),
-        train_seconds=peer["train_seconds"],
-        epochs=peer["epochs_run"],
-        best_epoch=peer["best_epoch"],
+
+
+def peer_row(
+    peer: Peer, result: dict[str, Any], split: LeaveOneOutSplit, thresholds: Sequence[float]
+) -> dict[str, Any]:
+    """A peer's row: its dumped test scores ranked here, its curve and its own details."""
+    row = model_row(
+        peer.name,
+        evaluate_peer_scores(result["test_scores"], split),
+        peer_curve(result["history"]),
+        train_seconds=result["train_seconds"],
+        epochs=result["epochs_run"],
+        best_epoch=result["best_epoch"],
         thresholds=thresholds,
     )
-    peer_row.update({key: peer[key] for key in PEER_FIELDS})
-    return ours_row, peer_row
+    row["peer"] = peer.key
+    row.update({key: result[key] for key in peer.fields if key in result})
+    return row
 
 
 def _short(path: Path) -> Path:
@@ -827,7 +1035,7 @@ def _short(path: Path) -> Path:
 
 
 def probe_seconds(args: argparse.Namespace) -> float:
-    """Seconds between the peer's mid-epoch validation probes (0 = none)."""
+    """Seconds between RecBole's mid-epoch validation probes (0 = none)."""
     if args.peer_probe_seconds is not None:
         return float(args.peer_probe_seconds)
     return float(args.budget_seconds) / 10
@@ -840,14 +1048,23 @@ def suite_command(args: argparse.Namespace) -> str:
         f"--dataset {args.dataset}",
         f"--budget-seconds {args.budget_seconds:g}",
     ]
+    if args.peer != DEFAULT_PEER:
+        parts.append(f"--peer {args.peer}")
     if args.threads != 2:
         parts.append(f"--threads {args.threads}")
     if args.peer_probe_seconds is not None:
         parts.append(f"--peer-probe-seconds {args.peer_probe_seconds:g}")
+    if args.patience is not None:
+        parts.append(f"--patience {args.patience}")
     if args.ours_command:
         parts.append(f"--ours-command {shlex.quote(args.ours_command)}")
     parts += [f"--peer-option {shlex.quote(option)}" for option in args.peer_option]
     return " ".join(parts)
+
+
+def entry_key(entry: dict[str, Any]) -> str:
+    """BENCHMARKS key of an entry: `<dataset>-<peer>[-<peer>...]`."""
+    return "-".join([entry["data"], *(row["peer"] for row in entry["peers"])])
 
 
 def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
@@ -874,11 +1091,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.out / f"peers-{args.dataset}"
         work.mkdir(parents=True, exist_ok=True)
         entry = compare(args, work)
-        print("\n".join(table_lines([entry["ours"], entry["peer"]])))
+        print("\n".join(table_lines([entry["ours"], *entry["peers"]])))
         print(f"\nplot: {entry['plot']}")
-        atomic.write_json(work / "peers.json", entry)
+        atomic.write_json(work / f"peers-{entry_key(entry)}.json", entry)
         if args.save:
-            record(entry, args.results, args.dataset)
+            record(entry, args.results, entry_key(entry))
             print(f"recorded in {args.results / 'BENCHMARKS.md'}")
     except AttnRecError as error:
         print(f"error: {error}", file=sys.stderr)
