@@ -284,7 +284,7 @@ def peer_curve(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The peer's `history.json` rows as curve points (measured seconds)."""
     return [
         {
-            "epoch": int(row["epoch"]),
+            "epoch": float(row["epoch"]),  # RecBole's points can fall inside an epoch
             "seconds": float(row["seconds"]),
             "ndcg@10": float(row["ndcg@10"]),
             "estimated": False,
@@ -345,7 +345,7 @@ def plot_validation(
             fontsize=8,
         )
     if budget:
-        axes.axvline(budget, color="C3", linestyle="--", linewidth=1, label="peer budget")
+        axes.axvline(budget, color="C3", linestyle="--", linewidth=1, label="budget (each side)")
     axes.set_xlabel("wall-clock seconds since training started (training + validation)")
     axes.set_ylabel("validation NDCG@10 (full ranking)")
     axes.set_xlim(left=0)
@@ -452,6 +452,13 @@ def peers_markdown(entries: dict[str, Any]) -> str:
         ]
         for row in rows:
             lines += peer_notes(row, entry)
+        loads = [(r["model"], r.get("load_at_start")) for r in (entry["ours"], *rows)]
+        if any(load is not None for _, load in loads):
+            lines.append(
+                f"- 1-minute load average of the {entry.get('cores', 2)}-core machine as each "
+                "side started (other jobs share it): "
+                + ", ".join(f"{name} {_load(load)}" for name, load in loads)
+            )
         lines.append(f"- command: `{entry['command']}`")
     return "\n".join(lines) + "\n"
 
@@ -522,6 +529,10 @@ RECTOOLS_SETTINGS = (
 
 def _settings_text(settings: dict[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(f"{key} {settings.get(key)}" for key in keys)
+
+
+def _load(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _fmt(value: Any) -> str:
@@ -916,16 +927,18 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     peers = parse_peers(args.peer)
     options = peer_options(args.peer_option, peers)
     python, install_seconds = ensure_peers(args, peers, work)
+    load = None if args.ours is not None else load_average()
     command, run = our_side(args, work)
     report, split = load_our_run(run)
     if any(peer.key == "recbole" for peer in peers):
         check_recbole_can_split(split)
-    ours_row = our_row(report, thresholds)
+    ours_row = {**our_row(report, thresholds), "load_at_start": load}
     rows = []
     for peer in peers:
+        load = load_average()
         result = peer_side(peer, python, split, report, args, options[peer.key], work)
         row = peer_row(peer, result, split, thresholds)
-        row["install_seconds"] = install_seconds
+        row.update(install_seconds=install_seconds, load_at_start=load)
         rows.append(row)
     plot = plot_validation(
         {ours_row["model"]: ours_row["curve"], **{row["model"]: row["curve"] for row in rows}},
@@ -939,6 +952,7 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "data": args.dataset,
         "budget_seconds": args.budget_seconds,
         "threads": args.threads,
+        "cores": os.cpu_count(),
         "probe_seconds": probe_seconds(args),
         "updated": time.strftime("%Y-%m-%d"),
         "ours": ours_row,
@@ -948,6 +962,15 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "plot": str(plot),
         "command": suite_command(args),
     }
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average now (None where the OS has none): the timings of
+    the two sides are only comparable when it was alike."""
+    try:
+        return float(os.getloadavg()[0])
+    except OSError:
+        return None
 
 
 def our_side(args: argparse.Namespace, work: Path) -> tuple[str, Path]:
