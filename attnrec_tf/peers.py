@@ -38,6 +38,14 @@ One run:
     python -m attnrec_tf.bench --suite peers --peer rectools,recbole --dataset ml-100k
     python -m attnrec_tf.bench --suite peers --ours runs/ml1m     # reuse a finished run
 
+Cost of the RecTools peer (measured on ML-100K, 120 s budget, load 4-5 on the 2-core machine):
+an epoch is the 943 users in 8 batches of 128, every batch padded to `session_max_len` = 200
+positions with the full softmax over the catalog at each (torch eager on CPU: about 5 s a batch,
+spread over matmuls, tensor fills, copies and the log-softmax), so about 45-60 s an epoch with
+validation and 2 epochs in 120 s, where our run (whose batches are cut to their longest window)
+did 18-21. RecTools' data preparation took 1 s. On ML-1M (6,040 users in 48 batches, 3,416 items)
+expect several minutes an epoch, so a handful of epochs in 1800 s (an estimate; not run here).
+
 Cost of the RecBole peer (measured on this project's 2-core machine while other jobs ran, load
 ~5): RecBole trains sequential models on one example per prefix of every sequence, each
 encoding its whole window and scoring only its last position. On ML-100K (window 50) an epoch
@@ -320,7 +328,7 @@ def plot_validation(
         from matplotlib.figure import Figure
     except ImportError as error:
         raise PeerError("the peers plot needs matplotlib: pip install -e '.[plots]'") from error
-    figure = Figure(figsize=(8, 4.5), dpi=110, layout="constrained")
+    figure = Figure(figsize=(8, 5), dpi=110, layout="constrained")
     axes = figure.subplots()
     for index, (name, curve) in enumerate(curves.items()):
         estimated = any(point["estimated"] for point in curve)
@@ -350,7 +358,7 @@ def plot_validation(
     axes.set_ylabel("validation NDCG@10 (full ranking)")
     axes.set_xlim(left=0)
     axes.grid(alpha=0.3)
-    axes.legend(loc="best")
+    figure.legend(loc="outside lower center", ncol=2, frameon=False)  # below: hides no point
     axes.set_title(title or "validation NDCG@10 against wall-clock time")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.staged_path(path) as staged:
