@@ -17,6 +17,8 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
 * `scale`: the synthetic generator with a 1,000,000-item catalog at 10^5, 10^6 and 10^7
   interactions, sampled softmax, one epoch, evaluation on 1,000 random users: wall time and peak
   memory of data preparation, training and export, to show how each grows.
+* `peers` (not part of `all`): RecBole's SASRec next to ours on the same split, cores and budget
+  (`attnrec_tf/peers.py`; its own flags: `--suite peers --help`).
 
     python -m attnrec_tf.bench                       # every suite (hours on 2 cores)
     python -m attnrec_tf.bench --suite ablation --datasets ml-100k
@@ -426,6 +428,10 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", step_markdown(results["step"]).rstrip()]
     if results.get("scale"):
         lines += ["", scale_markdown(results["scale"]).rstrip()]
+    if results.get("peers"):
+        from attnrec_tf.peers import peers_markdown
+
+        lines += ["", peers_markdown(results["peers"]).rstrip()]
     for section in results.get("sections", []):
         lines += ["", section.rstrip()]
     return "\n".join(lines) + "\n"
@@ -436,7 +442,7 @@ def save(results: dict[str, Any], root: Path) -> None:
     path = root / "BENCHMARKS.json"
     if path.exists():
         on_disk = json.loads(path.read_text())
-        for key in ("runs", "scale"):
+        for key in ("runs", "scale", "peers"):
             results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
         if "step" in on_disk and "step" not in results:
             results["step"] = on_disk["step"]
@@ -447,6 +453,13 @@ def save(results: dict[str, Any], root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    first.add_argument("--suite")
+    known, rest = first.parse_known_args(argv)
+    if known.suite == "peers":  # the suite has its own flags (`--suite peers --help`)
+        from attnrec_tf import peers
+
+        return peers.main(rest)
     parser = argparse.ArgumentParser(
         prog="python -m attnrec_tf.bench",
         description=__doc__,
@@ -454,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--suite",
-        choices=("all", "ablation", "heads", "preset", "step", "scale", "render"),
+        choices=("all", "ablation", "heads", "preset", "step", "scale", "render", "peers"),
         help="render: rewrite BENCHMARKS.md from BENCHMARKS.json without running anything",
         default="all",
     )
