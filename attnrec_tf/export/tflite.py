@@ -62,14 +62,16 @@ runner.history_length, runner.max_len  # (512, 50): input width, model window
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from attnrec_tf.errors import ExportError
+from attnrec_tf.errors import ExportError, MissingDependencyError
 
 KINDS = ("float32", "float16", "dynamic_int8", "int8")
 SIGNATURE = "serving_default"
@@ -83,6 +85,33 @@ DEFAULT_HISTORY_LENGTH = 512
 FLOAT_OPS_IN_INT8 = ("DIV",)
 """Builtin ops kept in float32 in the full-integer file (LiteRT's int8 DIV is wrong for small
 quotients, see the module docstring)."""
+
+
+def litert(module: str) -> ModuleType:
+    """`ai_edge_litert.<module>`, the one place this package imports LiteRT from.
+
+    Args:
+        module: The submodule, e.g. `interpreter` or `tools.flatbuffer_utils`.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        MissingDependencyError: LiteRT (`ai-edge-litert`) is not installed.
+    """
+    try:
+        return importlib.import_module(f"ai_edge_litert.{module}")
+    except ImportError as error:
+        raise MissingDependencyError("LiteRT", "ai-edge-litert") from error
+
+
+def litert_missing() -> MissingDependencyError | None:
+    """The error `litert` would raise, or None when LiteRT can be imported."""
+    try:
+        litert("interpreter")
+    except MissingDependencyError as error:
+        return error
+    return None
 
 
 def artifact_name(kind: str) -> str:
@@ -286,8 +315,7 @@ def _quantize_selectively(converter: Any) -> bytes:
 
 def name_tensors(blob: bytes) -> bytes:
     """Renames each signature input/output tensor after its signature name."""
-    from ai_edge_litert.tools import flatbuffer_utils
-
+    flatbuffer_utils = litert("tools.flatbuffer_utils")
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(blob))
     for signature in model.signatureDefs or []:
         tensors = model.subgraphs[signature.subgraphIndex].tensors
@@ -298,9 +326,8 @@ def name_tensors(blob: bytes) -> bytes:
 
 def list_ops(tflite: bytes | Path) -> list[str]:
     """Sorted distinct op names of a `.tflite` (builtin names; custom ops as `CUSTOM:<code>`)."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-
+    schema = litert("schema_py_generated")
+    flatbuffer_utils = litert("tools.flatbuffer_utils")
     data = Path(tflite).read_bytes() if isinstance(tflite, Path) else tflite
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
@@ -339,12 +366,7 @@ class LiteRTRecommender:
     """
 
     def __init__(self, tflite: bytes | Path, num_threads: int = 1) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ExportError(
-                "evaluating TFLite files needs LiteRT: pip install ai-edge-litert"
-            ) from error
+        Interpreter = litert("interpreter").Interpreter  # noqa: N806 - a class
         if isinstance(tflite, Path):
             self.interpreter = Interpreter(model_path=str(tflite), num_threads=num_threads)
         else:
