@@ -15,7 +15,9 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
     python -m attnrec_tf.bench --suite preset
 
 Results are merged into BENCHMARKS.json by run name, and BENCHMARKS.md is regenerated from it, so
-suites can be run one at a time.
+suites can be run one at a time. The default paths are relative to the current folder (`make
+bench` runs in the source checkout): `--data-root ../shared/data`, `--out runs/bench` and
+`--results .` (the checkout's BENCHMARKS files); each run's process starts in the current folder.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from typing import Any
 from attnrec_tf import atomic
 from attnrec_tf.report import machine
 
-ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_ROOT = Path("../shared/data")
+DEFAULT_OUT = Path("runs/bench")
+DEFAULT_RESULTS = Path(".")
 DATASETS = {"ml-100k": "ml-100k", "ml-1m": "ml-1m"}
 ABLATION = {
     # One budget for every variant (the default config, with a window that fits the data):
@@ -73,7 +77,7 @@ def run_train(name: str, argv: list[str], out_root: Path) -> dict[str, Any]:
     start = time.perf_counter()
     log = open(out_root / f"{name}.log", "w", encoding="utf-8")  # noqa: SIM115
     with log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -291,11 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         "--datasets", default="ml-100k,ml-1m", help="comma-separated: ml-100k, ml-1m"
     )
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "runs" / "bench", help="run folders and logs"
+        "--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="folder of the MovieLens copies"
     )
-    parser.add_argument("--results", type=Path, default=ROOT, help="folder of BENCHMARKS.md/json")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folders and logs")
+    parser.add_argument(
+        "--results", type=Path, default=DEFAULT_RESULTS, help="folder of BENCHMARKS.md/json"
+    )
     args = parser.parse_args(argv)
 
     datasets = [d for d in args.datasets.split(",") if d]
@@ -315,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         save(json.loads((args.results / "BENCHMARKS.json").read_text()), args.results)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
+    data_root = Path(os.path.relpath(args.data_root.resolve()))  # short, portable commands
     json_path = args.results / "BENCHMARKS.json"
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": {}}
 
