@@ -24,7 +24,7 @@ from typing import Any
 
 from attnrec_tf.cli import add_given_flag, given
 from attnrec_tf.config import Config, flag, preset
-from attnrec_tf.errors import AttnRecError, ConfigError, MissingDependencyError
+from attnrec_tf.errors import AttnRecError, ConfigError, DependencyError
 
 PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
 
@@ -301,7 +301,7 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
 
 def _export(
     output: Any, config: Config, args: argparse.Namespace, report: dict[str, Any]
-) -> tuple[dict[str, Any], MissingDependencyError | None]:
+) -> tuple[dict[str, Any], DependencyError | None]:
     """Exports the run (SavedModel, TFLite, Android assets) and adds the timings to the report.
 
     Returns:
@@ -323,7 +323,7 @@ def _export(
             tflite_kinds=[kind for kind in args.tflite.split(",") if kind],
             litert_optional=not given(args, "tflite"),
         )
-    except MissingDependencyError as error:  # the SavedModel and report are written
+    except DependencyError as error:  # the SavedModel and report are written
         missing, report = error, load_report(output.report)
     report["export_seconds"] = time.perf_counter() - started
     report["peak_rss_mb"]["export"] = _peak_rss_mb()

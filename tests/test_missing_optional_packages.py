@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from attnrec_tf.errors import DependencyError, MissingDependencyError
+
 BLOCK_LITERT = (
     "import sys; sys.modules['ai_edge_litert'] = None; "
     "from attnrec_tf import train; sys.exit(train.main(sys.argv[1:]))"
@@ -66,3 +68,20 @@ def test_explicit_tflite_fails_after_keeping_the_run(tmp_path: Path, flag: str) 
     assert lines == [f"error: {flag}: {INSTALL}".replace("=", " ", 1)]
     assert "Traceback" not in result.stderr
     _check_kept(tmp_path / "run")
+
+
+def test_litert_helper_tells_a_missing_package_from_a_broken_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    from attnrec_tf.export import tflite
+
+    assert tflite.litert_missing() is None
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.tools.flatbuffer_utils", None)
+    with pytest.raises(DependencyError, match="installed but ai_edge_litert.tools"):
+        tflite.list_ops(b"")
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    with pytest.raises(MissingDependencyError) as raised:
+        tflite.LiteRTRecommender(b"")
+    assert str(raised.value) == INSTALL
+    assert str(tflite.litert_missing()) == INSTALL

@@ -21,7 +21,7 @@ The `.tflite` steps need LiteRT (`ai-edge-litert`, a dependency of the package).
 missing anyway, the SavedModel is still written and evaluated and the report saved; then
 `litert_optional=True` prints one line (`export: skipped the .tflite files and Android
 assets: LiteRT is not installed (pip install ai-edge-litert)`) and records it under
-`export.skipped`, and `litert_optional=False` raises `MissingDependencyError` instead.
+`export.skipped`, and `litert_optional=False` raises `DependencyError` instead.
 
 report.json gains `metrics.<artifact>`, `artifacts.<artifact>` = `{"path", "bytes",
 "latency_ms_p50", ...}` (median of 200 single-request calls after 20 warm-up calls, one
@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic
-from attnrec_tf.errors import ExportError, MissingDependencyError
+from attnrec_tf.errors import DependencyError, ExportError
 from attnrec_tf.run_dir import RunDir
 
 ANDROID_FOLDER = "android_demo_assets"
@@ -128,8 +128,9 @@ def export_all(
 
     Raises:
         ExportError / DataError: a missing or damaged input file, a failed export or check.
-        MissingDependencyError: TFLite kinds were asked for, LiteRT is not installed and
-            `litert_optional` is False (raised after the SavedModel and report are written).
+        DependencyError: TFLite kinds were asked for, LiteRT is not installed (or does not
+            import) and `litert_optional` is False (raised after the SavedModel and report
+            are written).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from attnrec_tf.export import tflite
@@ -208,7 +209,7 @@ def export_all(
                 table[key] = table.pop(key)
     atomic.write_json(output.report, report)
     if missing is not None and not litert_optional:
-        raise MissingDependencyError("LiteRT", "ai-edge-litert", f"--tflite {','.join(requested)}")
+        raise DependencyError(f"--tflite {','.join(requested)}: {missing}")
     return report
 
 

@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.errors import ExportError, MissingDependencyError
+from attnrec_tf.errors import DependencyError, ExportError, MissingDependencyError
 
 KINDS = ("float32", "float16", "dynamic_int8", "int8")
 SIGNATURE = "serving_default"
@@ -98,18 +98,26 @@ def litert(module: str) -> ModuleType:
 
     Raises:
         MissingDependencyError: LiteRT (`ai-edge-litert`) is not installed.
+        DependencyError: It is installed but the module does not import (a broken install).
     """
     try:
+        importlib.import_module("ai_edge_litert")  # first: a missing package names only itself
         return importlib.import_module(f"ai_edge_litert.{module}")
     except ImportError as error:
-        raise MissingDependencyError("LiteRT", "ai-edge-litert") from error
+        if isinstance(error, ModuleNotFoundError) and error.name == "ai_edge_litert":
+            raise MissingDependencyError("LiteRT", "ai-edge-litert") from error
+        raise DependencyError(
+            f"LiteRT is installed but ai_edge_litert.{module} does not import ({error}); "
+            "pip install --force-reinstall ai-edge-litert"
+        ) from error
 
 
-def litert_missing() -> MissingDependencyError | None:
+def litert_missing() -> DependencyError | None:
     """The error `litert` would raise, or None when LiteRT can be imported."""
     try:
         litert("interpreter")
-    except MissingDependencyError as error:
+        litert("tools.flatbuffer_utils")
+    except DependencyError as error:
         return error
     return None
 
