@@ -15,9 +15,8 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
     python -m attnrec_tf.bench --suite preset
 
 Results are merged into BENCHMARKS.json by run name, and BENCHMARKS.md is regenerated from it, so
-suites can be run one at a time. The default paths are relative to the current folder (`make
-bench` runs in the source checkout): `--data-root ../shared/data`, `--out runs/bench` and
-`--results .` (the checkout's BENCHMARKS files); each run's process starts in the current folder.
+suites can be run one at a time. It runs from a source checkout only (`make bench`); from an
+installed package it stops with a one-line error saying so.
 """
 
 from __future__ import annotations
@@ -34,9 +33,7 @@ from typing import Any
 from attnrec_tf import atomic
 from attnrec_tf.report import machine
 
-DEFAULT_DATA_ROOT = Path("../shared/data")
-DEFAULT_OUT = Path("runs/bench")
-DEFAULT_RESULTS = Path(".")
+ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"ml-100k": "ml-100k", "ml-1m": "ml-1m"}
 ABLATION = {
     # One budget for every variant (the default config, with a window that fits the data):
@@ -77,7 +74,7 @@ def run_train(name: str, argv: list[str], out_root: Path) -> dict[str, Any]:
     start = time.perf_counter()
     log = open(out_root / f"{name}.log", "w", encoding="utf-8")  # noqa: SIM115
     with log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -279,6 +276,23 @@ def save(results: dict[str, Any], root: Path) -> None:
     atomic.write_text(root / "BENCHMARKS.md", markdown(results))
 
 
+def checkout_problem(root: Path | None = None) -> str | None:
+    """Why `root` (default `ROOT`) is not a source checkout of attnrec_tf, or None if it is one.
+
+    The bench needs one: it writes BENCHMARKS.md/json beside the package, reads
+    `../shared/data` beside it and starts its training processes there. An installed package
+    (`pip install attnrec_tf`) has `site-packages` instead.
+    """
+    root = ROOT if root is None else root
+    if (root / "pyproject.toml").is_file() and (root / "attnrec_tf").is_dir():
+        return None
+    return (
+        f"python -m attnrec_tf.bench runs from a source checkout of attnrec_tf, and {root} "
+        "(where this attnrec_tf is installed) is not one; clone the repository and run "
+        "`make bench` in it"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m attnrec_tf.bench",
@@ -295,14 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         "--datasets", default="ml-100k,ml-1m", help="comma-separated: ml-100k, ml-1m"
     )
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument(
-        "--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="folder of the MovieLens copies"
+        "--out", type=Path, default=ROOT / "runs" / "bench", help="run folders and logs"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folders and logs")
-    parser.add_argument(
-        "--results", type=Path, default=DEFAULT_RESULTS, help="folder of BENCHMARKS.md/json"
-    )
+    parser.add_argument("--results", type=Path, default=ROOT, help="folder of BENCHMARKS.md/json")
     args = parser.parse_args(argv)
+    problem = checkout_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     datasets = [d for d in args.datasets.split(",") if d]
     for name in datasets:
@@ -321,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         save(json.loads((args.results / "BENCHMARKS.json").read_text()), args.results)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    data_root = Path(os.path.relpath(args.data_root.resolve()))  # short, portable commands
+    data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
     json_path = args.results / "BENCHMARKS.json"
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": {}}
 
