@@ -1,39 +1,47 @@
-# Each target creates .venv when missing. `make train` = set up + train on the embedded default data;
-# `make test` = set up (with the test extra) + run the test suite. CI runs `.ci/run`, which calls `make test`.
+# `make train` = create .venv with the package and its dependencies (TensorFlow, Keras, LiteRT,
+# matplotlib), then train on the embedded synthetic data, evaluate, export into runs/latest.
+# `make test` = create .venv-test with the package and the test extra, then run the test suite.
+# Two venvs, so that neither target hides an install step the other one is missing; `.ci/run`
+# proves both on a fresh clone (see README, "The two commands").
 PYTHON ?= python3
 VENV ?= .venv
+TEST_VENV ?= .venv-test
 PY := $(VENV)/bin/python
-PIP := $(VENV)/bin/pip
+TEST_PY := $(TEST_VENV)/bin/python
 ARGS ?=
 
-.PHONY: train test test-slow bench lint install clean
+.PHONY: train test test-slow bench lint install install-test clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet -e .
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install --quiet -e ".[test,plots]"
+$(TEST_VENV)/.installed: pyproject.toml
+	test -x $(TEST_PY) || $(PYTHON) -m venv $(TEST_VENV)
+	$(TEST_PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
 
+install-test: $(TEST_VENV)/.installed
+
 train: $(VENV)/.installed
 	$(PY) -m attnrec_tf.train $(ARGS)
 
-test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+# pytest exits 5 when it collects no test, which fails this target like any failure.
+test: $(TEST_VENV)/.installed
+	$(TEST_PY) -m pytest -q -m "not slow" $(ARGS)
 
-test-slow: $(VENV)/.installed-test
-	$(PY) -m pytest -q -m slow $(ARGS)
+test-slow: $(TEST_VENV)/.installed
+	$(TEST_PY) -m pytest -q -m slow $(ARGS)
 
-bench: $(VENV)/.installed-test
-	$(PY) -m attnrec_tf.bench $(ARGS)
+bench: $(TEST_VENV)/.installed
+	$(TEST_PY) -m attnrec_tf.bench $(ARGS)
 
-lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check attnrec_tf tests
-	$(VENV)/bin/mypy
+lint: $(TEST_VENV)/.installed
+	$(TEST_VENV)/bin/ruff check attnrec_tf tests
+	$(TEST_VENV)/bin/mypy
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

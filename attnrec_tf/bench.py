@@ -25,7 +25,8 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
     python -m attnrec_tf.bench --suite preset
 
 Results are merged into BENCHMARKS.json by run name, and BENCHMARKS.md is regenerated from it, so
-suites can be run one at a time.
+suites can be run one at a time. It runs from a source checkout only (`make bench`); from an
+installed package it stops with a one-line error saying so.
 """
 
 from __future__ import annotations
@@ -452,6 +453,23 @@ def save(results: dict[str, Any], root: Path) -> None:
     atomic.write_text(root / "BENCHMARKS.md", markdown(results))
 
 
+def checkout_problem(root: Path | None = None) -> str | None:
+    """Why `root` (default `ROOT`) is not a source checkout of attnrec_tf, or None if it is one.
+
+    The bench needs one: it writes BENCHMARKS.md/json beside the package, reads
+    `../shared/data` beside it and starts its training processes there. An installed package
+    (`pip install attnrec_tf`) has `site-packages` instead.
+    """
+    root = ROOT if root is None else root
+    if (root / "pyproject.toml").is_file() and (root / "attnrec_tf").is_dir():
+        return None
+    return (
+        f"python -m attnrec_tf.bench runs from a source checkout of attnrec_tf, and {root} "
+        "(where this attnrec_tf is installed) is not one; clone the repository and run "
+        "`make bench` in it"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     first.add_argument("--suite")
@@ -484,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-ref", default=STEP_BASELINE, help="git revision the step suite compares with"
     )
     args = parser.parse_args(argv)
+    problem = checkout_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     datasets = [d for d in args.datasets.split(",") if d]
     for name in datasets:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attnrec_tf.errors import ConfigError
+from attnrec_tf.keras_compat import require_tested_keras
 
 MODES = ("auto", "none", "mirrored", "multi-worker")
 
@@ -151,7 +152,8 @@ def prepare_for_fit(model: Any, distribution: Distribution) -> None:
     Keras 3.15's `fit` under `MultiWorkerMirroredStrategy` first pulls one batch to build the
     model symbolically and reduces it with `strategy.reduce("MEAN", (x, y))`, which fails on a
     nested batch (keras-team/keras#20585). The model and optimizer are built here beforehand,
-    so that step is skipped for this model.
+    so that step is skipped for this model (a private Keras method: checked with
+    `keras_compat.require_tested_keras` first).
 
     Args:
         model: A compiled, built Keras model created under `distribution.strategy.scope()`.
@@ -161,6 +163,7 @@ def prepare_for_fit(model: Any, distribution: Distribution) -> None:
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
     if distribution.mode == "multi-worker":
+        require_tested_keras("multi-worker training")
         model._maybe_symbolic_build = lambda *args, **kwargs: None
 
 
@@ -172,7 +175,11 @@ def _patch_keras_multi_worker_reduce() -> None:
     dimensions" for the scalar loss (tensorflow/tensorflow#72388). For rank-0 values the mean
     over replicas is `axis=None`; everything else goes to Keras unchanged. Installed once, only
     when a multi-worker strategy is created; tests/reliability/test_multi_worker.py runs it.
+
+    Raises:
+        DependencyError: The installed Keras is not one this patch was tested on.
     """
+    require_tested_keras("multi-worker training")
     from keras.src.backend.tensorflow import trainer
 
     original = trainer.reduce_per_replica

@@ -23,3 +23,30 @@ class ConfigError(AttnRecError):
 
 class ExportError(AttnRecError):
     """An export cannot be written or an exported artifact fails its checks."""
+
+
+class DependencyError(AttnRecError):
+    """An installed package is missing, or at a version a step was not tested with.
+
+    The message names the package and the `pip install` command that fixes it.
+    """
+
+
+class MissingDependencyError(DependencyError):
+    """A package a step needs is not installed.
+
+    Args:
+        package: What the user knows it as (`LiteRT`, `matplotlib`).
+        install: The `pip install` argument that brings it (`ai-edge-litert`).
+        what: An optional prefix naming what needed it (a flag, a step).
+
+    Example:
+
+    >>> str(MissingDependencyError("LiteRT", "ai-edge-litert"))
+    'LiteRT is not installed (pip install ai-edge-litert)'
+    """
+
+    def __init__(self, package: str, install: str, what: str = "") -> None:
+        self.package, self.install = package, install
+        prefix = f"{what}: " if what else ""
+        super().__init__(f"{prefix}{package} is not installed (pip install {install})")

@@ -1,8 +1,9 @@
 """PNG plots of a finished run: learning curves and attention over test users' histories.
 
 Written by `python -m attnrec_tf.train` at the end of a run (and by `python -m attnrec_tf.plots
---output-dir RUN` for an existing one) when matplotlib is installed (`pip install -e
-".[plots]"`); without it one line says so and training is unaffected.
+--output-dir RUN` for an existing one). matplotlib is a dependency of the package; when it is
+missing anyway (`pip install --no-deps`), training prints one line naming `pip install matplotlib`
+and is otherwise unaffected, and `python -m attnrec_tf.plots` exits with that error.
 
 ```
 <output-dir>/training_curves.png     training loss and validation NDCG@10 (and HR@10) per epoch,
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.errors import AttnRecError
+from attnrec_tf.errors import AttnRecError, MissingDependencyError
 
 CURVES = "training_curves.png"
 HEATMAP = "attention_heatmap.png"
@@ -205,19 +206,28 @@ def plot_attention(
     return path
 
 
-def write_plots(output: Any, report: dict[str, Any] | None = None) -> list[Path]:
+def write_plots(
+    output: Any, report: dict[str, Any] | None = None, *, required: bool = False
+) -> list[Path]:
     """Writes both PNGs into a run folder (see the module docstring).
 
     Args:
         output: The run's `RunDir`.
         report: report.json contents; read from the folder when None.
+        required: Raise when matplotlib is missing, instead of printing one line.
 
     Returns:
         The written paths (empty, after printing one line, when matplotlib is missing). A plot
         that fails prints one line and is skipped: plotting never fails a finished run.
+
+    Raises:
+        MissingDependencyError: matplotlib is missing and `required` is set.
     """
     if _matplotlib() is None:
-        print("plots: skipped (matplotlib is not installed; pip install -e '.[plots]')")
+        missing = MissingDependencyError("matplotlib", "matplotlib")
+        if required:
+            raise missing
+        print(f"plots: skipped: {missing}")
         return []
     from attnrec_tf.report import load as load_report
 
@@ -260,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     from attnrec_tf.run_dir import RunDir
 
     try:
-        write_plots(RunDir(args.output_dir))
+        write_plots(RunDir(args.output_dir), required=True)
     except AttnRecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

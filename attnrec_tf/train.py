@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from attnrec_tf.cli import add_given_flag, given
 from attnrec_tf.config import Config, flag, preset
-from attnrec_tf.errors import AttnRecError, ConfigError
+from attnrec_tf.errors import AttnRecError, ConfigError, DependencyError
 
 PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
 
@@ -87,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the SavedModel, TFLite files and Android assets after training",
     )
     run.add_argument("--model-name", default="attnrec", help="TF Serving model name")
-    run.add_argument(
+    add_given_flag(
+        run,
         "--tflite",
         default="float32,float16,dynamic_int8,int8",
-        help="comma-separated TFLite kinds to export (float32, float16, dynamic_int8, int8)",
+        help="comma-separated TFLite kinds to export (float32, float16, dynamic_int8, int8); "
+        "without LiteRT installed a run skips them with a note, or fails if this flag is given",
     )
     run.add_argument(
         "--eval-users",
@@ -187,7 +190,6 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     from attnrec_tf.data.item_features import item_feature_matrix
     from attnrec_tf.data.sequences import build_sequences, leave_one_out
     from attnrec_tf.report import format_table, machine
-    from attnrec_tf.report import load as load_report
     from attnrec_tf.report import save as save_report
     from attnrec_tf.run_dir import RunDir, item_table, save_items, save_split
     from attnrec_tf.training import fit_and_evaluate, training_state_path
@@ -278,21 +280,9 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     }
     save_report(output.report, report)
 
+    missing = None
     if args.export:
-        from attnrec_tf.export.pipeline import export_all
-
-        export_started = time.perf_counter()
-        report = export_all(
-            output,
-            model_name=args.model_name,
-            top_k=config.top_k,
-            report=report,
-            tflite_kinds=[kind for kind in args.tflite.split(",") if kind],
-        )
-        report["export_seconds"] = time.perf_counter() - export_started
-        report["peak_rss_mb"]["export"] = _peak_rss_mb()
-        save_report(output.report, report)
-        report = load_report(output.report)
+        report, missing = _export(output, config, args, report)
     # The run is complete: the next run in this folder starts afresh.
     training_state_path(output).unlink(missing_ok=True)
     distribute.barrier(distribution)
@@ -306,7 +296,41 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     from attnrec_tf.plots import write_plots
 
     write_plots(output, report)  # PNGs when matplotlib is installed, else a one-line note
+    if missing is not None:  # --tflite was given: the run is kept, and the exit status says so
+        raise missing
     return report
+
+
+def _export(
+    output: Any, config: Config, args: argparse.Namespace, report: dict[str, Any]
+) -> tuple[dict[str, Any], DependencyError | None]:
+    """Exports the run (SavedModel, TFLite, Android assets) and adds the timings to the report.
+
+    Returns:
+        The saved report, and the error to raise once the run is complete when `--tflite` was
+        given but LiteRT is missing (None otherwise; a default run skips with a note).
+    """
+    from attnrec_tf.export.pipeline import export_all
+    from attnrec_tf.report import load as load_report
+    from attnrec_tf.report import save as save_report
+
+    started = time.perf_counter()
+    missing = None
+    try:
+        report = export_all(
+            output,
+            model_name=args.model_name,
+            top_k=config.top_k,
+            report=report,
+            tflite_kinds=[kind for kind in args.tflite.split(",") if kind],
+            litert_optional=not given(args, "tflite"),
+        )
+    except DependencyError as error:  # the SavedModel and report are written
+        missing, report = error, load_report(output.report)
+    report["export_seconds"] = time.perf_counter() - started
+    report["peak_rss_mb"]["export"] = _peak_rss_mb()
+    save_report(output.report, report)
+    return load_report(output.report), missing
 
 
 def _peak_rss_mb() -> float:

@@ -18,6 +18,11 @@ static files, from three roots and nowhere else:
 ```
 
 It listens on 127.0.0.1 only. The first line it prints is `serving http://127.0.0.1:<port>/`.
+
+The page and its npm packages live in the source checkout's `web_demo/` folder, not in the
+installed package: `--demo-dir` defaults to that folder when running from a checkout, else to
+`./web_demo`. A folder without the page, or without `npm ci` run in it, is a one-line error
+naming `--demo-dir` and the step to take.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ from urllib.parse import unquote, urlsplit
 
 from attnrec_tf.errors import AttnRecError, ConfigError
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "web_demo"
+CHECKOUT_DEMO_DIR = Path(__file__).resolve().parent.parent / "web_demo"
+"""The page's folder beside the package, in a source checkout (editable install)."""
+DEMO_DIR = CHECKOUT_DEMO_DIR if CHECKOUT_DEMO_DIR.is_dir() else Path("web_demo")
+"""The default `--demo-dir`: the checkout's `web_demo/`, else `web_demo/` in the current folder."""
 ASSETS = "android_demo_assets"
 VENDOR_PACKAGES = ("@litertjs/core", "@litertjs/wasm-utils")
 TYPES = {
@@ -57,13 +65,17 @@ def roots(demo_dir: Path, output_dir: Path) -> dict[str, Path]:
             f"(python -m attnrec_tf.export --output-dir {output_dir})"
         )
     if not (demo_dir / "index.html").is_file():
-        raise ConfigError(f"--demo-dir {demo_dir}: no index.html")
+        raise ConfigError(
+            f"--demo-dir {demo_dir}: no index.html; the page is the web_demo/ folder of a source "
+            "checkout of attnrec_tf: pass --demo-dir CHECKOUT/web_demo, after running npm ci there"
+        )
     mapping = {"/run/": assets}
     for package in VENDOR_PACKAGES:
         folder = demo_dir / "node_modules" / package
         if not (folder / "package.json").is_file():
             raise ConfigError(
-                f"{folder}: missing; install the page's libraries first: cd {demo_dir} && npm ci"
+                f"--demo-dir {demo_dir}: {folder} missing; install the page's libraries first: "
+                f"cd {demo_dir} && npm ci"
             )
         mapping[f"/vendor/{package}/"] = folder
     mapping["/"] = demo_dir
@@ -143,7 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output-dir", type=Path, required=True, help="an exported run")
     parser.add_argument("--port", type=int, default=8000, help="0 = any free port")
-    parser.add_argument("--demo-dir", type=Path, default=DEMO_DIR, help="the page's folder")
+    parser.add_argument(
+        "--demo-dir",
+        type=Path,
+        default=DEMO_DIR,
+        help="the page's folder: web_demo/ of a source checkout, after `npm ci` in it "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     try:

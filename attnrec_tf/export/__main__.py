@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from attnrec_tf.cli import add_given_flag, given
 from attnrec_tf.errors import AttnRecError, ConfigError
 
 
@@ -47,10 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="K of the exported top-K (default: the run's --top-k, else 10)",
     )
-    parser.add_argument(
+    add_given_flag(
+        parser,
         "--tflite",
         default=",".join(KINDS),
-        help=f"comma-separated TFLite kinds to write, from {','.join(KINDS)}",
+        help=f"comma-separated TFLite kinds to write, from {','.join(KINDS)}; without LiteRT "
+        "installed they are skipped with a note, or the export fails if this flag is given",
     )
     parser.add_argument(
         "--history-length",
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             tflite_kinds=parse_kinds(args.tflite),
             history_length=args.history_length,
             verbose=not args.quiet,
+            litert_optional=not given(args, "tflite"),
         )
     except AttnRecError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -100,8 +100,9 @@ def movie_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def tensor_positions(tflite: bytes | Path) -> dict[str, Any]:
     """Input/output positions, tensor indices and shapes of the `serving_default` tensors."""
-    from ai_edge_litert.interpreter import Interpreter
+    from attnrec_tf.export.tflite import litert
 
+    Interpreter = litert("interpreter").Interpreter  # noqa: N806 - a class
     if isinstance(tflite, Path):
         interpreter = Interpreter(model_path=str(tflite))
     else:
@@ -273,9 +274,8 @@ def check_assets(folder: str | Path) -> list[str]:
     if not model_path.is_file():
         return [*problems, f"{model_path}: model file not found"]
     problems += tflite_module.op_problems(tflite_module.list_ops(model_path))
+    Interpreter = tflite_module.litert("interpreter").Interpreter  # noqa: N806 - a class
     try:
-        from ai_edge_litert.interpreter import Interpreter
-
         interpreter = Interpreter(model_path=str(model_path), num_threads=1)
         interpreter.allocate_tensors()
     except Exception as error:  # noqa: BLE001 - any load failure is a problem to report

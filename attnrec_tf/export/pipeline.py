@@ -17,6 +17,12 @@ writes (see `run_dir.py` for the folder layout):
   longer than `H`);
 - `android_demo_assets/` (`android_assets.py`) with the chosen kind.
 
+The `.tflite` steps need LiteRT (`ai-edge-litert`, a dependency of the package). When it is
+missing anyway, the SavedModel is still written and evaluated and the report saved; then
+`litert_optional=True` prints one line (`export: skipped the .tflite files and Android
+assets: LiteRT is not installed (pip install ai-edge-litert)`) and records it under
+`export.skipped`, and `litert_optional=False` raises `DependencyError` instead.
+
 report.json gains `metrics.<artifact>`, `artifacts.<artifact>` = `{"path", "bytes",
 "latency_ms_p50", ...}` (median of 200 single-request calls after 20 warm-up calls, one
 thread for LiteRT) and `export` (choices, timings, notes).
@@ -45,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic
-from attnrec_tf.errors import ExportError
+from attnrec_tf.errors import DependencyError, ExportError
 from attnrec_tf.run_dir import RunDir
 
 ANDROID_FOLDER = "android_demo_assets"
@@ -98,6 +104,7 @@ def export_all(
     tflite_kinds: Sequence[str] | None = None,
     history_length: int | None = None,
     verbose: bool = True,
+    litert_optional: bool = False,
 ) -> dict[str, Any]:
     """Writes, evaluates and records the SavedModel, the TFLite files and the Android assets.
 
@@ -113,12 +120,17 @@ def export_all(
             file's too): the last `H` items are excluded, the model sees the last `max_len`.
             Defaults to `max(512, max_len)`; a value below `max_len` is an `ExportError`.
         verbose: Print one line per artifact.
+        litert_optional: Without LiteRT, skip the TFLite kinds and the Android assets with a
+            one-line note (always printed) instead of raising.
 
     Returns:
         The updated report (also written to report.json atomically).
 
     Raises:
         ExportError / DataError: a missing or damaged input file, a failed export or check.
+        DependencyError: TFLite kinds were asked for, LiteRT is not installed (or does not
+            import) and `litert_optional` is False (raised after the SavedModel and report
+            are written).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from attnrec_tf.export import tflite
@@ -151,6 +163,11 @@ def export_all(
     job.metrics["keras"], keras_window = _keras_metrics(job, job.metrics.get("keras"))
 
     saved_model_path = _export_saved_model(job)
+    requested, missing = kinds, tflite.litert_missing() if kinds else None
+    if missing is not None:
+        kinds = ()
+        if litert_optional:
+            print(f"export: skipped the .tflite files and Android assets: {missing}", flush=True)
     if kinds:
         job.metrics["keras_window"] = keras_window
     calibration = tflite.representative_windows(split.train, width) if "int8" in kinds else None
@@ -183,12 +200,16 @@ def export_all(
             "latency_ms_p50": "median of 200 single-user requests after 20 warm-up requests",
         },
     }
+    if missing is not None:
+        report["export"]["skipped"] = {"tflite": str(missing), "android": str(missing)}
     order = ["saved_model", "keras_window", *(tflite.artifact_name(k) for k in tflite.KINDS)]
     for table in (job.metrics, job.artifacts):  # export's entries last, in a fixed order
         for key in order:
             if key in table:
                 table[key] = table.pop(key)
     atomic.write_json(output.report, report)
+    if missing is not None and not litert_optional:
+        raise DependencyError(f"--tflite {','.join(requested)}: {missing}")
     return report
 
 

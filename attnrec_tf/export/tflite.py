@@ -68,14 +68,16 @@ runner.history_length, runner.max_len  # (512, 50): input width, model window
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from attnrec_tf.errors import ExportError
+from attnrec_tf.errors import DependencyError, ExportError, MissingDependencyError
 
 KINDS = ("float32", "float16", "dynamic_int8", "int8")
 SIGNATURE = "serving_default"
@@ -98,6 +100,41 @@ blocks (`self-attention`, `sasrec`): quantized, the per-position mean and varian
 def float_ops_in_int8(model: Any) -> tuple[str, ...]:
     """The builtin ops that stay float32 in `model`'s full-integer file."""
     return FLOAT_OPS_IN_INT8 + (LAYER_NORM_OPS if getattr(model, "blocks", None) else ())
+
+
+def litert(module: str) -> ModuleType:
+    """`ai_edge_litert.<module>`, the one place this package imports LiteRT from.
+
+    Args:
+        module: The submodule, e.g. `interpreter` or `tools.flatbuffer_utils`.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        MissingDependencyError: LiteRT (`ai-edge-litert`) is not installed.
+        DependencyError: It is installed but the module does not import (a broken install).
+    """
+    try:
+        importlib.import_module("ai_edge_litert")  # first: a missing package names only itself
+        return importlib.import_module(f"ai_edge_litert.{module}")
+    except ImportError as error:
+        if isinstance(error, ModuleNotFoundError) and error.name == "ai_edge_litert":
+            raise MissingDependencyError("LiteRT", "ai-edge-litert") from error
+        raise DependencyError(
+            f"LiteRT is installed but ai_edge_litert.{module} does not import ({error}); "
+            "pip install --force-reinstall ai-edge-litert"
+        ) from error
+
+
+def litert_missing() -> DependencyError | None:
+    """The error `litert` would raise, or None when LiteRT can be imported."""
+    try:
+        litert("interpreter")
+        litert("tools.flatbuffer_utils")
+    except DependencyError as error:
+        return error
+    return None
 
 
 def artifact_name(kind: str) -> str:
@@ -304,8 +341,7 @@ def _quantize_selectively(converter: Any, float_ops: Sequence[str]) -> bytes:
 
 def name_tensors(blob: bytes) -> bytes:
     """Renames each signature input/output tensor after its signature name."""
-    from ai_edge_litert.tools import flatbuffer_utils
-
+    flatbuffer_utils = litert("tools.flatbuffer_utils")
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(blob))
     for signature in model.signatureDefs or []:
         tensors = model.subgraphs[signature.subgraphIndex].tensors
@@ -316,9 +352,8 @@ def name_tensors(blob: bytes) -> bytes:
 
 def list_ops(tflite: bytes | Path) -> list[str]:
     """Sorted distinct op names of a `.tflite` (builtin names; custom ops as `CUSTOM:<code>`)."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-
+    schema = litert("schema_py_generated")
+    flatbuffer_utils = litert("tools.flatbuffer_utils")
     data = Path(tflite).read_bytes() if isinstance(tflite, Path) else tflite
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
@@ -357,12 +392,7 @@ class LiteRTRecommender:
     """
 
     def __init__(self, tflite: bytes | Path, num_threads: int = 1) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ExportError(
-                "evaluating TFLite files needs LiteRT: pip install ai-edge-litert"
-            ) from error
+        Interpreter = litert("interpreter").Interpreter  # noqa: N806 - a class
         if isinstance(tflite, Path):
             self.interpreter = Interpreter(model_path=str(tflite), num_threads=num_threads)
         else:

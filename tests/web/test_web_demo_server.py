@@ -71,3 +71,10 @@ def test_missing_assets_or_libraries_are_user_errors(tmp_path: Path) -> None:
     (demo / "node_modules" / "@litertjs" / "core" / "package.json").unlink()
     with pytest.raises(ConfigError, match="npm ci"):
         make_server(run, port=0, demo_dir=demo)
+
+
+def test_a_folder_without_the_page_names_demo_dir_and_npm_ci(tmp_path: Path) -> None:
+    """An installed package has no web_demo/ beside it: the error says where the page is."""
+    _, run = _fake_demo(tmp_path)
+    with pytest.raises(ConfigError, match="--demo-dir .*no index.html.*npm ci"):
+        make_server(run, port=0, demo_dir=tmp_path / "nowhere")
