@@ -51,8 +51,9 @@ class Config:
             adding positions (SASRec).
         absolute_positions: Number positions from the oldest item of the window (SASRec's
             right padding) instead of from the latest.
-        dense_init_std: Std of the truncated-normal initializer of the causal blocks' dense
-            kernels (0 = Keras's glorot_uniform; SASRec+ uses 0.02).
+        dense_init_std: Std of the truncated-normal initializer of the causal blocks' output
+            and feed-forward kernels (0 = Keras's glorot_uniform; SASRec+ uses 0.02); the
+            query/key/value kernel stays glorot_uniform, as in PyTorch.
         block_norm: `pre` (pre-norm blocks) or `sasrec` (the residual layout of the SASRec
             reference code, `layers.causal_self_attention.CausalSelfAttentionBlock`).
         concat_last: Give the user projection the state at the current position beside the
@@ -218,6 +219,7 @@ PRESETS["sasrec"] = {
     "embedding_init_std": 0.02,
     "dense_init_std": 0.02,
     "absolute_positions": True,
+    "block_norm": "sasrec",
 }
 
 

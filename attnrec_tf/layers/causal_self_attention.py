@@ -59,8 +59,10 @@ class CausalSelfAttention(keras.layers.Layer):
     Args:
         num_heads: int. Attention heads; the input width must be divisible by it.
         dropout: float. Dropout on the attention weights. Defaults to `0.0`.
-        kernel_initializer: Initializer of the query/key/value and output kernels.
-            Defaults to `"glorot_uniform"`.
+        kernel_initializer: Initializer of the output kernel. Defaults to `"glorot_uniform"`.
+        qkv_initializer: Initializer of the fused query/key/value kernel. Defaults to
+            `"glorot_uniform"` (as PyTorch's `MultiheadAttention`): a small-scale query/key
+            start gives near-uniform attention whose gradients are small too.
 
     Call arguments:
         inputs: `(batch, length, dim)` tensor.
@@ -83,6 +85,7 @@ class CausalSelfAttention(keras.layers.Layer):
         num_heads: int = 1,
         dropout: float = 0.0,
         kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        qkv_initializer: str | keras.initializers.Initializer = "glorot_uniform",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -90,6 +93,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.qkv_initializer = keras.initializers.get(qkv_initializer)
         self._dropout_layer = keras.layers.Dropout(dropout)
         self.supports_masking = True
 
@@ -97,9 +101,10 @@ class CausalSelfAttention(keras.layers.Layer):
         dim = int(input_shape[-1])  # type: ignore[arg-type]
         if dim % self.num_heads:
             raise ValueError(f"Input width {dim} is not divisible by num_heads={self.num_heads}")
-        init = self.kernel_initializer
-        self.qkv = keras.layers.Dense(3 * dim, kernel_initializer=init, name="qkv")
-        self.out = keras.layers.Dense(dim, kernel_initializer=init, name="output")
+        self.qkv = keras.layers.Dense(3 * dim, kernel_initializer=self.qkv_initializer, name="qkv")
+        self.out = keras.layers.Dense(
+            dim, kernel_initializer=self.kernel_initializer, name="output"
+        )
         self.qkv.build(input_shape)
         self.out.build(input_shape)
         self.built = True
@@ -148,6 +153,7 @@ class CausalSelfAttention(keras.layers.Layer):
             num_heads=self.num_heads,
             dropout=self.dropout,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            qkv_initializer=keras.initializers.serialize(self.qkv_initializer),
         )
         return config
 
@@ -167,8 +173,8 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
             width. Defaults to `1` (SASRec).
         activation: str. FFN activation. Defaults to `"gelu"` (`"relu"` in SASRec).
         epsilon: float. LayerNormalization epsilon. Defaults to `1e-6`.
-        kernel_initializer: Initializer of every dense kernel of the block. Defaults to
-            `"glorot_uniform"`.
+        kernel_initializer: Initializer of the block's dense kernels but the attention's
+            query/key/value one (always `"glorot_uniform"`). Defaults to `"glorot_uniform"`.
         norm: str. `"pre"` (the pre-norm block above) or `"sasrec"`, the block of the SASRec
             reference code: `q = LN(x)`, `z = q + Attention(q, keys and values from x)`,
             `w = LN(z)`, output `w + FFN(w)` (the residuals start from the normalised states).
@@ -254,9 +260,7 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
             hidden = self.ffn_dropout(self.ffn_in(x), training=training)
             x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
         else:
-            attended, weights = self.attention(
-                self.attention_norm(x), mask=mask, training=training
-            )
+            attended, weights = self.attention(self.attention_norm(x), mask=mask, training=training)
             x = x + self.residual_dropout(attended, training=training)
             hidden = self.ffn_dropout(self.ffn_in(self.ffn_norm(x)), training=training)
             x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
