@@ -53,7 +53,7 @@ ABLATION = {
 }
 VARIANTS = ("last", "mean", "pooling", "self-attention")
 HEADS = ("sasrec", "self-attention", "pooling")
-HEADS_BUDGET = {"ml-100k": 150, "ml-1m": 900}  # seconds of training, validation included
+HEADS_BUDGET = {"ml-100k": 100, "ml-1m": 900}  # seconds of training, validation included
 SEEDS = (0, 1, 2)
 SCALE_ITEMS = 1_000_000
 SCALE_INTERACTIONS = (100_000, 1_000_000, 10_000_000)
