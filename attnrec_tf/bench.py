@@ -53,7 +53,7 @@ ABLATION = {
 }
 VARIANTS = ("last", "mean", "pooling", "self-attention")
 HEADS = ("sasrec", "self-attention", "pooling")
-HEADS_BUDGET = {"ml-100k": 100, "ml-1m": 900}  # seconds of training, validation included
+HEADS_BUDGET = {"ml-100k": 100, "ml-1m": 240}  # seconds of training, validation included
 SEEDS = (0, 1, 2)
 SCALE_ITEMS = 1_000_000
 SCALE_INTERACTIONS = (100_000, 1_000_000, 10_000_000)
@@ -80,6 +80,7 @@ SCALE_ARGS = [
 
 
 STEP_BASELINE = "634f319"  # the code before the step work (issue 10): its preset epoch
+STEP_PRESET = "ml-1m-pooling"  # that tree's `--preset ml-1m`, under its name in this one
 STEP_EPOCHS = ["--epochs", "2", "--no-export", "--sampled-negatives", "0"]
 
 
@@ -185,18 +186,29 @@ def ablation_markdown(runs: dict[str, Any]) -> str:
 def step_suite(data_root: Path, out_root: Path, baseline: str) -> dict[str, Any]:
     """The `step` suite: the step profile, then baseline and current throughput side by side."""
     profile_file = (out_root / "step_profile.json").resolve()
-    command = [sys.executable, "-m", "attnrec_tf.step_profile", "--data",
-               str(data_root / "ml-1m"), "--preset", "ml-1m", "--out", str(profile_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "attnrec_tf.step_profile",
+        "--data",
+        str(data_root / "ml-1m"),
+        "--preset",
+        STEP_PRESET,
+        "--out",
+        str(profile_file),
+    ]
     print(f"[bench] step profile: {' '.join(command[1:])}", flush=True)
     with open(out_root / "step_profile.log", "w", encoding="utf-8") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=True)
     source = _checkout(baseline, out_root / f"source-{baseline}")
-    argv = ["--data", str((ROOT / data_root / "ml-1m").resolve()), "--preset", "ml-1m",
-            *STEP_EPOCHS]
+    data = ["--data", str((ROOT / data_root / "ml-1m").resolve())]
     rates = {}
-    for label, tree in ((f"baseline {baseline}", source), ("this tree", None)):
-        report = run_train(f"step-{'baseline' if tree else 'current'}", argv, out_root,
-                           source=tree)
+    for label, tree, name in (
+        (f"baseline {baseline}", source, "ml-1m"),
+        ("this tree", None, STEP_PRESET),
+    ):
+        argv = [*data, "--preset", name, *STEP_EPOCHS]
+        report = run_train(f"step-{'baseline' if tree else 'current'}", argv, out_root, source=tree)
         rates[label] = {
             "examples_per_second": report["examples_per_second"],
             "train_seconds": report["train_seconds"],
@@ -206,7 +218,7 @@ def step_suite(data_root: Path, out_root: Path, baseline: str) -> dict[str, Any]
     return {
         "profile": json.loads(profile_file.read_text()),
         "throughput": rates,
-        "command": "python -m attnrec_tf.train --data ml-1m --preset ml-1m "
+        "command": f"python -m attnrec_tf.train --data ml-1m --preset {STEP_PRESET} "
         + " ".join(STEP_EPOCHS),
     }
 
@@ -229,7 +241,8 @@ def step_markdown(step: dict[str, Any]) -> str:
     profile = step["profile"]
     gflops = profile["matmul_gflops"]
     lines = [
-        "## The train step, by part (ML-1M, `--preset ml-1m`)",
+        f"## The train step, by part (ML-1M, `--preset {STEP_PRESET}`, the `ml-1m` preset before "
+        "issue 10)",
         "",
         f"Cumulative forward+backward timings on the same 8 pipeline batches, interleaved "
         f"(`python -m attnrec_tf.bench --suite step`). This machine's fp32 matmul: "

@@ -12,7 +12,53 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Callable
 from typing import Any
+
+from attnrec_tf.errors import AttnRecError
+
+DEFAULT_MODEL_NAME = "attnrec"
+"""The TF Serving model name of every export and the folder name under `saved_model/`."""
+
+
+def run_command(body: Callable[[], int | None]) -> int:
+    """Runs a command's body under the one error contract of every entry point.
+
+    A user error (`AttnRecError`: bad flag value, bad input file, missing package) prints one
+    line `error: ...` on stderr and gives exit status 2; Ctrl-C (or training stopped after
+    saving its state, a `KeyboardInterrupt` whose message says where) prints `interrupted`
+    with that message and gives 130. No traceback in either case.
+
+    Args:
+        body: The command; returns its exit status (None means 0).
+
+    Returns:
+        The exit status.
+    """
+    try:
+        status = body()
+    except AttnRecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"interrupted{': ' + str(interrupt) if str(interrupt) else ''}", file=sys.stderr)
+        return 130
+    return 0 if status is None else status
+
+
+def add_model_name(container: Any, help: str = "TF Serving model name") -> None:
+    """Adds `--model-name` (default `DEFAULT_MODEL_NAME`)."""
+    container.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help=help)
+
+
+def quiet_tensorflow() -> None:
+    """Hides TensorFlow's C++ info lines unless the user set `TF_CPP_MIN_LOG_LEVEL`.
+
+    Takes effect only if called before TensorFlow is imported.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class StoreGiven(argparse.Action):

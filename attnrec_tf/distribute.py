@@ -94,9 +94,7 @@ def _place(config: dict[str, Any]) -> tuple[int, int, bool]:
     chiefs = len(cluster.get("chief", []))
     workers = len(cluster.get("worker", []))
     if kind not in ("chief", "worker"):
-        raise ConfigError(
-            f"TF_CONFIG task type {kind!r} is not supported; use 'chief' or 'worker'"
-        )
+        raise ConfigError(f"TF_CONFIG task type {kind!r} is not supported; use 'chief' or 'worker'")
     if kind == "chief":
         return chiefs + workers, index, True
     return chiefs + workers, chiefs + index, chiefs == 0 and index == 0

@@ -9,8 +9,8 @@ Example:
 >>> import tensorflow as tf
 >>> items = tf.constant([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
 >>> user = tf.constant([[5.0, 0.0]])
->>> round(float(full_softmax_loss(user, tf.constant([1]), items)), 4)
-0.0134
+>>> round(float(full_softmax_loss(user, tf.constant([1]), items)), 4)  # log(1 + e^-5)
+0.0067
 """
 
 from __future__ import annotations

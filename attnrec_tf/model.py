@@ -23,6 +23,7 @@ Example:
 
 >>> import numpy as np
 >>> model = AttentionRecommender(vocab_size=11, max_len=4, embedding_dim=8, attention_units=8)
+>>> model.build()
 >>> scores, attention = model.serve_outputs(np.array([[0, 0, 3, 5]], "int32"))
 >>> tuple(scores.shape), tuple(attention.shape)
 ((1, 11), (1, 4))

@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic, metrics
+from attnrec_tf.cli import quiet_tensorflow, run_command
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import AttnRecError
 
@@ -1116,22 +1117,21 @@ def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the suite; returns the exit status (2 on a user error)."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # bench.save imports TensorFlow
-    try:
-        check_args(args)
-        work = args.out / f"peers-{args.dataset}"
-        work.mkdir(parents=True, exist_ok=True)
-        entry = compare(args, work)
-        print("\n".join(table_lines([entry["ours"], *entry["peers"]])))
-        print(f"\nplot: {entry['plot']}")
-        atomic.write_json(work / f"peers-{entry_key(entry)}.json", entry)
-        if args.save:
-            record(entry, args.results, entry_key(entry))
-            print(f"recorded in {args.results / 'BENCHMARKS.md'}")
-    except AttnRecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    quiet_tensorflow()  # bench.save imports TensorFlow
+    return run_command(lambda: _compare_and_record(args))
+
+
+def _compare_and_record(args: argparse.Namespace) -> None:
+    check_args(args)
+    work = args.out / f"peers-{args.dataset}"
+    work.mkdir(parents=True, exist_ok=True)
+    entry = compare(args, work)
+    print("\n".join(table_lines([entry["ours"], *entry["peers"]])))
+    print(f"\nplot: {entry['plot']}")
+    atomic.write_json(work / f"peers-{entry_key(entry)}.json", entry)
+    if args.save:
+        record(entry, args.results, entry_key(entry))
+        print(f"recorded in {args.results / 'BENCHMARKS.md'}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.errors import AttnRecError, MissingDependencyError
+from attnrec_tf.errors import MissingDependencyError
 
 CURVES = "training_curves.png"
 HEATMAP = "attention_heatmap.png"
@@ -267,14 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnrec_tf.plots", description=__doc__)
     parser.add_argument("--output-dir", type=Path, required=True, help="a finished training run")
     args = parser.parse_args(argv)
+    from attnrec_tf.cli import run_command
     from attnrec_tf.run_dir import RunDir
 
-    try:
+    def draw() -> None:
         write_plots(RunDir(args.output_dir), required=True)
-    except AttnRecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(draw)
 
 
 if __name__ == "__main__":

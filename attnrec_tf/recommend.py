@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.errors import AttnRecError, ConfigError, DataError
+from attnrec_tf.cli import DEFAULT_MODEL_NAME, add_model_name, quiet_tensorflow, run_command
+from attnrec_tf.errors import ConfigError, DataError
 
 RUNTIMES = ("saved_model", "tflite")
 REASONS = 3
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="the .tflite kind for --runtime tflite (float32, float16, dynamic_int8, int8)",
     )
-    parser.add_argument("--model-name", default="attnrec", help="the exported model name")
+    add_model_name(parser, help="the exported model name")
     parser.add_argument("--top-k", type=int, default=10, help="how many recommendations")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
@@ -234,7 +234,7 @@ def recommend(
     user: str | None = None,
     runtime: str = "saved_model",
     kind: str = "float32",
-    model_name: str = "attnrec",
+    model_name: str = DEFAULT_MODEL_NAME,
     top_k: int = 10,
 ) -> dict[str, Any]:
     """Recommendations with explanations, as the JSON document the CLI prints.
@@ -256,7 +256,7 @@ def recommend(
     Raises:
         AttnRecError: A user error (bad flag value, unknown title/id/user, missing files).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from attnrec_tf.explain import score_parts
     from attnrec_tf.run_dir import RunDir, load_model
 
@@ -384,26 +384,25 @@ def format_text(document: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
+    """Entry point; returns the process exit status (`cli.run_command`)."""
     args = build_parser().parse_args(argv)
-    try:
-        document = recommend(
-            args.output_dir,
-            titles=args.history,
-            ids=args.ids,
-            user=args.user,
-            runtime=args.runtime,
-            kind=args.kind,
-            model_name=args.model_name,
-            top_k=args.top_k,
-        )
-    except AttnRecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _print_recommendations(args))
+
+
+def _print_recommendations(args: argparse.Namespace) -> None:
+    document = recommend(
+        args.output_dir,
+        titles=args.history,
+        ids=args.ids,
+        user=args.user,
+        runtime=args.runtime,
+        kind=args.kind,
+        model_name=args.model_name,
+        top_k=args.top_k,
+    )
     print(
         json.dumps(document, indent=2, ensure_ascii=False) if args.json else format_text(document)
     )
-    return 0
 
 
 if __name__ == "__main__":

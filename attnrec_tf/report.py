@@ -3,8 +3,8 @@
 Example:
 
 >>> print(format_table({"keras": {"hr@10": 0.5, "ndcg@10": 0.25, "mrr": 0.2}}))
-model        HR@10   NDCG@10  MRR
-keras        0.5000  0.2500   0.2000
+model  HR@10   NDCG@10 MRR
+keras  0.5000  0.2500  0.2000
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from attnrec_tf.cli import quiet_tensorflow
+
 PARTS = (
     "tf.data",
     "input/embedding",
@@ -191,9 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m attnrec_tf.step_profile --data DIR --preset P --out FILE.json`."""
     import argparse
     import json
-    import os
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     parser = argparse.ArgumentParser(prog="python -m attnrec_tf.step_profile", description=__doc__)
     parser.add_argument("--data", required=True, help="a MovieLens folder (or any --data value)")
     parser.add_argument("--preset", default="ml-1m")

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from attnrec_tf.cli import add_given_flag, given
-from attnrec_tf.config import Config, flag, preset
-from attnrec_tf.errors import AttnRecError, ConfigError, DependencyError
+from attnrec_tf.cli import add_given_flag, add_model_name, given, quiet_tensorflow, run_command
+from attnrec_tf.config import PRESETS, Config, flag, preset
+from attnrec_tf.errors import ConfigError, DependencyError
 
 PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
 
@@ -73,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the model, report.json and exports go",
     )
     run.add_argument(
-        "--preset", default="default", help="named hyperparameters: default, ml-1m, sasrec"
+        "--preset", default="default", help=f"named hyperparameters: {', '.join(PRESETS)}"
     )
     run.add_argument(
         "--sampled-negatives",
@@ -87,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="write the SavedModel, TFLite files and Android assets after training",
     )
-    run.add_argument("--model-name", default="attnrec", help="TF Serving model name")
+    add_model_name(run)
     add_given_flag(
         run,
         "--tflite",
@@ -154,36 +153,27 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        config = config_from_args(args)
-        if args.export:
-            from attnrec_tf.export.tflite import parse_kinds
+    """Entry point; returns the process exit status (`cli.run_command`)."""
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: _checked_run(args))
 
-            args.tflite = ",".join(parse_kinds(args.tflite))
-        if args.eval_users < 0:
-            raise ConfigError(f"--eval-users must be >= 0, got {args.eval_users}")
-        if args.sampled_negatives < 0:
-            raise ConfigError(f"--sampled-negatives must be >= 0, got {args.sampled_negatives}")
-        if args.backup_every_steps < 0:
-            raise ConfigError(
-                f"--backup-every-steps must be >= 0, got {args.backup_every_steps}"
-            )
-        run(config, args)
-    except AttnRecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as interrupt:  # callbacks.TrainingInterrupted says where the state is
-        print(f"interrupted{': ' + str(interrupt) if str(interrupt) else ''}", file=sys.stderr)
-        return 130
-    return 0
+
+def _checked_run(args: argparse.Namespace) -> None:
+    """Checks the flags that `Config` does not own, then runs."""
+    config = config_from_args(args)
+    if args.export:
+        from attnrec_tf.export.tflite import parse_kinds
+
+        args.tflite = ",".join(parse_kinds(args.tflite))
+    for name in ("eval_users", "sampled_negatives", "backup_every_steps"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
+    run(config, args)
 
 
 def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     """Trains, evaluates and (optionally) exports; returns the report."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from attnrec_tf import distribute
     from attnrec_tf.data import sources
     from attnrec_tf.data.fingerprint import data_sha256

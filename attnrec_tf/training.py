@@ -97,9 +97,7 @@ def sum_duplicate_sparse_gradients(optimizer: Any) -> None:
     def update_step(gradient: Any, variable: Any, learning_rate: Any) -> Any:
         if isinstance(gradient, tf.IndexedSlices):
             unique, position = tf.unique(gradient.indices)
-            values = tf.math.unsorted_segment_sum(
-                gradient.values, position, tf.shape(unique)[0]
-            )
+            values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(unique)[0])
             gradient = tf.IndexedSlices(values, unique, gradient.dense_shape)
         return original(gradient, variable, learning_rate)
 
@@ -225,9 +223,7 @@ def fit_and_evaluate(
     if deterministic:  # same seed and data -> same numbers (tests/reliability/test_determinism.py)
         tf.config.experimental.enable_op_determinism()
 
-    inputs, targets = training_arrays(
-        split.train, config.max_len, all_windows=config.all_windows
-    )
+    inputs, targets = training_arrays(split.train, config.max_len, all_windows=config.all_windows)
     positions_per_epoch = int((targets > 0).sum())
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 

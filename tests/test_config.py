@@ -34,3 +34,16 @@ def test_unknown_preset():
 
 def test_flag_names():
     assert flag("max_len") == "--max-len"
+
+
+def test_ml1m_preset_is_the_sasrec_recipe_within_30_minutes():
+    sasrec, ml1m = preset("sasrec"), preset("ml-1m")
+    assert ml1m.variant == "sasrec" and ml1m.lr_schedule == "cosine"
+    assert 0 < ml1m.time_budget <= 1800
+    same = ("max_len", "num_blocks", "num_heads", "dropout", "embedding_dim", "block_norm")
+    assert all(getattr(ml1m, name) == getattr(sasrec, name) for name in same)
+
+
+def test_ml1m_pooling_preset_keeps_the_step_benchmark_math():
+    old = preset("ml-1m-pooling")
+    assert (old.variant, old.max_len, old.all_windows) == ("self-attention", 200, True)

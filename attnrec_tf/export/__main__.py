@@ -18,8 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from attnrec_tf.cli import add_given_flag, given
-from attnrec_tf.errors import AttnRecError, ConfigError
+from attnrec_tf.cli import add_given_flag, add_model_name, given, run_command
+from attnrec_tf.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a .keras file to export instead of <output-dir>/model.keras",
     )
-    parser.add_argument("--model-name", default="attnrec", help="TF Serving model name")
+    add_model_name(parser)
     parser.add_argument(
         "--top-k",
         type=int,
@@ -68,43 +68,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
+    """Entry point; returns the process exit status (`cli.run_command`)."""
     args = build_parser().parse_args(argv)
-    try:
-        from attnrec_tf.export.pipeline import export_all
-        from attnrec_tf.export.tflite import parse_kinds
-        from attnrec_tf.report import format_table
-        from attnrec_tf.report import load as load_report
-        from attnrec_tf.run_dir import RunDir
+    return run_command(lambda: _export(args))
 
-        output = RunDir(args.output_dir)
-        if not output.root.is_dir():
-            raise ConfigError(f"--output-dir {output.root}: no such folder")
-        report = load_report(output.report) if output.report.exists() else {}
-        top_k = args.top_k if args.top_k is not None else report.get("config", {}).get("top_k", 10)
-        if not isinstance(top_k, int) or top_k <= 0:
-            raise ConfigError(f"--top-k must be a positive integer, got {top_k!r}")
-        report = export_all(
-            output,
-            model_name=args.model_name,
-            top_k=top_k,
-            report=report,
-            checkpoint=args.checkpoint,
-            tflite_kinds=parse_kinds(args.tflite),
-            history_length=args.history_length,
-            verbose=not args.quiet,
-            litert_optional=not given(args, "tflite"),
-        )
-    except AttnRecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+def _export(args: argparse.Namespace) -> None:
+    from attnrec_tf.export.pipeline import export_all
+    from attnrec_tf.export.tflite import parse_kinds
+    from attnrec_tf.report import format_table
+    from attnrec_tf.report import load as load_report
+    from attnrec_tf.run_dir import RunDir
+
+    output = RunDir(args.output_dir)
+    if not output.root.is_dir():
+        raise ConfigError(f"--output-dir {output.root}: no such folder")
+    report = load_report(output.report) if output.report.exists() else {}
+    top_k = args.top_k if args.top_k is not None else report.get("config", {}).get("top_k", 10)
+    if not isinstance(top_k, int) or top_k <= 0:
+        raise ConfigError(f"--top-k must be a positive integer, got {top_k!r}")
+    report = export_all(
+        output,
+        model_name=args.model_name,
+        top_k=top_k,
+        report=report,
+        checkpoint=args.checkpoint,
+        tflite_kinds=parse_kinds(args.tflite),
+        history_length=args.history_length,
+        verbose=not args.quiet,
+        litert_optional=not given(args, "tflite"),
+    )
     print()
     print(format_table(report["metrics"]))
     print(f"\nreport: {output.report}")
-    return 0
 
 
 if __name__ == "__main__":

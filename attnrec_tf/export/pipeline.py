@@ -39,7 +39,6 @@ report["artifacts"]["tflite_dynamic_int8"]["latency_ms_p50"]
 
 from __future__ import annotations
 
-import os
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic
+from attnrec_tf.cli import DEFAULT_MODEL_NAME, quiet_tensorflow
 from attnrec_tf.errors import DependencyError, ExportError
 from attnrec_tf.run_dir import RunDir
 
@@ -97,7 +97,7 @@ class _Job:
 def export_all(
     output: RunDir,
     *,
-    model_name: str = "attnrec",
+    model_name: str = DEFAULT_MODEL_NAME,
     top_k: int = 10,
     report: dict[str, Any] | None = None,
     checkpoint: Path | None = None,
@@ -132,7 +132,7 @@ def export_all(
             import) and `litert_optional` is False (raised after the SavedModel and report
             are written).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from attnrec_tf.export import tflite
     from attnrec_tf.report import load as load_report
 

@@ -190,7 +190,7 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
 
     >>> import numpy as np
     >>> block = CausalSelfAttentionBlock(num_heads=2)
-    >>> block(np.zeros((2, 5, 8), "float32")).shape
+    >>> tuple(block(np.zeros((2, 5, 8), "float32")).shape)
     (2, 5, 8)
 
     References:
