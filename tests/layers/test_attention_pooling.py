@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from attnrec_tf.layers.attention_pooling import AttentionPooling
+from tests.layers.contract import check_layer_contract
 
 B, L, D, DQ, UNITS = 3, 5, 4, 3, 6
 
@@ -260,3 +261,10 @@ def test_dropout_only_in_training():
     trained, att_trained = layer(x, mask=MASK, training=True)
     assert not np.allclose(trained, inference)
     np.testing.assert_allclose(att_trained, att, rtol=1e-6)  # scores are returned before dropout
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_layer_contract(causal, tmp_path):
+    check_layer_contract(
+        lambda: AttentionPooling(units=UNITS, causal=causal), _inputs(), MASK, tmp_path
+    )

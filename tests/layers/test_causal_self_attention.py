@@ -7,6 +7,7 @@ from attnrec_tf.layers.causal_self_attention import (
     CausalSelfAttentionBlock,
     masked_softmax,
 )
+from tests.layers.contract import check_layer_contract
 
 
 def _block():
@@ -131,3 +132,18 @@ def test_both_block_layouts_are_causal_mask_padding_and_round_trip(norm, tmp_pat
 def test_unknown_block_layout():
     with pytest.raises(ValueError, match="`norm` must be"):
         CausalSelfAttentionBlock(norm="post")
+
+
+@pytest.mark.parametrize(
+    "make_layer",
+    [
+        lambda: CausalSelfAttention(num_heads=2),
+        lambda: CausalSelfAttentionBlock(num_heads=2, norm="pre"),
+        lambda: CausalSelfAttentionBlock(num_heads=2, norm="sasrec"),
+    ],
+    ids=["attention", "pre-norm block", "sasrec block"],
+)
+def test_layer_contract(make_layer, tmp_path):
+    x = np.random.default_rng(7).normal(size=(3, 5, 8)).astype("float32")
+    mask = np.array([[True] * 5, [False, False, True, True, True], [False] * 5])
+    check_layer_contract(make_layer, x, mask, tmp_path)
