@@ -162,7 +162,7 @@ class SavedModelRuntime:
     def __init__(self, output: Any, model_name: str, catalog: Catalog) -> None:
         from attnrec_tf.export.saved_model import SavedModelClient, versions
 
-        base = output.root / "saved_model" / model_name
+        base = output.saved_model_base(model_name)
         found = versions(base)
         if not found:
             raise ConfigError(
@@ -195,7 +195,7 @@ class TFLiteRuntime:
 
         if kind not in KINDS:
             raise ConfigError(f"--kind: unknown TFLite kind {kind!r}; choose from {KINDS}")
-        self.path = output.root / "tflite" / f"{model_name}_{kind}.tflite"
+        self.path = output.tflite(model_name, kind)
         if not self.path.is_file():
             raise ConfigError(
                 f"--runtime tflite: {self.path} not found; export it first (python -m "

@@ -66,6 +66,19 @@ class RunDir:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def android_assets(self) -> Path:
+        """The folder that drops into the TFLite on-device recommendation demo."""
+        return self.root / "android_demo_assets"
+
+    def saved_model_base(self, model_name: str) -> Path:
+        """TF Serving's model base path: numbered versions below it."""
+        return self.root / "saved_model" / model_name
+
+    def tflite(self, model_name: str, kind: str) -> Path:
+        """The `.tflite` file of one kind (`export.tflite.KINDS`)."""
+        return self.root / "tflite" / f"{model_name}_{kind}.tflite"
+
     def require(self, path: Path) -> Path:
         """Returns `path`, or raises a user error naming it when it is missing."""
         if not path.exists():

@@ -37,12 +37,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from attnrec_tf.errors import AttnRecError, ConfigError
+from attnrec_tf.run_dir import RunDir
 
 CHECKOUT_DEMO_DIR = Path(__file__).resolve().parent.parent / "web_demo"
 """The page's folder beside the package, in a source checkout (editable install)."""
 DEMO_DIR = CHECKOUT_DEMO_DIR if CHECKOUT_DEMO_DIR.is_dir() else Path("web_demo")
 """The default `--demo-dir`: the checkout's `web_demo/`, else `web_demo/` in the current folder."""
-ASSETS = "android_demo_assets"
 VENDOR_PACKAGES = ("@litertjs/core", "@litertjs/wasm-utils")
 TYPES = {
     ".js": "text/javascript",
@@ -58,10 +58,10 @@ TYPES = {
 
 def roots(demo_dir: Path, output_dir: Path) -> dict[str, Path]:
     """URL prefix -> folder, checked; raises `ConfigError` naming what is missing."""
-    assets = output_dir / ASSETS
+    assets = RunDir(output_dir).android_assets
     if not (assets / "config.json").is_file():
         raise ConfigError(
-            f"--output-dir {output_dir}: no {ASSETS}/config.json; export the run first "
+            f"--output-dir {output_dir}: no {assets.name}/config.json; export the run first "
             f"(python -m attnrec_tf.export --output-dir {output_dir})"
         )
     if not (demo_dir / "index.html").is_file():

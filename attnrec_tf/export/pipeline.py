@@ -54,7 +54,6 @@ from attnrec_tf.cli import DEFAULT_MODEL_NAME, quiet_tensorflow
 from attnrec_tf.errors import DependencyError, ExportError
 from attnrec_tf.run_dir import RunDir
 
-ANDROID_FOLDER = "android_demo_assets"
 AGREEMENT_USERS = 50
 
 
@@ -328,8 +327,8 @@ def _export_saved_model(job: _Job) -> Path:
     from attnrec_tf.evaluate import batch_size_for_vocab, evaluate_split
     from attnrec_tf.export import saved_model
 
-    folder = job.root / "saved_model"
-    base = folder / job.model_name
+    base = RunDir(job.root).saved_model_base(job.model_name)
+    folder = base.parent  # saved_model/: the REST examples beside the model base
     start = time.perf_counter()
     path, version = saved_model.write_saved_model(job.model, job.vocabulary, base, top_k=job.top_k)
     write_seconds = time.perf_counter() - start
@@ -379,7 +378,7 @@ def _export_tflite(
         problems = tflite.op_problems(ops)
         if problems:
             raise ExportError(f"TFLite {kind}: " + "; ".join(problems))
-        file = job.root / "tflite" / f"{job.model_name}_{kind}.tflite"
+        file = RunDir(job.root).tflite(job.model_name, kind)
         atomic.write_bytes(file, blob)
         runner = tflite.LiteRTRecommender(file, num_threads=1)
         job.metrics[name] = tflite.top_k_metrics(
@@ -413,7 +412,7 @@ def _export_android(
     """Converts the chosen kind without the batch axis and writes the demo's assets."""
     from attnrec_tf.export import android_assets, tflite
 
-    folder = job.root / ANDROID_FOLDER
+    folder = RunDir(job.root).android_assets
     choice = android_assets.choose_kind(job.metrics, list(blobs))
     kind = choice["kind"]
     blob, seconds = job.convert(kind, calibration, batched=False)
