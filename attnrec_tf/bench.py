@@ -17,8 +17,8 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
 * `scale`: the synthetic generator with a 1,000,000-item catalog at 10^5, 10^6 and 10^7
   interactions, sampled softmax, one epoch, evaluation on 1,000 random users: wall time and peak
   memory of data preparation, training and export, to show how each grows.
-* `peers` (not part of `all`): RecBole's SASRec next to ours on the same split, cores and budget
-  (`attnrec_tf/peers.py`; its own flags: `--suite peers --help`).
+* `peers` (not part of `all`): a published SASRec (RecTools', or RecBole's) next to ours on the
+  same split, cores and budget (`attnrec_tf/peers.py`; its own flags: `--suite peers --help`).
 
     python -m attnrec_tf.bench                       # every suite (hours on 2 cores)
     python -m attnrec_tf.bench --suite ablation --datasets ml-100k
