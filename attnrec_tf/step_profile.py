@@ -219,7 +219,7 @@ def run(data: str, preset_name: str, *, steps: int = 8) -> dict[str, Any]:
     from attnrec_tf.data.pipeline import training_arrays, training_dataset
     from attnrec_tf.data.sequences import build_sequences, leave_one_out
     from attnrec_tf.model import build_model
-    from attnrec_tf.optim import make_optimizer
+    from attnrec_tf.training.optimizer import make_optimizer
 
     tf.config.experimental.enable_op_determinism()  # as training runs
     config = preset(preset_name)

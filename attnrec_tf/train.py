@@ -174,7 +174,6 @@ def _checked_run(args: argparse.Namespace) -> None:
 def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     """Trains, evaluates and (optionally) exports; returns the report."""
     quiet_tensorflow()
-    from attnrec_tf import distribute
     from attnrec_tf.data import sources
     from attnrec_tf.data.fingerprint import data_sha256
     from attnrec_tf.data.item_features import item_feature_matrix
@@ -182,7 +181,8 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     from attnrec_tf.report import format_table, machine
     from attnrec_tf.report import save as save_report
     from attnrec_tf.run_dir import RunDir, item_table, save_items, save_split
-    from attnrec_tf.training import fit_and_evaluate, training_state_path
+    from attnrec_tf.training import distribute
+    from attnrec_tf.training.fit import fit_and_evaluate, training_state_path
 
     # Before TensorFlow runs any op (MultiWorkerMirroredStrategy requires it).
     distribution = distribute.choose(getattr(args, "distribute", "auto"))

@@ -1,12 +1,12 @@
-"""The Keras version guard of the patches of Keras internals (`attnrec_tf.keras_compat`)."""
+"""The Keras version guard of the patches of Keras internals (`training.keras_compat`)."""
 
 from __future__ import annotations
 
 import keras
 import pytest
 
-from attnrec_tf import distribute, keras_compat
 from attnrec_tf.errors import AttnRecError, DependencyError
+from attnrec_tf.training import distribute, keras_compat
 
 
 def test_tested_keras_passes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ from attnrec_tf import step_profile
 from attnrec_tf.config import Config
 from attnrec_tf.data.pipeline import training_dataset
 from attnrec_tf.model import build_model
-from attnrec_tf.optim import make_optimizer
+from attnrec_tf.training.optimizer import make_optimizer
 
 
 def test_useful_flops_count_real_positions_only_by_hand():

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from attnrec_tf.callbacks import TimeBudget
+from attnrec_tf.training.callbacks import TimeBudget
 
 
 def _after(seconds: list[float], budget: float) -> bool:

@@ -25,6 +25,7 @@ from tests.fuzz.conftest import FUZZ, time_limit
 
 SECONDS = 20
 
+
 def mostly(valid: st.SearchStrategy, broken: st.SearchStrategy) -> st.SearchStrategy:
     """`valid` nine times in ten, `broken` otherwise: most rows parse, some do not."""
     return st.integers(0, 9).flatmap(lambda k: broken if k == 9 else valid)
@@ -110,8 +111,11 @@ def test_generic_reader_on_random_bytes(tmp_path_factory, data, suffix):
     st.sampled_from([",", "\t", ";", "|"]).flatmap(
         lambda d: st.tuples(
             st.just(d),
-            damaged_table(d, ["user_id", "item_id", "timestamp", "genre", "title"],
-                          ["id", "id", "time", "text", "text"]),
+            damaged_table(
+                d,
+                ["user_id", "item_id", "timestamp", "genre", "title"],
+                ["id", "id", "time", "text", "text"],
+            ),
             st.sampled_from([None, d, ","]),
         )
     )
@@ -163,8 +167,12 @@ def test_movielens_reader_on_damaged_folders(tmp_path_factory, case):
 
 @FUZZ
 @example(spec="~0")  # "~user" of an unknown user: RuntimeError in Path.expanduser, fixed
-@given(spec=st.one_of(st.text(max_size=30), st.sampled_from(["", ".", "..", "/", "/dev/null",
-                                                             "movielens-0m", "synthetic "])))
+@given(
+    spec=st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(["", ".", "..", "/", "/dev/null", "movielens-0m", "synthetic "]),
+    )
+)
 def test_data_flag_values(spec):  # fmt: skip
     """`--data` with odd values names nothing loadable: a user error, never a crash."""
     if spec in ("synthetic", "") or Path(spec).is_dir():

@@ -85,6 +85,7 @@ def test_sigkill_mid_epoch_then_same_command_gives_same_metrics(
     output = tmp_path / "run"
     process = _start(output, *extra)
     if expect_batch:  # wait until a mid-epoch backup of epoch 3 or later is on disk
+
         def ready(line: str) -> bool:
             while process.poll() is None:
                 meta = _state(output)
@@ -95,6 +96,7 @@ def test_sigkill_mid_epoch_then_same_command_gives_same_metrics(
                 time.sleep(0.005)
             return False
     else:
+
         def ready(line: str) -> bool:
             return line.startswith("Epoch 3/")
 

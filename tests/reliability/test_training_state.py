@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attnrec_tf.callbacks import TrainingInterrupted, TrainingState
 from attnrec_tf.data.pipeline import training_dataset
 from attnrec_tf.errors import ConfigError
+from attnrec_tf.training.callbacks import TrainingInterrupted, TrainingState
 
 EPOCHS = 10
 ROWS = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 
 from attnrec_tf.config import Config
-from attnrec_tf.optim import learning_rate, make_optimizer
+from attnrec_tf.training.optimizer import learning_rate, make_optimizer
 
 
 def test_constant_schedule_is_the_rate():

@@ -1,7 +1,7 @@
 """The Keras versions whose private internals this package patches, and the check before it does.
 
-`attnrec_tf.distribute` works around two Keras 3 bugs of multi-worker training by reaching into
-Keras internals (keras-team/keras#20585: `model._maybe_symbolic_build`;
+`attnrec_tf.training.distribute` works around two Keras 3 bugs of multi-worker training by
+reaching into Keras internals (keras-team/keras#20585: `model._maybe_symbolic_build`;
 tensorflow/tensorflow#72388: `keras.src.backend.tensorflow.trainer.reduce_per_replica`). Those
 are not public API and may change in any release, so each patch first calls
 `require_tested_keras`: on a Keras outside `TESTED_KERAS` it raises a clear error instead of
@@ -11,7 +11,7 @@ patching code it was never run against. `pyproject.toml` pins Keras to the same 
 Example:
 
 ```python
-from attnrec_tf.keras_compat import require_tested_keras
+from attnrec_tf.training.keras_compat import require_tested_keras
 
 require_tested_keras("multi-worker training")  # on Keras 3.17.0 raises DependencyError:
 # multi-worker training patches Keras internals tested on Keras 3.15.x; installed 3.17.0

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attnrec_tf.errors import ConfigError
-from attnrec_tf.keras_compat import require_tested_keras
+from attnrec_tf.training.keras_compat import require_tested_keras
 
 MODES = ("auto", "none", "mirrored", "multi-worker")
 

@@ -38,11 +38,11 @@ import numpy as np
 
 from attnrec_tf.config import Config
 from attnrec_tf.data.sequences import LeaveOneOutSplit
-from attnrec_tf.distribute import Distribution, check_same_state, prepare_for_fit
 from attnrec_tf.run_dir import RunDir
+from attnrec_tf.training.distribute import Distribution, check_same_state, prepare_for_fit
 
 if TYPE_CHECKING:  # keras is imported only when training starts
-    from attnrec_tf.callbacks import ResumePoint, TrainingState
+    from attnrec_tf.training.callbacks import ResumePoint, TrainingState
 
 STATE_FILE = "checkpoints/training_state.npz"
 
@@ -200,12 +200,6 @@ def fit_and_evaluate(
     import tensorflow as tf
 
     from attnrec_tf import atomic
-    from attnrec_tf.callbacks import (
-        AtomicBestCheckpoint,
-        FullRankingValidation,
-        TimeBudget,
-        TrainingState,
-    )
     from attnrec_tf.data.pipeline import training_arrays, training_dataset
     from attnrec_tf.evaluate import (
         evaluate_popularity_split,
@@ -214,7 +208,13 @@ def fit_and_evaluate(
         keras_score_fn,
     )
     from attnrec_tf.model import build_model
-    from attnrec_tf.optim import make_optimizer
+    from attnrec_tf.training.callbacks import (
+        AtomicBestCheckpoint,
+        FullRankingValidation,
+        TimeBudget,
+        TrainingState,
+    )
+    from attnrec_tf.training.optimizer import make_optimizer
 
     if distribution is None:
         distribution = Distribution(tf.distribute.get_strategy(), "none")
