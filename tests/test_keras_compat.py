@@ -6,7 +6,7 @@ import keras
 import pytest
 
 from attnrec_tf.errors import AttnRecError, DependencyError
-from attnrec_tf.training import distribute, keras_compat
+from attnrec_tf.training import keras_compat
 
 
 def test_tested_keras_passes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,14 +39,19 @@ def test_each_patch_checks_the_version_before_patching(monkeypatch: pytest.Monke
     original = trainer.reduce_per_replica
     monkeypatch.setattr(keras, "__version__", "3.17.0")
     with pytest.raises(DependencyError, match="installed 3.17.0"):
-        distribute._patch_keras_multi_worker_reduce()
+        keras_compat.reduce_scalar_logs_across_workers()
     assert trainer.reduce_per_replica is original
 
     class Model:
         optimizer = None
 
     model = Model()
-    multi_worker = distribute.Distribution(distribute.choose("none").strategy, "multi-worker")
     with pytest.raises(DependencyError, match="installed 3.17.0"):
-        distribute.prepare_for_fit(model, multi_worker)
+        keras_compat.skip_symbolic_build(model)
     assert not hasattr(model, "_maybe_symbolic_build")
+
+    optimizer = keras.optimizers.Adam()
+    update_step = optimizer.update_step
+    with pytest.raises(DependencyError, match="installed 3.17.0"):
+        keras_compat.sum_duplicate_sparse_gradients(optimizer)
+    assert optimizer.update_step == update_step

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from attnrec_tf.errors import ConfigError
-from attnrec_tf.training.keras_compat import require_tested_keras
 
 MODES = ("auto", "none", "mirrored", "multi-worker")
 
@@ -140,18 +139,11 @@ def choose(mode: str = "auto", *, devices: list[str] | None = None) -> Distribut
         raise ConfigError("--distribute multi-worker needs the TF_CONFIG environment variable")
     num_workers, index, chief = _place(config)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    _patch_keras_multi_worker_reduce()
     return Distribution(strategy, "multi-worker", num_workers, index, chief)
 
 
-def prepare_for_fit(model: Any, distribution: Distribution) -> None:
-    """Builds the optimizer under the strategy and works around Keras 3's multi-worker `fit`.
-
-    Keras 3.15's `fit` under `MultiWorkerMirroredStrategy` first pulls one batch to build the
-    model symbolically and reduces it with `strategy.reduce("MEAN", (x, y))`, which fails on a
-    nested batch (keras-team/keras#20585). The model and optimizer are built here beforehand,
-    so that step is skipped for this model (a private Keras method: checked with
-    `keras_compat.require_tested_keras` first).
+def build_optimizer(model: Any, distribution: Distribution) -> None:
+    """Builds `model`'s optimizer variables under the strategy, before `fit` would.
 
     Args:
         model: A compiled, built Keras model created under `distribution.strategy.scope()`.
@@ -160,48 +152,6 @@ def prepare_for_fit(model: Any, distribution: Distribution) -> None:
     with distribution.strategy.scope():
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-    if distribution.mode == "multi-worker":
-        require_tested_keras("multi-worker training")
-        model._maybe_symbolic_build = lambda *args, **kwargs: None
-
-
-def _patch_keras_multi_worker_reduce() -> None:
-    """Makes Keras 3's per-step log reduction work under MultiWorkerMirroredStrategy.
-
-    Keras 3.15 reduces each step's logs with `strategy.reduce("MEAN", v, axis=0)` on
-    multi-worker strategies, which raises "Invalid reduction dimension 0 for input with 0
-    dimensions" for the scalar loss (tensorflow/tensorflow#72388). For rank-0 values the mean
-    over replicas is `axis=None`; everything else goes to Keras unchanged. Installed once, only
-    when a multi-worker strategy is created; tests/reliability/test_multi_worker.py runs it.
-
-    Raises:
-        DependencyError: The installed Keras is not one this patch was tested on.
-    """
-    require_tested_keras("multi-worker training")
-    from keras.src.backend.tensorflow import trainer
-
-    original = trainer.reduce_per_replica
-    if getattr(original, "_attnrec_patched", False):
-        return
-
-    def reduce_per_replica(values: Any, strategy: Any, reduction: str = "auto") -> Any:
-        import keras
-
-        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(
-            strategy
-        ):
-            return original(values, strategy, reduction)
-
-        def one(value: Any) -> Any:
-            local = strategy.experimental_local_results(value)
-            if local and getattr(local[0].shape, "rank", None) == 0:
-                return strategy.reduce("MEAN", value, axis=None)
-            return original(value, strategy, reduction)
-
-        return keras.tree.map_structure(one, values)
-
-    reduce_per_replica._attnrec_patched = True  # type: ignore[attr-defined]
-    trainer.reduce_per_replica = reduce_per_replica
 
 
 def _replica_sum(distribution: Distribution, fn: Any) -> list[int]:

@@ -1,12 +1,17 @@
-"""The Keras versions whose private internals this package patches, and the check before it does.
+"""Every workaround of a Keras bug in this package, each one named, linked and version-guarded.
 
-`attnrec_tf.training.distribute` works around two Keras 3 bugs of multi-worker training by
-reaching into Keras internals (keras-team/keras#20585: `model._maybe_symbolic_build`;
-tensorflow/tensorflow#72388: `keras.src.backend.tensorflow.trainer.reduce_per_replica`). Those
-are not public API and may change in any release, so each patch first calls
-`require_tested_keras`: on a Keras outside `TESTED_KERAS` it raises a clear error instead of
-patching code it was never run against. `pyproject.toml` pins Keras to the same range
-(`KERAS_REQUIREMENT`).
+Each function below works around one upstream bug, names it, and starts with
+`require_tested_keras`: on a Keras outside `TESTED_KERAS` it raises a clear `DependencyError`
+instead of patching code it was never run against (`pyproject.toml` pins Keras to the same
+range, `KERAS_REQUIREMENT`). Nothing is installed on import: `training.fit` calls each one where
+it is needed. `tests/test_keras_compat.py` reproduces each bug on the unpatched path, so the day
+Keras fixes one, a test fails and says that its workaround can go.
+
+| function | upstream bug | applied when |
+| --- | --- | --- |
+| `skip_symbolic_build` | keras-team/keras#20585 | multi-worker `fit` |
+| `reduce_scalar_logs_across_workers` | tensorflow/tensorflow#72388 | multi-worker `fit` |
+| `sum_duplicate_sparse_gradients` | Keras 3 Adam squares repeated sparse rows | several replicas |
 
 Example:
 
@@ -21,10 +26,12 @@ require_tested_keras("multi-worker training")  # on Keras 3.17.0 raises Dependen
 
 from __future__ import annotations
 
+from typing import Any
+
 from attnrec_tf.errors import DependencyError
 
 TESTED_KERAS = ("3.15",)
-"""`major.minor` releases of Keras the patches were tested with (any patch release of them)."""
+"""`major.minor` releases of Keras the workarounds were tested with (any patch release of them)."""
 KERAS_REQUIREMENT = "keras>=3.15,<3.16"
 """The pip requirement that installs a tested Keras (as in pyproject.toml)."""
 
@@ -62,3 +69,105 @@ def require_tested_keras(what: str) -> None:
         f"{what} patches Keras internals tested on Keras {tested}; installed {version} "
         f'(pip install "{KERAS_REQUIREMENT}")'
     )
+
+
+def skip_symbolic_build(model: Any) -> None:
+    """Stops Keras's multi-worker `fit` from building `model` symbolically from a nested batch.
+
+    Keras 3.15's `fit` under `MultiWorkerMirroredStrategy` first pulls one batch to build the
+    model symbolically and reduces it with `strategy.reduce("MEAN", (x, y))`, which fails on a
+    nested batch (keras-team/keras#20585, https://github.com/keras-team/keras/issues/20585).
+    The caller builds the model and its optimizer beforehand (`distribute.build_optimizer`), so
+    the step can be skipped for this one model (`_maybe_symbolic_build`, a private method).
+
+    Args:
+        model: A compiled Keras model whose variables and optimizer are built.
+
+    Raises:
+        DependencyError: The installed Keras is not one this was tested on.
+    """
+    require_tested_keras("multi-worker training")
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+
+
+def reduce_scalar_logs_across_workers() -> None:
+    """Makes Keras 3's per-step log reduction work under `MultiWorkerMirroredStrategy`.
+
+    Keras 3.15 reduces each step's logs with `strategy.reduce("MEAN", v, axis=0)` on
+    multi-worker strategies, which raises "Invalid reduction dimension 0 for input with 0
+    dimensions" for the scalar loss (tensorflow/tensorflow#72388,
+    https://github.com/tensorflow/tensorflow/issues/72388). For rank-0 values the mean over
+    replicas is `axis=None`; everything else goes to Keras unchanged. Replaces the private
+    `keras.src.backend.tensorflow.trainer.reduce_per_replica` once per process (a second call
+    does nothing); tests/reliability/test_multi_worker.py trains with it.
+
+    Raises:
+        DependencyError: The installed Keras is not one this was tested on.
+    """
+    require_tested_keras("multi-worker training")
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "_attnrec_patched", False):
+        return
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str = "auto") -> Any:
+        import keras
+
+        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+            return original(values, strategy, reduction)
+
+        def one(value: Any) -> Any:
+            local = strategy.experimental_local_results(value)
+            if local and getattr(local[0].shape, "rank", None) == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return original(value, strategy, reduction)
+
+        return keras.tree.map_structure(one, values)
+
+    reduce_per_replica._attnrec_patched = True  # type: ignore[attr-defined]
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+def sum_duplicate_sparse_gradients(optimizer: Any) -> None:
+    """Makes `optimizer` merge repeated rows of a sparse gradient before its update.
+
+    A gather (an embedding lookup) has a `tf.IndexedSlices` gradient whose indices repeat when
+    an item occurs twice in a batch, or, under `tf.distribute`, once per replica (the all-reduce
+    concatenates the replicas' slices). Keras 3.15's Adam squares the slices before summing them
+    (`v += (g_1^2 + g_2^2)` instead of `(g_1 + g_2)^2`), so such an update is wrong. Summing the
+    rows per index first makes it exact, and changes nothing when indices are unique. Wraps this
+    one optimizer's `update_step`.
+
+    `training.fit` applies it under several replicas, so that they train exactly as one device
+    does. One device keeps Keras's behaviour: with the full softmax no sparse gradient has
+    repeated rows, while the sampled softmax's item gradients do, and the models of this package
+    were tuned with Keras's update there (BENCHMARKS.md).
+
+    Args:
+        optimizer: A Keras optimizer.
+
+    Raises:
+        DependencyError: The installed Keras is not one this was tested on.
+
+    Example:
+
+    >>> import keras
+    >>> optimizer = keras.optimizers.Adam()
+    >>> sum_duplicate_sparse_gradients(optimizer)
+    """
+    require_tested_keras("training on several replicas")
+    import tensorflow as tf
+
+    original = optimizer.update_step
+
+    def update_step(gradient: Any, variable: Any, learning_rate: Any) -> Any:
+        if isinstance(gradient, tf.IndexedSlices):
+            unique, position = tf.unique(gradient.indices)
+            values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(unique)[0])
+            gradient = tf.IndexedSlices(values, unique, gradient.dense_shape)
+        return original(gradient, variable, learning_rate)
+
+    optimizer.update_step = update_step
