@@ -117,3 +117,65 @@ def evaluate_popularity_split(
         vocab_size,
         exclude_history=exclude_history,
     )
+
+
+def evaluate_test(
+    model: Any,
+    split: LeaveOneOutSplit,
+    *,
+    exclude_history: bool = True,
+    counts_from: LeaveOneOutSplit | None = None,
+    sampled_negatives: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The test-stage evaluation of a trained model beside the popularity baseline.
+
+    Args:
+        model: An `AttentionRecommender` (its `max_len` and `vocab_size` are used).
+        split: The users to test.
+        exclude_history: Exclude seen items from the ranking.
+        counts_from: The split whose training counts make the popularity baseline (default
+            `split`; the whole data set when `split` is a sample of its users).
+        sampled_negatives: Also rank the target among this many sampled unseen items (0 = no).
+        seed: Seed of the sampled negatives.
+
+    Returns:
+        `{"metrics": {"keras": ..., "popularity": ...}}` (full ranking, HR@K / NDCG@K / MRR),
+        plus `sampled_protocol` when `sampled_negatives` > 0: its metrics, or why it was
+        skipped (a catalog too small for that many unseen negatives).
+    """
+    score_fn = keras_score_fn(model, model.max_len)
+    result: dict[str, Any] = {
+        "metrics": {
+            "keras": evaluate_split(score_fn, split, "test", exclude_history=exclude_history),
+            "popularity": evaluate_popularity_split(
+                split, model.vocab_size, "test", exclude_history=exclude_history,
+                counts_from=counts_from,
+            ),
+        }
+    }  # fmt: skip
+    if sampled_negatives:
+        result["sampled_protocol"] = _sampled_protocol(
+            score_fn, split, model.vocab_size, sampled_negatives, seed
+        )
+    return result
+
+
+def _sampled_protocol(
+    score_fn: ScoreFn, split: LeaveOneOutSplit, vocab_size: int, num_negatives: int, seed: int
+) -> dict[str, Any]:
+    """report.json's `sampled_protocol`: the test target among sampled unseen items."""
+    longest = max((len(set(h.tolist())) for h in split.histories("test")), default=0)
+    if vocab_size - 2 - longest < num_negatives:
+        return {
+            "num_negatives": num_negatives,
+            "skipped": f"catalog of {vocab_size - 1} items is too small for "
+            f"{num_negatives} unseen negatives next to the longest history ({longest})",
+        }
+    return {
+        "num_negatives": num_negatives,
+        "note": "target ranked among sampled unseen items; not comparable with full ranking",
+        "keras": evaluate_split_sampled(
+            score_fn, split, "test", num_negatives=num_negatives, seed=seed
+        ),
+    }

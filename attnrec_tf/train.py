@@ -18,14 +18,63 @@ import argparse
 import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnrec_tf.cli import add_given_flag, add_model_name, given, quiet_tensorflow, run_command
+from attnrec_tf.cli import (
+    DEFAULT_MODEL_NAME,
+    add_given_flag,
+    add_model_name,
+    given,
+    quiet_tensorflow,
+    run_command,
+)
 from attnrec_tf.config import PRESETS, Config, flag, preset
 from attnrec_tf.errors import ConfigError, DependencyError
+from attnrec_tf.export.tflite import KINDS as TFLITE_KINDS
 
 PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything of a training run that is not a hyperparameter (`Config` holds those).
+
+    Attributes mirror the CLI flags of the same names (see `build_parser` for their meaning).
+    `tflite_given` says whether the TFLite kinds were asked for explicitly: a run without
+    LiteRT then fails instead of skipping them with a note.
+    """
+
+    data: str | None = None
+    cache_dir: Path | None = None
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    time_col: str = "timestamp"
+    feature_cols: tuple[str, ...] = ()
+    delimiter: str | None = None
+    output_dir: Path = Path("runs/latest")
+    preset: str = "default"
+    sampled_negatives: int = 100
+    export: bool = True
+    model_name: str = DEFAULT_MODEL_NAME
+    tflite: tuple[str, ...] = TFLITE_KINDS
+    tflite_given: bool = False
+    eval_users: int = 0
+    resume: bool = True
+    backup_every_steps: int = 0
+    distribute: str = "auto"
+    verbose: int = 2
+
+    def check(self) -> None:
+        """Raises ConfigError for a value no run can use (the flag is named)."""
+        for name in ("eval_users", "sampled_negatives", "backup_every_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
+        if self.export:
+            from attnrec_tf.export.tflite import parse_kinds
+
+            parse_kinds(",".join(self.tflite))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         "HR@K / NDCG@K / MRR.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = parser.add_argument_group("data")
+    _add_data_flags(parser.add_argument_group("data"))
+    _add_run_flags(parser.add_argument_group("run"))
+    _add_config_flags(parser.add_argument_group("model and training (override the preset)"))
+    return parser
+
+
+def _add_data_flags(data: Any) -> None:
     data.add_argument(
         "--data",
         default=None,
@@ -64,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="field separator of a generic file (default: from extension/header)",
     )
-    run = parser.add_argument_group("run")
+
+
+def _add_run_flags(run: Any) -> None:
     run.add_argument(
         "--output-dir",
         type=Path,
@@ -90,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_given_flag(
         run,
         "--tflite",
-        default="float32,float16,dynamic_int8,int8",
-        help="comma-separated TFLite kinds to export (float32, float16, dynamic_int8, int8); "
+        default=",".join(TFLITE_KINDS),
+        help=f"comma-separated TFLite kinds to export ({', '.join(TFLITE_KINDS)}); "
         "without LiteRT installed a run skips them with a note, or fails if this flag is given",
     )
     run.add_argument(
@@ -128,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(0, 1, 2),
         help="Keras fit verbosity (1 = progress bar)",
     )
-    model = parser.add_argument_group("model and training (override the preset)")
+
+
+def _add_config_flags(model: Any) -> None:
+    """One flag per `Config` field, default None (= the preset's value)."""
     for field in dataclasses.fields(Config):
         if field.name == "extra":
             continue
@@ -138,7 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             kwargs["type"] = {"int": int, "float": float, "str": str}.get(str(field.type), str)
         model.add_argument(flag(field.name), **kwargs)
-    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -152,6 +211,21 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return base.replace(**overrides)
 
 
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """The `RunOptions` of parsed flags."""
+    names = {f.name for f in dataclasses.fields(RunOptions)} - {
+        "feature_cols",
+        "tflite",
+        "tflite_given",
+    }
+    return RunOptions(
+        **{name: getattr(args, name) for name in names if hasattr(args, name)},
+        feature_cols=tuple(c for c in args.feature_cols.split(",") if c),
+        tflite=tuple(kind for kind in args.tflite.split(",") if kind),
+        tflite_given=given(args, "tflite"),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status (`cli.run_command`)."""
     args = build_parser().parse_args(argv)
@@ -159,46 +233,83 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _checked_run(args: argparse.Namespace) -> None:
-    """Checks the flags that `Config` does not own, then runs."""
+    """Checks the flags, then runs."""
     config = config_from_args(args)
-    if args.export:
-        from attnrec_tf.export.tflite import parse_kinds
-
-        args.tflite = ",".join(parse_kinds(args.tflite))
-    for name in ("eval_users", "sampled_negatives", "backup_every_steps"):
-        if getattr(args, name) < 0:
-            raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
-    run(config, args)
+    options = options_from_args(args)
+    options.check()
+    run(config, options)
 
 
-def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
-    """Trains, evaluates and (optionally) exports; returns the report."""
+@dataclass
+class PreparedData:
+    """The data of a run, read and split (`prepare_data`)."""
+
+    loaded: Any
+    vocabulary: Any
+    stats: Any
+    split: Any
+    evaluation: Any
+    features: Any
+    feature_names: list[str]
+    seconds: float
+
+
+def run(config: Config, options: RunOptions) -> dict[str, Any]:
+    """Trains, evaluates and (optionally) exports; returns the report.
+
+    Steps: choose the strategy -> read and split the data -> write the run's inputs (chief)
+    -> fit and evaluate -> the report -> export -> the end of the run (table, plots).
+    """
     quiet_tensorflow()
-    from attnrec_tf.data import sources
-    from attnrec_tf.data.fingerprint import data_sha256
-    from attnrec_tf.data.item_features import item_feature_matrix
-    from attnrec_tf.data.sequences import build_sequences, leave_one_out
-    from attnrec_tf.report import format_table, machine
-    from attnrec_tf.report import save as save_report
-    from attnrec_tf.run_dir import RunDir, item_table, save_items, save_split
+    from attnrec_tf.run_dir import RunDir
     from attnrec_tf.training import distribute
-    from attnrec_tf.training.fit import fit_and_evaluate, training_state_path
+    from attnrec_tf.training.fit import fit_and_evaluate
 
     # Before TensorFlow runs any op (MultiWorkerMirroredStrategy requires it).
-    distribution = distribute.choose(getattr(args, "distribute", "auto"))
-    output = RunDir(Path(args.output_dir))
+    distribution = distribute.choose(options.distribute)
+    output = RunDir(Path(options.output_dir))
     output.root.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(config, options)
+    if distribution.is_chief:
+        _write_inputs(output, data)
+    prepare_peak_mb = _peak_rss_mb()
+    result = fit_and_evaluate(
+        config,
+        data.split,
+        data.vocabulary.size,
+        data.features if config.item_features else None,
+        output,
+        sampled_negatives=options.sampled_negatives,
+        eval_split=data.evaluation,
+        verbose=options.verbose,
+        resume=options.resume,
+        backup_every_steps=options.backup_every_steps,
+        distribution=distribution,
+        catch_sigint=True,
+    )
+    if not distribution.is_chief:  # the chief evaluates and writes the run folder
+        print(f"worker {distribution.worker_index}: training done", flush=True)
+        distribute.barrier(distribution)  # exit together with the chief
+        return {"training": result.training}
+    report = training_report(config, options, data, result, output, prepare_peak_mb)
+    return _finish(config, options, output, report, distribution)
+
+
+def prepare_data(config: Config, options: RunOptions) -> PreparedData:
+    """Reads the interactions, builds the vocabulary and sequences, splits leave-one-out."""
+    from attnrec_tf.data import sources
+    from attnrec_tf.data.item_features import item_feature_matrix
+    from attnrec_tf.data.sequences import build_sequences, leave_one_out
 
     started = time.perf_counter()
-    feature_cols = tuple(c for c in args.feature_cols.split(",") if c)
     loaded = sources.load(
-        args.data,
-        cache_dir=args.cache_dir,
-        user_col=args.user_col,
-        item_col=args.item_col,
-        time_col=args.time_col,
-        feature_cols=feature_cols,
-        delimiter=args.delimiter,
+        options.data,
+        cache_dir=options.cache_dir,
+        user_col=options.user_col,
+        item_col=options.item_col,
+        time_col=options.time_col,
+        feature_cols=options.feature_cols,
+        delimiter=options.delimiter,
         synthetic_seed=config.seed,
     )
     vocabulary, sequences, stats = build_sequences(
@@ -207,84 +318,116 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
         min_item_interactions=config.min_item_interactions,
     )
     split = leave_one_out(sequences)
-    evaluation = split.sample_users(args.eval_users, seed=config.seed) if args.eval_users else split
+    evaluation = (
+        split.sample_users(options.eval_users, seed=config.seed) if options.eval_users else split
+    )
     features, feature_names = item_feature_matrix(vocabulary, loaded.items)
-    prepare_seconds = time.perf_counter() - started
+    data = PreparedData(
+        loaded, vocabulary, stats, split, evaluation, features, feature_names,
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
     print(
         f"data: {loaded.name} from {loaded.source}: {len(split.users)} users, "
         f"{vocabulary.num_items} items, {stats.interactions_kept} interactions "
         f"({stats.users_dropped_too_few} users dropped for too few interactions); "
-        f"{len(feature_names)} item feature values; prepared in {prepare_seconds:.1f}s",
+        f"{len(feature_names)} item feature values; prepared in {data.seconds:.1f}s",
         flush=True,
     )
+    return data
 
-    if distribution.is_chief:
-        vocabulary.save(output.vocabulary)
-        save_split(output.split, evaluation)
-        save_items(output.items, item_table(vocabulary, loaded.items, split.train))
 
-    prepare_peak_mb = _peak_rss_mb()
-    result = fit_and_evaluate(
-        config,
-        split,
-        vocabulary.size,
-        features if config.item_features else None,
-        output,
-        sampled_negatives=args.sampled_negatives,
-        eval_split=evaluation,
-        verbose=args.verbose,
-        resume=getattr(args, "resume", True),
-        backup_every_steps=getattr(args, "backup_every_steps", 0),
-        distribution=distribution,
-        catch_sigint=True,
-    )
-    if not distribution.is_chief:  # the chief evaluates and writes the run folder
-        print(f"worker {distribution.worker_index}: training done", flush=True)
-        distribute.barrier(distribution)  # exit together with the chief
-        return result
-    synthetic = {"seed": config.seed} if loaded.name == sources.SYNTHETIC else None
+def _write_inputs(output: Any, data: PreparedData) -> None:
+    """vocabulary.json, split.npz and items.json of the run folder."""
+    from attnrec_tf.run_dir import item_table, save_items, save_split
+
+    data.vocabulary.save(output.vocabulary)
+    save_split(output.split, data.evaluation)
+    save_items(output.items, item_table(data.vocabulary, data.loaded.items, data.split.train))
+
+
+def training_report(
+    config: Config,
+    options: RunOptions,
+    data: PreparedData,
+    result: Any,
+    output: Any,
+    prepare_peak_mb: float,
+) -> dict[str, Any]:
+    """report.json of a trained run (the export adds its entries later)."""
+    from attnrec_tf.report import machine
+
+    test = result.test or {}
     report: dict[str, Any] = {
-        "dataset": {
-            "name": loaded.name,
-            "source": str(loaded.source),
-            "num_users": int(len(split.users)),
-            "num_items": int(vocabulary.num_items),
-            "num_interactions": int(stats.interactions_kept),
-            "raw_interactions": int(stats.interactions_in),
-            "users_dropped_too_few_interactions": int(stats.users_dropped_too_few),
-            "items_dropped": int(stats.items_in - stats.items_kept),
-            "item_features": feature_names if config.item_features else [],
-            **data_sha256(loaded, synthetic_params=synthetic),
-        },
-        "config": {**config.to_dict(), "preset": args.preset},
-        "prepare_seconds": prepare_seconds,
+        "dataset": _dataset_entry(config, data),
+        "config": {**config.to_dict(), "preset": options.preset},
+        "prepare_seconds": data.seconds,
         "peak_rss_mb": {"prepare": prepare_peak_mb, "train": _peak_rss_mb()},
-        **result,
-        "protocol": {
-            **PROTOCOL,
-            "exclude_history": config.exclude_history,
-            "eval_users": len(evaluation.users),
-        },
-        "machine": machine(),
-        "artifacts": {"keras": {"path": str(output.model)}},
+        "train_seconds": result.train_seconds,
+        "validation_seconds": result.validation_seconds,
+        "examples_per_second": result.examples_per_second,
+        "examples_per_epoch": result.examples_per_epoch,
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "validation": {"keras": result.best_validation},
+        "metrics": test["metrics"],
+        "training": result.training,
     }
-    save_report(output.report, report)
+    if "sampled_protocol" in test:
+        report["sampled_protocol"] = test["sampled_protocol"]
+    report["protocol"] = {
+        **PROTOCOL,
+        "exclude_history": config.exclude_history,
+        "eval_users": len(data.evaluation.users),
+    }
+    report["machine"] = machine()
+    report["artifacts"] = {"keras": {"path": str(output.model)}}
+    return report
 
+
+def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
+    from attnrec_tf.data import sources
+    from attnrec_tf.data.fingerprint import data_sha256
+
+    loaded, stats = data.loaded, data.stats
+    synthetic = {"seed": config.seed} if loaded.name == sources.SYNTHETIC else None
+    return {
+        "name": loaded.name,
+        "source": str(loaded.source),
+        "num_users": int(len(data.split.users)),
+        "num_items": int(data.vocabulary.num_items),
+        "num_interactions": int(stats.interactions_kept),
+        "raw_interactions": int(stats.interactions_in),
+        "users_dropped_too_few_interactions": int(stats.users_dropped_too_few),
+        "items_dropped": int(stats.items_in - stats.items_kept),
+        "item_features": data.feature_names if config.item_features else [],
+        **data_sha256(loaded, synthetic_params=synthetic),
+    }
+
+
+def _finish(
+    config: Config, options: RunOptions, output: Any, report: dict[str, Any], distribution: Any
+) -> dict[str, Any]:
+    """Saves the report, exports, ends the run (table, plots); raises a deferred error."""
+    from attnrec_tf.plots import write_plots
+    from attnrec_tf.report import format_table
+    from attnrec_tf.report import save as save_report
+    from attnrec_tf.training import distribute
+    from attnrec_tf.training.fit import training_state_path
+
+    save_report(output.report, report)
     missing = None
-    if args.export:
-        report, missing = _export(output, config, args, report)
+    if options.export:
+        report, missing = _export(output, config, options, report)
     # The run is complete: the next run in this folder starts afresh.
     training_state_path(output).unlink(missing_ok=True)
     distribute.barrier(distribution)
-
     print()
     print(format_table(report["metrics"]))
     print(
         f"\ntrained in {report['train_seconds']:.1f}s ({report['epochs_run']} epochs, "
         f"{report['examples_per_second']:.0f} examples/s); report: {output.report}"
     )
-    from attnrec_tf.plots import write_plots
-
     write_plots(output, report)  # PNGs when matplotlib is installed, else a one-line note
     if missing is not None:  # --tflite was given: the run is kept, and the exit status says so
         raise missing
@@ -292,13 +435,14 @@ def run(config: Config, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _export(
-    output: Any, config: Config, args: argparse.Namespace, report: dict[str, Any]
+    output: Any, config: Config, options: RunOptions, report: dict[str, Any]
 ) -> tuple[dict[str, Any], DependencyError | None]:
     """Exports the run (SavedModel, TFLite, Android assets) and adds the timings to the report.
 
     Returns:
-        The saved report, and the error to raise once the run is complete when `--tflite` was
-        given but LiteRT is missing (None otherwise; a default run skips with a note).
+        The saved report, and the error to raise once the run is complete when the TFLite
+        kinds were given explicitly but LiteRT is missing (None otherwise; a default run skips
+        with a note).
     """
     from attnrec_tf.export.pipeline import export_all
     from attnrec_tf.report import load as load_report
@@ -309,11 +453,11 @@ def _export(
     try:
         report = export_all(
             output,
-            model_name=args.model_name,
+            model_name=options.model_name,
             top_k=config.top_k,
             report=report,
-            tflite_kinds=[kind for kind in args.tflite.split(",") if kind],
-            litert_optional=not given(args, "tflite"),
+            tflite_kinds=list(options.tflite),
+            litert_optional=not options.tflite_given,
         )
     except DependencyError as error:  # the SavedModel and report are written
         missing, report = error, load_report(output.report)

@@ -1,30 +1,29 @@
-"""Keras callbacks for training: full-ranking validation, an atomic best checkpoint, and the
-training state that lets a killed or interrupted run continue where it stopped.
+"""Keras callbacks of a training run: full-ranking validation, a time budget, an atomic best
+checkpoint, resumable early stopping, and the callback that saves the resume state.
 
-Order in `fit(callbacks=[...])`: `FullRankingValidation` first (it adds `val_ndcg@10` to the epoch
-logs), then the callbacks that read it (`AtomicBestCheckpoint`, `EarlyStopping`), and
-`TrainingState` last, so that what it saves at an epoch end includes what the others did.
+Order in `fit(callbacks=[...])`: `FullRankingValidation` first (it adds `val_ndcg@10` to the
+epoch logs), then the callbacks that read it (`TimeBudget`, `AtomicBestCheckpoint`,
+`ResumableEarlyStopping`), and `SaveTrainingState` last, so that what it saves at an epoch end
+includes what the others did. Each callback with progress of its own has `get_state()` /
+`set_state(state)` (JSON values), which the resume state saves and puts back.
 
 Example:
 
 ```python
-state = TrainingState(path, fingerprint="...", epoch_variable=epoch,
-                      tracked={"validation": validation, "early_stopping": early_stopping})
-point = state.load()  # None on a fresh start
-model.fit(dataset, epochs=10, initial_epoch=point.epoch if point else 0,
-          callbacks=[validation, early_stopping, state])
+saved = TrainingState.read(path, fingerprint)  # None on a fresh start
+state = SaveTrainingState(path, fingerprint=fingerprint, epoch_variable=epoch, epochs=10,
+                          tracked={"validation": validation, "early_stopping": stopping},
+                          saved=saved)
+fit.fit_from(saved, model, dataset, epochs=10, callbacks=[validation, stopping, state])
 ```
 """
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
-import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +34,7 @@ from attnrec_tf import atomic
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.evaluate import ScoreFn, evaluate_split, keras_score_fn
-
-STATE_FORMAT = 1
-# What `TrainingState` keeps of Keras's EarlyStopping (`best_weights` is not kept: training.py
-# does not use `restore_best_weights`, it reloads the best checkpoint instead).
-EARLY_STOPPING_STATE = ("wait", "best", "best_epoch", "stopped_epoch")
+from attnrec_tf.training.resume_state import TrainingState, json_value
 
 
 class FullRankingValidation(keras.callbacks.Callback):
@@ -55,8 +50,6 @@ class FullRankingValidation(keras.callbacks.Callback):
         exclude_history: Exclude seen items from the ranking.
     """
 
-    state_attributes = ("history", "seconds")
-
     def __init__(
         self,
         split: LeaveOneOutSplit,
@@ -71,11 +64,19 @@ class FullRankingValidation(keras.callbacks.Callback):
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
         self._score_fn: ScoreFn | None = None
-        self._clock: float | None = None  # perf_counter() minus the seconds already trained
+        self._mark: float | None = None  # perf_counter() at the last epoch end or fit start
+
+    def get_state(self) -> dict[str, Any]:
+        """The rows so far and the seconds spent validating."""
+        return {"history": self.history, "seconds": self.seconds}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Continues from a saved `get_state()`."""
+        self.history = list(state["history"])
+        self.seconds = float(state["seconds"])
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        done = self.history[-1].get("seconds", 0.0) if self.history else 0.0
-        self._clock = time.perf_counter() - done
+        self._mark = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         start = time.perf_counter()
@@ -90,8 +91,10 @@ class FullRankingValidation(keras.callbacks.Callback):
         now = time.perf_counter()
         self.seconds += now - start
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in result.items()}}
-        row["seconds"] = now - (self._clock if self._clock is not None else start)
+        before = self.history[-1]["seconds"] if self.history else 0.0
+        row["seconds"] = before + now - (self._mark if self._mark is not None else start)
         row["validation_seconds"] = now - start
+        self._mark = now
         if logs is not None:
             row["loss"] = float(logs.get("loss", np.nan))
             for key in ("hr@10", "ndcg@10", "mrr"):
@@ -139,14 +142,20 @@ class TimeBudget(keras.callbacks.Callback):
 class AtomicBestCheckpoint(keras.callbacks.Callback):
     """Saves the model to `path` (atomically) whenever `monitor` improves (mode max)."""
 
-    state_attributes = ("best", "best_epoch")
-
     def __init__(self, path: Path, monitor: str = "val_ndcg@10") -> None:
         super().__init__()
         self.path = Path(path)
         self.monitor = monitor
         self.best = -np.inf
         self.best_epoch = 0
+
+    def get_state(self) -> dict[str, Any]:
+        """The best value so far and its epoch."""
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Continues from a saved `get_state()`."""
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         value = (logs or {}).get(self.monitor)
@@ -158,61 +167,75 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
             self.model.save(tmp)
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` whose progress survives a restart and a second `fit`.
+
+    Keras's EarlyStopping starts over (`wait = 0`, no best value) at every `fit`. A run that
+    resumes, or that fits the rest of an interrupted epoch and then the next epochs, must
+    continue counting instead: this subclass resets itself at its first `fit` only, and its
+    progress (`STATE`) is read and put back through `get_state` / `set_state`. Takes
+    EarlyStopping's arguments; `restore_best_weights` is not supported (the run reloads its best
+    checkpoint instead).
+    """
+
+    STATE = ("wait", "best", "best_epoch", "stopped_epoch")
+
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("restore_best_weights"):
+            raise ValueError("ResumableEarlyStopping does not support restore_best_weights")
+        super().__init__(**kwargs)
+        self._started = False
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._started:  # later fits of the same run continue the count
+            super().on_train_begin(logs)
+            self._started = True
+
+    def get_state(self) -> dict[str, Any]:
+        """The progress to save: `STATE`'s attributes."""
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Continues from a saved `get_state()`."""
+        super().on_train_begin()
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._started = True
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised out of `fit` after SIGINT, once the training state is saved; says how to resume."""
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where a saved training state stands.
-
-    Attributes:
-        epoch: Index of the epoch to run next (= epochs completed).
-        batch: Batches of that epoch already trained (0 = start of the epoch).
-        finished: Training is over (last epoch done, or early stopping fired).
-        train_seconds: Training wall time of all earlier processes together.
-        restarts: How many processes resumed this run before.
-    """
-
-    epoch: int
-    batch: int
-    finished: bool
-    train_seconds: float
-    restarts: int
-
-
-class TrainingState(keras.callbacks.Callback):
-    """Saves, and restores, everything a `fit` needs to continue as if it had never stopped.
+class SaveTrainingState(keras.callbacks.Callback):
+    """Saves the run's `TrainingState` during `fit`, and puts a saved one back when `fit` starts.
 
     Keras's `BackupAndRestore` keeps the weights, the optimizer and the epoch. A resumed run only
-    reaches the same metrics as an uninterrupted one if it also keeps the rest, so this callback
-    writes one file (replaced atomically, so a kill never leaves half of it) with:
+    reaches the same metrics as an uninterrupted one if it also keeps the rest, so the state
+    holds every model variable (the Dropout `SeedGenerator` states too, which `save_weights`
+    leaves out), every optimizer variable, the metric variables (the epoch's running loss), the
+    epoch and batch, and the `tracked` callbacks' `get_state()`. It is saved at every epoch end,
+    every `every_steps` batches, and when `interrupt` is set (then `TrainingInterrupted` is
+    raised). Put this callback last, so that an epoch end's state includes what the others did.
 
-    * every model variable, including the Dropout `SeedGenerator` states (not in
-      `save_weights`), every optimizer variable (step count, moments) and the metric variables
-      (the running mean of the epoch's loss);
-    * the epoch and the batches done in it, and whether training has finished;
-    * the state of the `tracked` callbacks (their `state_attributes`, or
-      `EARLY_STOPPING_STATE` for `keras.callbacks.EarlyStopping`);
-    * a `fingerprint` of the configuration and data: a state written for other ones is refused.
-
-    It saves at every epoch end, every `every_steps` batches, and when `interrupt` is set (then it
-    raises `TrainingInterrupted`). The data order must not depend on the process either: it sets
-    `epoch_variable` at each epoch start, from which `data.pipeline.training_dataset` derives
-    the epoch's permutation. To resume at batch `b > 0`, fit the rest of that epoch on
-    `training_dataset(..., start_batch=b)` first (see `training.fit_and_evaluate`).
+    The data order must not depend on the process either: it sets `epoch_variable` at each epoch
+    start, from which `data.pipeline.training_dataset` derives the epoch's permutation.
+    `fit.fit_from` runs the resume protocol (the rest of an interrupted epoch, then the next
+    epochs).
 
     Args:
         path: The state file (`.npz`).
-        fingerprint: Identifies the configuration and data; must match to restore.
+        fingerprint: Identifies the configuration and data.
         epoch_variable: Integer scalar `tf.Variable` read by the training dataset.
         epochs: The run's number of epochs (a state saved after the last one is finished).
-        tracked: Callbacks whose state is saved and restored, by a stable name.
+        tracked: Callbacks with `get_state()` / `set_state(state)`, by a stable name.
+        saved: The state to continue from (`TrainingState.read`), or None for a fresh start;
+            it is put back when `fit` starts.
         every_steps: Also save every this many batches; 0 saves at epoch ends only.
         interrupt: When set (by a SIGINT handler), save at the end of the current batch and
             raise `TrainingInterrupted`.
         write: Write the file; False (the non-chief workers of a multi-worker run) only reads
-            it. Defaults to `True`.
+            the variables (a collective that every worker must join).
     """
 
     def __init__(
@@ -222,7 +245,8 @@ class TrainingState(keras.callbacks.Callback):
         fingerprint: str,
         epoch_variable: Any,
         epochs: int,
-        tracked: Mapping[str, keras.callbacks.Callback] | None = None,
+        tracked: Mapping[str, Any] | None = None,
+        saved: TrainingState | None = None,
         every_steps: int = 0,
         interrupt: threading.Event | None = None,
         write: bool = True,
@@ -238,151 +262,32 @@ class TrainingState(keras.callbacks.Callback):
         self.every_steps = every_steps
         self.interrupt = interrupt
         self.write = write
-        self.point: ResumePoint | None = None
-        self.resumed_from: list[dict[str, int]] = []
-        self._saved: dict[str, np.ndarray] | None = None  # the loaded file, until restored
-        self._saved_metrics: dict[str, np.ndarray] | None = None
-        self._callback_states: dict[str, dict[str, Any]] = {}
-        self._epoch = 0
-        self._batch_offset = 0  # batches done before this process in the current epoch
+        self.saved = saved  # until put back
+        self.resumed_from = [*saved.resumed_from, saved.here] if saved else []
+        self._earlier_seconds = saved.train_seconds if saved else 0.0
+        self._callback_states = dict(saved.callbacks) if saved else {}
+        self._saved_metrics: list[np.ndarray] | None = None
+        self._epoch = saved.epoch if saved else 0
+        self._batch_offset = saved.batch if saved else 0  # batches done before this process
         self._batches_done = 0
         self._started: float | None = None
 
-    # -- the file ------------------------------------------------------------------------------
-
-    def load(self) -> ResumePoint | None:
-        """Reads the state file, if any, and returns where it stands (None: start afresh).
-
-        Raises:
-            ConfigError: The file belongs to another configuration or data set, or is unreadable.
-        """
-        if not self.path.exists():
-            return None
-        try:
-            with np.load(self.path, allow_pickle=False) as data:
-                saved = {key: data[key] for key in data.files}
-            meta = json.loads(str(saved["meta"]))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise ConfigError(
-                f"{self.path}: unreadable training state ({error}); delete it, or pass "
-                "--no-resume to start afresh"
-            ) from None
-        if meta.get("format") != STATE_FORMAT or meta.get("fingerprint") != self.fingerprint:
-            raise ConfigError(
-                f"{self.path}: this training state was written with other settings or data; "
-                "rerun with the same command, or pass --no-resume (or another --output-dir) to "
-                "start afresh"
-            )
-        self._saved = saved
-        self._callback_states = meta["callbacks"]
-        here = {"epoch": int(meta["epoch"]) + 1, "batch": int(meta["batch"])}  # 1-based epoch
-        self.resumed_from = [*meta["resumed_from"], here]
-        self.point = ResumePoint(
-            epoch=int(meta["epoch"]),
-            batch=int(meta["batch"]),
-            finished=bool(meta["finished"]),
-            train_seconds=float(meta["train_seconds"]),
-            restarts=len(meta["resumed_from"]) + 1,
-        )
-        self._epoch, self._batch_offset = self.point.epoch, self.point.batch
-        return self.point
-
-    def restore(self) -> None:
-        """Puts the loaded variables and callback states back (once); `fit` calls it itself."""
-        if self._saved is None:
-            return
-        optimizer = self.model.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
-        self._assign("model", self.model.variables)
-        if optimizer is not None:
-            self._assign("optimizer", optimizer.variables)
-        self._saved_metrics = {k: v for k, v in self._saved.items() if k.startswith("metrics_")}
-        self._saved = None
-        self._apply_callback_states()
-
     def train_seconds(self) -> float:
         """Training wall time so far, earlier processes included."""
-        before = self.point.train_seconds if self.point else 0.0
-        return before + (time.perf_counter() - self._started if self._started else 0.0)
-
-    def _assign(self, group: str, variables: list[Any]) -> None:
-        # Matched by position and shape, not by path: Keras numbers auto-named layers per process
-        # ("dense_1"), so the paths of a second model in the same process differ.
-        assert self._saved is not None
-        saved = sum(key.startswith(f"{group}_") for key in self._saved)
-        if saved != len(variables):
-            raise ConfigError(
-                f"{self.path}: {saved} saved {group} variables, this model has "
-                f"{len(variables)}; pass --no-resume to start afresh"
-            )
-        for i, variable in enumerate(variables):
-            value = self._saved[f"{group}_{i}"]
-            if tuple(variable.shape) != value.shape:
-                raise ConfigError(
-                    f"{self.path}: {variable.path} has shape {tuple(variable.shape)}, the saved "
-                    f"one {value.shape}; pass --no-resume to start afresh"
-                )
-            variable.assign(value)
-
-    def _save(self, *, finished: bool = False) -> None:
-        # Every worker reads the variables (reading a metric variable under tf.distribute is a
-        # collective operation that all workers must join); only the writer writes the file.
-        meta = {
-            "format": STATE_FORMAT,
-            "fingerprint": self.fingerprint,
-            "epoch": self._epoch,
-            "batch": self._batches_done,
-            "finished": finished,
-            "train_seconds": self.train_seconds(),
-            "resumed_from": self.resumed_from,
-            "callbacks": self._callback_states,
-        }
-        arrays: dict[str, np.ndarray] = {}
-        optimizer = self.model.optimizer
-        groups = {
-            "model": self.model.variables,
-            "optimizer": optimizer.variables if optimizer is not None else [],
-            "metrics": self.model.metrics_variables,
-        }
-        for group, variables in groups.items():
-            meta[f"{group}_paths"] = [v.path for v in variables]
-            for i, variable in enumerate(variables):
-                arrays[f"{group}_{i}"] = np.asarray(variable.numpy())
-        arrays["meta"] = np.array(json.dumps(meta, default=_json_value))
-        if not self.write:
-            return
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]
-        atomic.write_bytes(self.path, buffer.getvalue())
-
-    # -- callback states -----------------------------------------------------------------------
-
-    def _collect_callback_states(self) -> None:
-        states = {
-            name: {attr: getattr(callback, attr) for attr in _state_attributes(callback)}
-            for name, callback in self.tracked.items()
-        }
-        self._callback_states = json.loads(json.dumps(states, default=_json_value))  # a copy
-
-    def _apply_callback_states(self) -> None:
-        for name, callback in self.tracked.items():
-            for attr, value in self._callback_states.get(name, {}).items():
-                setattr(callback, attr, value)
-
-    # -- Keras hooks ---------------------------------------------------------------------------
+        now = time.perf_counter() - self._started if self._started else 0.0
+        return self._earlier_seconds + now
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self._started is None:
             self._started = time.perf_counter()
-        if self._saved is not None:
-            self.restore()
+        if self.saved is not None:
+            restore_training_state(self.model, self.saved, self.tracked, self.path)
+            self._saved_metrics = self.saved.variables.get("metrics")
+            self.saved = None
             print(
                 f"resuming from {self.path} at epoch {self._epoch + 1}, batch {self._batch_offset}",
                 flush=True,
             )
-        else:  # a second `fit` of the same run: callbacks such as EarlyStopping reset themselves
-            self._apply_callback_states()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
@@ -394,8 +299,10 @@ class TrainingState(keras.callbacks.Callback):
         # their sum and cannot be put back per replica: the resumed epoch's logged loss then
         # averages its remaining batches only (the weights are exact either way).
         if self._batch_offset and self._saved_metrics and replicas == 1:
-            for i, variable in enumerate(self.model.metrics_variables):
-                variable.assign(self._saved_metrics[f"metrics_{i}"])
+            for variable, value in zip(
+                self.model.metrics_variables, self._saved_metrics, strict=True
+            ):
+                variable.assign(value)
         self._saved_metrics = None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -410,7 +317,8 @@ class TrainingState(keras.callbacks.Callback):
             self._save()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._collect_callback_states()
+        states = {name: callback.get_state() for name, callback in self.tracked.items()}
+        self._callback_states = json.loads(json.dumps(states, default=json_value))  # a copy
         self._epoch, self._batch_offset, self._batches_done = epoch + 1, 0, 0
         finished = bool(self.model.stop_training) or epoch + 1 >= self.epochs
         self._save(finished=finished)
@@ -420,16 +328,70 @@ class TrainingState(keras.callbacks.Callback):
                 "command again to resume"
             )
 
+    def _save(self, *, finished: bool = False) -> None:
+        # Every worker reads the variables (reading a metric variable under tf.distribute is a
+        # collective operation that all workers must join); only the writer writes the file.
+        groups = model_variables(self.model)
+        state = TrainingState(
+            fingerprint=self.fingerprint,
+            epoch=self._epoch,
+            batch=self._batches_done,
+            finished=finished,
+            train_seconds=self.train_seconds(),
+            resumed_from=self.resumed_from,
+            callbacks=self._callback_states,
+            variables={g: [np.asarray(v.numpy()) for v in vs] for g, vs in groups.items()},
+            variable_paths={g: [v.path for v in vs] for g, vs in groups.items()},
+        )
+        if self.write:
+            state.write(self.path)
 
-def _state_attributes(callback: keras.callbacks.Callback) -> tuple[str, ...]:
-    if isinstance(callback, keras.callbacks.EarlyStopping):
-        return EARLY_STOPPING_STATE
-    return tuple(getattr(callback, "state_attributes", ()))
+
+def model_variables(model: keras.Model) -> dict[str, list[Any]]:
+    """`model`'s variables by `resume_state.GROUPS`: its own, its optimizer's, its metrics'."""
+    optimizer = model.optimizer
+    return {
+        "model": list(model.variables),
+        "optimizer": list(optimizer.variables) if optimizer is not None else [],
+        "metrics": list(model.metrics_variables),
+    }
 
 
-def _json_value(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy / tensor scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"cannot save {type(value).__name__} in a training state")
+def restore_training_state(
+    model: keras.Model, state: TrainingState, tracked: Mapping[str, Any], path: Path
+) -> None:
+    """Puts `state`'s model and optimizer variables and callback states back.
+
+    Variables are matched by position in `model.variables` / `optimizer.variables` (the
+    creation order of the same model code) and checked by count and shape; not by path, since
+    Keras numbers auto-named layers per process ("dense_1"), so that the paths of a second model
+    in one process differ. Metric variables are put back by `SaveTrainingState` at the start of
+    the interrupted epoch.
+
+    Raises:
+        ConfigError: The state's variables do not fit this model (another architecture).
+    """
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    groups = model_variables(model)
+    for group in ("model", "optimizer"):
+        _assign(groups[group], state.variables.get(group, []), group, path)
+    for name, callback in tracked.items():
+        if name in state.callbacks:
+            callback.set_state(state.callbacks[name])
+
+
+def _assign(variables: list[Any], values: list[np.ndarray], group: str, path: Path) -> None:
+    if len(values) != len(variables):
+        raise ConfigError(
+            f"{path}: {len(values)} saved {group} variables, this model has "
+            f"{len(variables)}; pass --no-resume to start afresh"
+        )
+    for variable, value in zip(variables, values, strict=True):
+        if tuple(variable.shape) != value.shape:
+            raise ConfigError(
+                f"{path}: {variable.path} has shape {tuple(variable.shape)}, the saved "
+                f"one {value.shape}; pass --no-resume to start afresh"
+            )
+        variable.assign(value)

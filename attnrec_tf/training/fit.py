@@ -1,24 +1,25 @@
 """Split -> fitted model -> validation and test metrics (the part of a run that needs TensorFlow).
 
-`train.py` owns the command line and the files; this module owns `model.fit`: the `tf.data`
-pipeline, the optimizer, early stopping on validation NDCG@10, the atomic best checkpoint, the
-training state that lets a killed run resume (`callbacks.TrainingState`), the distribution
-strategy (`distribute.py`), and the final evaluation of the best model on the test stage next to
-the popularity baseline.
+`train.py` owns the command line, the files and the report; this module owns `model.fit`.
+`fit_and_evaluate` reads top to bottom as the steps of a run: determinism, the `tf.data`
+pipeline, the model and optimizer under the distribution strategy (`distribute.py`) with the
+Keras workarounds it needs (`keras_compat.py`), the callbacks (validation NDCG@10 every epoch,
+time budget, early stopping, the atomic best checkpoint, the resume state), `fit` from where a
+saved state stands, the best checkpoint reloaded and saved as the run's model, and the test
+evaluation (`evaluate.evaluate_test`).
 
 Resuming: the state is saved at every epoch end (and every `backup_every_steps` batches, and on
 SIGINT). Started again with the same configuration, data and output folder, `fit_and_evaluate`
 continues from it: mid-epoch, it first fits the rest of the interrupted epoch, then the following
-epochs. Each epoch's data order is a function of (seed, epoch) and every variable (weights,
-optimizer, dropout RNG, running loss) and callback state is restored, so the result equals the
-uninterrupted run's up to float rounding (measured: identical on CPU, see
-tests/reliability/test_resume.py).
+epochs (`fit_from`). Each epoch's data order is a function of (seed, epoch) and every variable
+(weights, optimizer, dropout RNG, running loss) and callback state is restored, so the result
+equals the uninterrupted run's up to float rounding (tests/reliability/test_resume.py).
 
 Example:
 
 ```python
 result = fit_and_evaluate(config, split, vocabulary.size, features, RunDir(Path("runs/x")))
-result["metrics"]["keras"]["ndcg@10"]
+result.test["metrics"]["keras"]["ndcg@10"]
 ```
 """
 
@@ -31,21 +32,59 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from attnrec_tf.config import Config
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.run_dir import RunDir
-from attnrec_tf.training import keras_compat
-from attnrec_tf.training.distribute import Distribution, build_optimizer, check_same_state
+from attnrec_tf.training.distribute import Distribution
+from attnrec_tf.training.resume_state import STATE_FILE, TrainingState
 
-if TYPE_CHECKING:  # keras is imported only when training starts
-    from attnrec_tf.training.callbacks import ResumePoint, TrainingState
 
-STATE_FILE = "checkpoints/training_state.npz"
+@dataclass
+class TrainingResult:
+    """What a training run produced, for `train.run` to report.
+
+    A non-chief worker of a multi-worker run has only `training` (the chief evaluates and
+    writes); `model` and `test` are None there.
+
+    Attributes:
+        training: Seed, op determinism, distribution and resume points.
+        model: The model with the best validation NDCG@10 (saved as the run's `model.keras`).
+        train_seconds: Wall time of training, validation included, over every process.
+        validation_seconds: The part of it spent validating.
+        examples_per_epoch: Real (non-padding) target positions of an epoch.
+        history: One row per epoch (`callbacks.FullRankingValidation.history`).
+        best_epoch: The epoch of the best validation NDCG@10 (0 = none).
+        test: `evaluate.evaluate_test`'s result on the evaluation users.
+    """
+
+    training: dict[str, Any]
+    model: Any = None
+    train_seconds: float = 0.0
+    validation_seconds: float = 0.0
+    examples_per_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    test: dict[str, Any] | None = None
+
+    @property
+    def examples_per_second(self) -> float:
+        """Training target positions per second of training, validation excluded."""
+        seconds = max(self.train_seconds - self.validation_seconds, 1e-9)
+        return self.examples_per_epoch * len(self.history) / seconds
+
+    @property
+    def best_validation(self) -> dict[str, float]:
+        """The metrics of the history row with the best validation NDCG@10."""
+        if not self.history:
+            return {}
+        best = max(self.history, key=lambda row: row["ndcg@10"])
+        return {k: v for k, v in best.items() if k not in ("epoch", "loss")}
 
 
 def training_state_path(output: RunDir) -> Path:
@@ -70,6 +109,322 @@ def run_fingerprint(
     return digest.hexdigest()
 
 
+def fit_and_evaluate(
+    config: Config,
+    split: LeaveOneOutSplit,
+    vocab_size: int,
+    item_features: np.ndarray | None,
+    output: RunDir,
+    *,
+    eval_split: LeaveOneOutSplit | None = None,
+    sampled_negatives: int = 100,
+    verbose: int = 2,
+    resume: bool = True,
+    backup_every_steps: int = 0,
+    distribution: Distribution | None = None,
+    catch_sigint: bool = False,
+    deterministic: bool | None = None,
+) -> TrainingResult:
+    """Trains `config`'s model on `split.train` and evaluates the best one on the test stage.
+
+    Args:
+        config: Hyperparameters.
+        split: The leave-one-out split.
+        vocab_size: Items plus one.
+        item_features: Multi-hot `(vocab_size, F)` item features, or None.
+        output: The run folder (best checkpoint, TensorBoard logs, model, resume state).
+        eval_split: The users to validate and test on (default: every user of `split`).
+        sampled_negatives: Negatives of the sampled protocol (0 = skip it).
+        verbose: Keras fit verbosity.
+        resume: Continue from the resume state in `output` if there is one; False ignores it
+            (and the chief deletes it).
+        backup_every_steps: Also save the resume state every this many batches (0 = at epoch
+            ends only).
+        distribution: Strategy and worker role (`distribute.choose`); None = one device.
+        catch_sigint: While fitting, turn SIGINT into a clean stop: the state is saved and
+            `callbacks.TrainingInterrupted` (a KeyboardInterrupt) is raised. Not with several
+            workers: there SIGINT stops at once, and the last saved state remains.
+        deterministic: Turn on `tf.config.experimental.enable_op_determinism` (process-wide);
+            None = on when no GPU is visible.
+
+    Returns:
+        The TrainingResult (only its `training` on a non-chief worker).
+
+    Raises:
+        ConfigError: The resume state belongs to other settings or data.
+        TrainingInterrupted: SIGINT while fitting (with `catch_sigint`).
+    """
+    from attnrec_tf.evaluate import evaluate_test
+
+    distribution = distribution or _one_device()
+    deterministic = _set_op_determinism(deterministic)
+    data = TrainingData(split.train, config)
+    model = _compiled_model(config, vocab_size, item_features, data, distribution)
+    evaluation = eval_split or split
+    fingerprint = run_fingerprint(config, split, vocab_size, item_features)
+    saved = _saved_state(output, fingerprint, resume, distribution)
+    run = RunCallbacks(
+        config, evaluation, output, fingerprint, data, saved, distribution, backup_every_steps
+    )
+
+    # One process only: a worker saving alone would wait forever for the others' collectives.
+    with _sigint_sets(run.interrupt, catch_sigint and distribution.num_workers == 1):
+        fit_from(saved, model, data.dataset, config.epochs, callbacks=run.all, verbose=verbose)
+
+    result = TrainingResult(
+        training={
+            "seed": config.seed,
+            "op_determinism": deterministic,
+            "distribution": distribution.describe(),
+            "resumed_from": run.state.resumed_from,
+        }
+    )
+    if not distribution.is_chief:
+        return result
+    _save_best_model(model, output)
+    result.model = model
+    result.train_seconds = run.state.train_seconds()
+    result.validation_seconds = run.validation.seconds
+    result.examples_per_epoch = data.positions_per_epoch
+    result.history = run.validation.history
+    result.best_epoch = run.checkpoint.best_epoch
+    result.test = evaluate_test(
+        model,
+        evaluation,
+        exclude_history=config.exclude_history,
+        counts_from=split,
+        sampled_negatives=sampled_negatives,
+        seed=config.seed,
+    )
+    return result
+
+
+class TrainingData:
+    """The training windows of `train` sequences and their `tf.data` pipeline, per epoch.
+
+    Attributes:
+        inputs: `(N, max_len)` left-padded histories.
+        targets: `(N, max_len)` next-item targets (0 = padding).
+        positions_per_epoch: Real target positions of an epoch.
+        epoch: The integer `tf.Variable` that decides each epoch's order (set by
+            `callbacks.SaveTrainingState`).
+        steps_per_epoch: Batches of an epoch.
+    """
+
+    def __init__(self, train: list[np.ndarray], config: Config) -> None:
+        import tensorflow as tf
+
+        from attnrec_tf.data.pipeline import training_arrays
+
+        self.config = config
+        self.inputs, self.targets = training_arrays(
+            train, config.max_len, all_windows=config.all_windows
+        )
+        self.positions_per_epoch = int((self.targets > 0).sum())
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+        self.steps_per_epoch = -(-len(self.inputs) // config.batch_size)
+
+    def dataset(self, start_batch: int = 0) -> Any:
+        """The epoch's batches (`data.pipeline.training_dataset`) from `start_batch` on."""
+        from attnrec_tf.data.pipeline import training_dataset
+
+        return training_dataset(
+            self.inputs,
+            self.targets,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+            epoch=self.epoch,
+            start_batch=start_batch,
+            bucket=self.config.length_buckets,
+        )
+
+    def item_counts(self, vocab_size: int) -> np.ndarray:
+        """Each item's count among the targets (the sampled softmax's proposal)."""
+        return np.bincount(self.targets[self.targets > 0], minlength=vocab_size)
+
+
+class RunCallbacks:
+    """The callbacks of a run, in the order `fit` needs them (see `callbacks.py`).
+
+    Attributes:
+        validation: Full-ranking validation (its history is the report's).
+        checkpoint: The atomic best checkpoint (the chief's only).
+        early_stopping: Resumable early stopping on validation NDCG@10.
+        state: Saves the resume state (last).
+        interrupt: Set by the SIGINT handler: save and stop after this batch.
+        all: The list for `fit(callbacks=...)`.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        evaluation: LeaveOneOutSplit,
+        output: RunDir,
+        fingerprint: str,
+        data: TrainingData,
+        saved: TrainingState | None,
+        distribution: Distribution,
+        backup_every_steps: int,
+    ) -> None:
+        import keras
+
+        from attnrec_tf.training import callbacks
+
+        chief = distribution.is_chief
+        self.validation = callbacks.FullRankingValidation(
+            evaluation, config.max_len, exclude_history=config.exclude_history
+        )
+        self.checkpoint = callbacks.AtomicBestCheckpoint(output.best_checkpoint)
+        self.early_stopping = callbacks.ResumableEarlyStopping(
+            monitor="val_ndcg@10", mode="max", patience=config.patience, verbose=0
+        )
+        tracked: dict[str, Any] = {
+            "validation": self.validation,
+            "early_stopping": self.early_stopping,
+        }
+        if chief:
+            tracked["best_checkpoint"] = self.checkpoint
+        self.interrupt = threading.Event()
+        self.state = callbacks.SaveTrainingState(
+            training_state_path(output),
+            fingerprint=fingerprint,
+            epoch_variable=data.epoch,
+            epochs=config.epochs,
+            tracked=tracked,
+            saved=saved,
+            every_steps=backup_every_steps,
+            interrupt=self.interrupt,
+            write=chief,
+        )
+        self.all: list[Any] = [self.validation]
+        if config.time_budget > 0:
+            self.all.append(callbacks.TimeBudget(self.validation, config.time_budget))
+        if chief:
+            self.all += [self.checkpoint, self.early_stopping]
+            self.all.append(
+                keras.callbacks.TensorBoard(log_dir=str(output.logs), write_graph=False)
+            )
+        else:
+            self.all.append(self.early_stopping)
+        self.all.append(self.state)  # last: saves what the others did at each epoch end
+
+
+def fit_from(
+    saved: TrainingState | None,
+    model: Any,
+    dataset: Callable[..., Any],
+    epochs: int,
+    *,
+    callbacks: list[Any],
+    **fit: Any,
+) -> None:
+    """Fits from a saved state: the rest of an interrupted epoch first, then the next epochs.
+
+    Args:
+        saved: The state to continue from (None: from the start). A finished one is put back
+            without training (its `SaveTrainingState` must be among `callbacks`).
+        model: The compiled model.
+        dataset: `dataset(start_batch=0)` -> the epoch's batches from `start_batch` on.
+        epochs: The run's number of epochs.
+        callbacks: The run's callbacks, `SaveTrainingState` last.
+        **fit: More `model.fit` keywords (e.g. `verbose`).
+    """
+    from attnrec_tf.training.callbacks import SaveTrainingState, restore_training_state
+
+    if saved is not None and saved.finished:
+        state = next(c for c in callbacks if isinstance(c, SaveTrainingState))
+        restore_training_state(model, saved, state.tracked, state.path)
+        state.saved = None
+        return
+    first = saved.epoch if saved else 0
+    fit = {"shuffle": False, "callbacks": callbacks, **fit}
+    if saved is not None and saved.batch:  # Keras counts an epoch's steps: a fit of its own
+        model.fit(dataset(saved.batch), initial_epoch=first, epochs=first + 1, **fit)
+        first += 1
+    if not model.stop_training and first < epochs:
+        model.fit(dataset(), initial_epoch=first, epochs=epochs, **fit)
+
+
+def _one_device() -> Distribution:
+    import tensorflow as tf
+
+    return Distribution(tf.distribute.get_strategy(), "none")
+
+
+def _set_op_determinism(deterministic: bool | None) -> bool:
+    """Turns on op determinism (same seed and data -> same numbers) unless a GPU is visible.
+
+    Some GPU kernels have no deterministic version and would raise; `deterministic` overrides.
+    tests/reliability/test_determinism.py checks the promise.
+    """
+    import tensorflow as tf
+
+    if deterministic is None:
+        deterministic = not tf.config.list_physical_devices("GPU")
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return deterministic
+
+
+def _compiled_model(
+    config: Config,
+    vocab_size: int,
+    item_features: np.ndarray | None,
+    data: TrainingData,
+    distribution: Distribution,
+) -> Any:
+    """The model and optimizer built and compiled under the strategy, workarounds applied."""
+    from attnrec_tf.model import build_model
+    from attnrec_tf.training import keras_compat
+    from attnrec_tf.training.distribute import build_optimizer
+    from attnrec_tf.training.optimizer import make_optimizer
+
+    with distribution.strategy.scope():
+        model = build_model(
+            config, vocab_size, item_features, item_counts=data.item_counts(vocab_size)
+        )
+        if config.length_buckets:  # each replica's part of a batch: its share of the mean
+            model.loss_denominator = (
+                data.positions_per_epoch / data.steps_per_epoch / distribution.num_replicas
+            )
+        optimizer = make_optimizer(config, data.steps_per_epoch)
+        if distribution.num_replicas > 1:  # the all-reduce repeats every sparse row per replica
+            keras_compat.sum_duplicate_sparse_gradients(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+    build_optimizer(model, distribution)
+    if distribution.mode == "multi-worker":
+        keras_compat.reduce_scalar_logs_across_workers()
+        keras_compat.skip_symbolic_build(model)
+    return model
+
+
+def _saved_state(
+    output: RunDir, fingerprint: str, resume: bool, distribution: Distribution
+) -> TrainingState | None:
+    """The resume state to continue from (None = start afresh), the same on every worker."""
+    from attnrec_tf.training.distribute import check_same_state
+
+    path = training_state_path(output)
+    if not resume and distribution.is_chief:
+        path.unlink(missing_ok=True)
+    saved = TrainingState.read(path, fingerprint) if resume else None
+    check_same_state(
+        distribution,
+        (1, saved.epoch, saved.batch, int(saved.finished)) if saved else (0, 0, 0, 0),
+    )
+    return saved
+
+
+def _save_best_model(model: Any, output: RunDir) -> None:
+    """Loads the best checkpoint into `model` (EarlyStopping does not) and saves it atomically."""
+    from attnrec_tf import atomic
+
+    if output.best_checkpoint.exists():
+        model.load_weights(output.best_checkpoint)
+    with atomic.staged_path(output.model) as tmp:
+        model.save(tmp)
+
+
 @contextlib.contextmanager
 def _sigint_sets(event: threading.Event, enabled: bool) -> Iterator[None]:
     """While fitting, a first Ctrl-C asks for a clean stop (state saved), a second one stops now."""
@@ -92,239 +447,3 @@ def _sigint_sets(event: threading.Event, enabled: bool) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _fit_from(
-    point: ResumePoint | None,
-    model: Any,
-    dataset: Callable[..., Any],
-    state: TrainingState,
-    epochs: int,
-    **fit: Any,
-) -> None:
-    """Fits from a resume point: the rest of an interrupted epoch first, then the next epochs."""
-    if point is not None and point.finished:
-        state.restore()
-        return
-    first = point.epoch if point else 0
-    if point is not None and point.batch:  # Keras counts an epoch's steps: a fit of its own
-        model.fit(dataset(point.batch), initial_epoch=first, epochs=first + 1, shuffle=False, **fit)
-        first += 1
-    if not model.stop_training and first < epochs:
-        model.fit(dataset(), initial_epoch=first, epochs=epochs, shuffle=False, **fit)
-
-
-def fit_and_evaluate(
-    config: Config,
-    split: LeaveOneOutSplit,
-    vocab_size: int,
-    item_features: np.ndarray | None,
-    output: RunDir,
-    *,
-    eval_split: LeaveOneOutSplit | None = None,
-    sampled_negatives: int = 100,
-    verbose: int = 2,
-    resume: bool = True,
-    backup_every_steps: int = 0,
-    distribution: Distribution | None = None,
-    catch_sigint: bool = False,
-    deterministic: bool | None = None,
-) -> dict[str, Any]:
-    """Trains `config`'s model on `split.train` and evaluates it.
-
-    Args:
-        config: Hyperparameters.
-        split: The leave-one-out split.
-        eval_split: The users to validate and test on (default: every user of `split`).
-        vocab_size: Items plus one.
-        item_features: Multi-hot `(vocab_size, F)` item features, or None.
-        output: The run folder (best checkpoint, TensorBoard logs, model, resume state).
-        sampled_negatives: Negatives of the sampled protocol (0 = skip it).
-        verbose: Keras fit verbosity.
-        resume: Continue from the resume state in `output` if there is one; False ignores it
-            (and the chief deletes it).
-        backup_every_steps: Also save the resume state every this many batches (0 = at epoch
-            ends only).
-        distribution: Strategy and worker role (`distribute.choose`); None = one device.
-        catch_sigint: While fitting, turn SIGINT into a clean stop: the state is saved and
-            `callbacks.TrainingInterrupted` (a KeyboardInterrupt) is raised. Not with several
-            workers: there SIGINT stops at once, and the last saved state remains.
-        deterministic: Turn on `tf.config.experimental.enable_op_determinism` (process-wide);
-            None = on when no GPU is visible.
-
-    Returns:
-        The report fields `train_seconds`, `examples_per_second`, `epochs_run`, `best_epoch`,
-        `history`, `metrics` (`keras`, `popularity`), `validation`, `sampled_protocol` and
-        `training` (resume points, distribution, determinism). A non-chief worker returns only
-        `training` after fitting: the chief evaluates and writes.
-
-    Raises:
-        ConfigError: The resume state belongs to other settings or data.
-        TrainingInterrupted: SIGINT while fitting (with `catch_sigint`).
-    """
-    import keras
-    import tensorflow as tf
-
-    from attnrec_tf import atomic
-    from attnrec_tf.data.pipeline import training_arrays, training_dataset
-    from attnrec_tf.evaluate import (
-        evaluate_popularity_split,
-        evaluate_split,
-        evaluate_split_sampled,
-        keras_score_fn,
-    )
-    from attnrec_tf.model import build_model
-    from attnrec_tf.training.callbacks import (
-        AtomicBestCheckpoint,
-        FullRankingValidation,
-        TimeBudget,
-        TrainingState,
-    )
-    from attnrec_tf.training.optimizer import make_optimizer
-
-    if distribution is None:
-        distribution = Distribution(tf.distribute.get_strategy(), "none")
-    if deterministic is None:  # some GPU kernels have no deterministic version and would raise
-        deterministic = not tf.config.list_physical_devices("GPU")
-    if deterministic:  # same seed and data -> same numbers (tests/reliability/test_determinism.py)
-        tf.config.experimental.enable_op_determinism()
-
-    inputs, targets = training_arrays(split.train, config.max_len, all_windows=config.all_windows)
-    positions_per_epoch = int((targets > 0).sum())
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-
-    def dataset(start_batch: int = 0) -> Any:
-        return training_dataset(
-            inputs,
-            targets,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            epoch=epoch,
-            start_batch=start_batch,
-            bucket=config.length_buckets,
-        )
-
-    with distribution.strategy.scope():
-        counts = np.bincount(targets[targets > 0], minlength=vocab_size)  # sampled loss's Q
-        model = build_model(config, vocab_size, item_features, item_counts=counts)
-        steps_per_epoch = -(-len(inputs) // config.batch_size)
-        if config.length_buckets:  # each replica's part of a batch: its share of the mean
-            model.loss_denominator = (
-                positions_per_epoch / steps_per_epoch / distribution.num_replicas
-            )
-        optimizer = make_optimizer(config, steps_per_epoch)
-        if distribution.num_replicas > 1:  # the all-reduce repeats every sparse row per replica
-            keras_compat.sum_duplicate_sparse_gradients(optimizer)
-        model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
-    build_optimizer(model, distribution)
-    if distribution.mode == "multi-worker":
-        keras_compat.reduce_scalar_logs_across_workers()
-        keras_compat.skip_symbolic_build(model)
-
-    evaluation = eval_split or split
-    validation = FullRankingValidation(
-        evaluation, config.max_len, exclude_history=config.exclude_history
-    )
-    checkpoint = AtomicBestCheckpoint(output.best_checkpoint)
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_ndcg@10", mode="max", patience=config.patience, verbose=0
-    )
-    tracked: dict[str, keras.callbacks.Callback] = {
-        "validation": validation,
-        "early_stopping": early_stopping,
-    }
-    if distribution.is_chief:
-        tracked["best_checkpoint"] = checkpoint
-    state_path = training_state_path(output)
-    if not resume and distribution.is_chief:
-        state_path.unlink(missing_ok=True)
-    interrupt = threading.Event()
-    state = TrainingState(
-        state_path,
-        fingerprint=run_fingerprint(config, split, vocab_size, item_features),
-        epoch_variable=epoch,
-        epochs=config.epochs,
-        tracked=tracked,
-        every_steps=backup_every_steps,
-        interrupt=interrupt,
-        write=distribution.is_chief,
-    )
-    state.set_model(model)
-    point = state.load() if resume else None
-    check_same_state(
-        distribution,
-        (1, point.epoch, point.batch, int(point.finished)) if point else (0, 0, 0, 0),
-    )
-    callbacks: list[keras.callbacks.Callback] = [validation]
-    if config.time_budget > 0:
-        callbacks.append(TimeBudget(validation, config.time_budget))
-    if distribution.is_chief:
-        callbacks += [
-            checkpoint,
-            early_stopping,
-            keras.callbacks.TensorBoard(log_dir=str(output.logs), write_graph=False),
-        ]
-    else:
-        callbacks.append(early_stopping)
-    callbacks.append(state)  # last: saves what the others did at each epoch end
-
-    # One process only: a worker saving alone would wait forever for the others' collectives.
-    with _sigint_sets(interrupt, catch_sigint and distribution.num_workers == 1):
-        _fit_from(point, model, dataset, state, config.epochs, callbacks=callbacks, verbose=verbose)
-    train_seconds = state.train_seconds()
-    epochs_run = len(validation.history)
-    training_info: dict[str, Any] = {
-        "seed": config.seed,
-        "op_determinism": deterministic,
-        "distribution": distribution.describe(),
-        "resumed_from": state.resumed_from,
-    }
-    if not distribution.is_chief:
-        return {"training": training_info}
-
-    # The final model is the one chosen by validation NDCG@10 (EarlyStopping does not restore it).
-    if output.best_checkpoint.exists():
-        model.load_weights(output.best_checkpoint)
-    with atomic.staged_path(output.model) as tmp:
-        model.save(tmp)
-
-    score_fn = keras_score_fn(model, config.max_len)
-    exclude = config.exclude_history
-    metrics = {
-        "keras": evaluate_split(score_fn, evaluation, "test", exclude_history=exclude),
-        "popularity": evaluate_popularity_split(
-            evaluation, vocab_size, "test", exclude_history=exclude, counts_from=split
-        ),
-    }
-    best = max(validation.history, key=lambda row: row["ndcg@10"]) if validation.history else {}
-    result: dict[str, Any] = {
-        "train_seconds": train_seconds,
-        "validation_seconds": validation.seconds,
-        "examples_per_second": positions_per_epoch
-        * epochs_run
-        / max(train_seconds - validation.seconds, 1e-9),
-        "examples_per_epoch": positions_per_epoch,
-        "epochs_run": epochs_run,
-        "best_epoch": checkpoint.best_epoch,
-        "history": validation.history,
-        "validation": {"keras": {k: v for k, v in best.items() if k not in ("epoch", "loss")}},
-        "metrics": metrics,
-        "training": training_info,
-    }
-    test_histories = evaluation.histories("test")
-    longest = max((len(set(h.tolist())) for h in test_histories), default=0)
-    if sampled_negatives and vocab_size - 2 - longest < sampled_negatives:
-        result["sampled_protocol"] = {
-            "num_negatives": sampled_negatives,
-            "skipped": f"catalog of {vocab_size - 1} items is too small for "
-            f"{sampled_negatives} unseen negatives next to the longest history ({longest})",
-        }
-    elif sampled_negatives:
-        result["sampled_protocol"] = {
-            "num_negatives": sampled_negatives,
-            "note": "target ranked among sampled unseen items; not comparable with full ranking",
-            "keras": evaluate_split_sampled(
-                score_fn, evaluation, "test", num_negatives=sampled_negatives, seed=config.seed
-            ),
-        }
-    return result

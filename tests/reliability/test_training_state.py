@@ -1,5 +1,6 @@
-"""`callbacks.TrainingState` on a tiny Keras model: what it saves makes a resumed `fit` equal
-an uninterrupted one (exactly, on CPU), and what it refuses to restore."""
+"""`callbacks.SaveTrainingState` and `resume_state.TrainingState` on a tiny Keras model: what
+it saves makes a resumed `fit` equal an uninterrupted one (exactly, on CPU), and what it refuses
+to restore."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import tensorflow as tf
 
 from attnrec_tf.data.pipeline import training_dataset
 from attnrec_tf.errors import ConfigError
-from attnrec_tf.training.callbacks import TrainingInterrupted, TrainingState
+from attnrec_tf.training.callbacks import (
+    ResumableEarlyStopping,
+    SaveTrainingState,
+    TrainingInterrupted,
+)
+from attnrec_tf.training.fit import fit_from
+from attnrec_tf.training.resume_state import TrainingState
 
 EPOCHS = 10
 ROWS = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
@@ -36,13 +43,17 @@ class Crash(keras.callbacks.Callback):
 
 
 class Losses(keras.callbacks.Callback):
-    """Records each epoch's loss; `state_attributes` makes TrainingState keep the list."""
-
-    state_attributes = ("losses",)
+    """Records each epoch's loss; `get_state` / `set_state` make the resume state keep it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.losses: list[float] = []
+
+    def get_state(self):
+        return {"losses": self.losses}
+
+    def set_state(self, state):
+        self.losses = list(state["losses"])
 
     def on_epoch_end(self, epoch, logs=None):
         self.losses.append(float(logs["loss"]))
@@ -60,13 +71,9 @@ class Run:
         self.model.compile(keras.optimizers.Adam(0.01), "mse")
         self.epoch = tf.Variable(0, dtype=tf.int64)
         self.losses = Losses()
-        self.stopping = keras.callbacks.EarlyStopping("loss", min_delta=0.2, patience=2)
-        self.state = TrainingState(
-            path, fingerprint=fingerprint, epoch_variable=self.epoch, epochs=EPOCHS,
-            tracked={"losses": self.losses, "early_stopping": self.stopping},
-            every_steps=every_steps, interrupt=interrupt,
-        )  # fmt: skip
-        self.state.set_model(self.model)
+        self.stopping = ResumableEarlyStopping(monitor="loss", min_delta=0.2, patience=2)
+        self.path, self.fingerprint = path, fingerprint
+        self.every_steps, self.interrupt = every_steps, interrupt
 
     def data(self, start_batch=0):
         return training_dataset(
@@ -75,19 +82,14 @@ class Run:
 
     def fit(self, *extra):
         """The resume protocol of `training.fit_and_evaluate`."""
-        point = self.state.load()
+        saved = TrainingState.read(self.path, self.fingerprint)
+        self.state = SaveTrainingState(
+            self.path, fingerprint=self.fingerprint, epoch_variable=self.epoch, epochs=EPOCHS,
+            tracked={"losses": self.losses, "early_stopping": self.stopping}, saved=saved,
+            every_steps=self.every_steps, interrupt=self.interrupt,
+        )  # fmt: skip
         callbacks = [self.losses, self.stopping, *extra, self.state]
-        first = point.epoch if point else 0
-        if point is not None and point.finished:
-            self.state.restore()
-            return
-        if point is not None and point.batch:
-            self.model.fit(self.data(point.batch), initial_epoch=first, epochs=first + 1,
-                           callbacks=callbacks, verbose=0, shuffle=False)  # fmt: skip
-            first += 1
-        if not self.model.stop_training and first < EPOCHS:
-            self.model.fit(self.data(), initial_epoch=first, epochs=EPOCHS, callbacks=callbacks,
-                           verbose=0, shuffle=False)  # fmt: skip
+        fit_from(saved, self.model, self.data, EPOCHS, callbacks=callbacks, verbose=0)
 
     def variables(self):
         return [v.numpy() for v in self.model.variables + self.model.optimizer.variables]
@@ -137,7 +139,7 @@ def test_interrupt_saves_at_the_batch_and_resumes(uninterrupted, tmp_path):
     class PressCtrlC(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if len(interrupted.losses.losses) == 1 and batch == 1:
-                interrupted.state.interrupt.set()
+                interrupted.interrupt.set()
 
     interrupted = Run(path, interrupt=__import__("threading").Event())
     with pytest.raises(TrainingInterrupted, match=r"saved at epoch 2, batch 2 .*resume"):
@@ -172,5 +174,5 @@ def test_state_of_other_settings_is_refused(tmp_path):
 
 def test_every_steps_must_not_be_negative(tmp_path):
     with pytest.raises(ValueError, match="every_steps"):
-        TrainingState(tmp_path / "s.npz", fingerprint="", epoch_variable=None, epochs=1,
-                      every_steps=-1)  # fmt: skip
+        SaveTrainingState(tmp_path / "s.npz", fingerprint="", epoch_variable=None, epochs=1,
+                          every_steps=-1)  # fmt: skip
