@@ -6,6 +6,8 @@ The public API (loaded lazily, so `attnrec_tf.data` stays free of TensorFlow):
 - `CausalSelfAttentionBlock`: the SASRec-style encoder block.
 - `AttentionRecommender`, `build_model`: the recommender.
 - `Config`, `preset`: hyperparameters.
+- `train(data=..., output_dir=..., preset=..., **options) -> Run`: a training run from Python
+  (`attnrec_tf.api`; `attnrec_tf.train` is also the CLI module, called as a function).
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ _EXPORTS = {
     "build_model": "attnrec_tf.model",
     "Config": "attnrec_tf.config",
     "preset": "attnrec_tf.config",
+    "Run": "attnrec_tf.api",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "train"])
 
 
 def __getattr__(name: str) -> Any:
+    if name == "train":  # the module, callable as `api.train`
+        import importlib
+
+        return importlib.import_module("attnrec_tf.train")
     if name in _EXPORTS:
         import importlib
 

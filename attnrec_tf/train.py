@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -473,6 +474,21 @@ def _peak_rss_mb() -> float:
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+
+class _TrainModule(types.ModuleType):
+    """`attnrec_tf.train` is both this module and the Python API's `train` function.
+
+    `import attnrec_tf.train` binds the name `train` of the package to this module, so the
+    function `attnrec_tf.train(...)` (`api.train`) is this module called.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from attnrec_tf.api import train
+
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _TrainModule
 
 if __name__ == "__main__":
     sys.exit(main())
