@@ -293,6 +293,7 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
         distribute.barrier(distribution)  # exit together with the chief
         return {"training": result.training}
     report = training_report(config, options, data, result, output, prepare_peak_mb)
+    _extend_tensorboard(output, result, report)
     return _finish(config, options, output, report, distribution)
 
 
@@ -404,6 +405,16 @@ def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
         "item_features": data.feature_names if config.item_features else [],
         **data_sha256(loaded, synthetic_params=synthetic),
     }
+
+
+def _extend_tensorboard(output: Any, result: Any, report: dict[str, Any]) -> None:
+    """The test metrics beside the validation curves, and the items in the projector."""
+    from attnrec_tf.run_dir import load_items
+    from attnrec_tf.training.tensorboard import log_test_metrics, write_projector
+
+    epoch = result.best_epoch or len(result.history)
+    log_test_metrics(output.logs, report["metrics"]["keras"], epoch=epoch)
+    write_projector(output.logs, result.model, load_items(output.items))
 
 
 def _finish(
