@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 $(TEST_VENV)/.installed: pyproject.toml
 	test -x $(TEST_PY) || $(PYTHON) -m venv $(TEST_VENV)
 	$(TEST_PY) -m pip install --quiet -e ".[test]"
+	$(TEST_PY) -m pip install --quiet --no-deps "tensorflow-serving-api>=2.21,<2.22"
 	touch $@
 
 install: $(VENV)/.installed

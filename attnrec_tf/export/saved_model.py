@@ -4,7 +4,7 @@ Layout (TF Serving's "base path" is `<output-dir>/saved_model/<model_name>`):
 
 ```
 <output-dir>/saved_model/
-  <model_name>/1/               saved_model.pb, variables/   (never overwritten)
+  <model_name>/1/               saved_model.pb, variables/, assets.extra/  (never overwritten)
   <model_name>/2/               the next export
   example_request.json          a REST body for :predict (first test user)
   example_response.json         what this export answered to it
@@ -22,6 +22,13 @@ Signatures (histories are the catalog's raw item ids, oldest first, int64 or str
 - `recommend_including_history`: the same, but history items may be recommended again.
 - `rerank`: `history`, `candidates` `[B, C]` raw ids -> `scores` `[B, C]` float32 (history items
   are not excluded; the caller chose the candidates).
+- `user_vector`: `history` -> `user_vector` `[B, D]` float32, the vector every item
+  representation is scored against (score = `user_vector . e_j`). With the item representations
+  in `assets.extra/item_embeddings.npz` (`retrieval.py`) it feeds an approximate-nearest-neighbour
+  index when the catalog is too large to score in full.
+
+Each version also holds `assets.extra/tf_serving_warmup_requests` (`warmup.py`): one request per
+signature, which TF Serving replays when it loads the version.
 
 Padding and unknown ids: any id that is not in the vocabulary is padding; pad with `0` (integer
 catalogs whose ids include 0 pad with `-1`) or `""` (string catalogs), on the left or the
@@ -51,7 +58,7 @@ import numpy as np
 
 from attnrec_tf.errors import ExportError
 
-SIGNATURES = ("serving_default", "recommend_including_history", "rerank")
+SIGNATURES = ("serving_default", "recommend_including_history", "rerank", "user_vector")
 LOWEST_SCORE = float(np.finfo(np.float32).min)
 
 
@@ -63,7 +70,7 @@ def padding_value(vocabulary: Any) -> int | str:
 
 
 def build_archive(model: Any, vocabulary: Any, *, top_k: int) -> Any:
-    """A `keras.export.ExportArchive` holding the model, the id table and the three signatures.
+    """A `keras.export.ExportArchive` holding the model, the id table and the `SIGNATURES`.
 
     Args:
         model: The trained `AttentionRecommender`.
@@ -121,6 +128,9 @@ def build_archive(model: Any, vocabulary: Any, *, top_k: int) -> Any:
         picked = tf.gather(scores, wanted, batch_dims=1)  # (B, C)
         return {"scores": tf.where(wanted > 0, picked, tf.fill(tf.shape(picked), LOWEST_SCORE))}
 
+    def user_vector(history: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"user_vector": serving.user_vectors(model, lookup(history))}
+
     history_spec = tf.TensorSpec([None, None], id_dtype, name="history")
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -134,6 +144,7 @@ def build_archive(model: Any, vocabulary: Any, *, top_k: int) -> Any:
         rerank,
         input_signature=[history_spec, tf.TensorSpec([None, None], id_dtype, name="candidates")],
     )
+    archive.add_endpoint("user_vector", user_vector, input_signature=[history_spec])
     return archive
 
 
@@ -153,12 +164,18 @@ def write_saved_model(model: Any, vocabulary: Any, base: Path, *, top_k: int) ->
         base: TF Serving base path, `<output-dir>/saved_model/<model_name>`.
         top_k: K of the recommendation signatures.
 
+    The version holds the graph with its `SIGNATURES`, the TF Serving warm-up requests and the
+    item embeddings (`assets.extra/`), all renamed into place together.
+
     Returns:
         `(path, version)` of the new version folder.
 
     Raises:
         ExportError: The export failed (nothing is left under `base` then).
     """
+    from attnrec_tf.export.retrieval import write_item_embeddings
+    from attnrec_tf.export.warmup import write_warmup_requests
+
     base.mkdir(parents=True, exist_ok=True)
     archive = build_archive(model, vocabulary, top_k=top_k)
     # Not `atomic.staged_path`: it replaces an existing target, and a version must never be
@@ -167,6 +184,8 @@ def write_saved_model(model: Any, vocabulary: Any, base: Path, *, top_k: int) ->
     try:
         staged = staging / "version"
         archive.write_out(str(staged), verbose=False)
+        write_warmup_requests(staged, base.name, warmup_requests(vocabulary, model.max_len, top_k))
+        write_item_embeddings(staged, model, vocabulary)
         for _ in range(100):  # another exporter may take the same number meanwhile
             version = (versions(base) or [0])[-1] + 1
             final = base / str(version)
@@ -184,6 +203,20 @@ def write_saved_model(model: Any, vocabulary: Any, base: Path, *, top_k: int) ->
         raise ExportError(f"{base}: SavedModel export failed ({error})") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def warmup_requests(
+    vocabulary: Any, max_len: int, top_k: int
+) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """One request per signature: a history of `max_len` catalog ids (fewer in a small catalog),
+    and `top_k` candidates for `rerank`."""
+    ids = vocabulary.raw_ids
+    if vocabulary.id_dtype == "string":
+        ids = np.asarray([str(i).encode() for i in ids], dtype=object)
+    history = ids[None, : min(max_len, len(ids))]
+    requests = [(name, {"history": history}) for name in SIGNATURES if name != "rerank"]
+    requests.append(("rerank", {"history": history, "candidates": ids[None, :top_k]}))
+    return requests
 
 
 def _pad_raw(histories: Sequence[np.ndarray], padding: int | str, id_dtype: str) -> np.ndarray:

@@ -156,3 +156,14 @@ def window_scores(model: Any, indices: tf.Tensor) -> tf.Tensor:
     """`(B, V)` float32 catalog scores for histories of vocabulary indices in any padding."""
     window = compact_right(clean_indices(indices, model.vocab_size), model.max_len)
     return tf.cast(model.serve_outputs(window)[0], tf.float32)
+
+
+def user_vectors(model: Any, indices: tf.Tensor) -> tf.Tensor:
+    """`(B, D)` float32 user vectors of histories of vocabulary indices in any padding.
+
+    `window_scores` is exactly `user_vectors(model, x) @ transpose(model.item_representations())`,
+    so an inner-product index over the item representations ranks as the model does.
+    """
+    window = compact_right(clean_indices(indices, model.vocab_size), model.max_len)
+    user, _ = model.encode(window, training=False)  # (B, L, D)
+    return tf.cast(user[:, -1, :], tf.float32)
