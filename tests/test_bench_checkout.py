@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from attnrec_tf import bench
+from attnrec_tf.bench import suites as bench
 
 
 def test_the_tests_run_in_a_checkout() -> None:

@@ -1,7 +1,7 @@
-"""The peers suite (`attnrec_tf.peers`): our split as the peers read it (RecTools' interactions,
-RecBole's atomic file), the RecTools script's numpy parts (item mapping, windows, stopping rule),
-a peer's dumped scores ranked by our metric code, the table, plot and BENCHMARKS entry; and
-(slow) the real RecTools and RecBole peers, skipped when the peer venv lacks them.
+"""The peers suite (`attnrec_tf.bench.peers`): our split as the peers read it (RecTools'
+interactions, RecBole's atomic file), the RecTools script's numpy parts (item mapping, windows,
+stopping rule), a peer's dumped scores ranked by our metric code, the table, plot and BENCHMARKS
+entry; and (slow) the real RecTools and RecBole peers, skipped when the peer venv lacks them.
 
 Every split here is made up; no MovieLens data is read.
 """
@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attnrec_tf import bench, metrics, peer_common, peer_rectools, peers
+from attnrec_tf import metrics
+from attnrec_tf.bench import peer_common, peer_rectools, peers
+from attnrec_tf.bench import suites as bench
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.run_dir import save_split
 
@@ -477,11 +479,11 @@ def test_suite_reuses_our_run_ranks_the_peers_and_records_them(
     )  # fmt: skip
     assert status == 0
     rectools, recbole = jobs
-    assert rectools["module"] == "attnrec_tf.peer_rectools"
+    assert rectools["module"] == "attnrec_tf.bench.peer_rectools"
     assert rectools["max_len"] == 8 and rectools["seed"] == 7 and rectools["budget_seconds"] == 5
     assert rectools["patience"] == 3 and rectools["max_epochs"] == 1000  # our run's patience
     assert rectools["options"] == {"n_factors": 32} and rectools["vocab_size"] == 31
-    assert recbole["module"] == "attnrec_tf.peer_recbole" and recbole["probe_seconds"] == 0.5
+    assert recbole["module"] == "attnrec_tf.bench.peer_recbole" and recbole["probe_seconds"] == 0.5
     assert recbole["options"] == {"train_batch_size": 64}
     printed = capsys.readouterr().out
     assert "| attnrec_tf (ours) | 0.3000 | 0.5000 | 10 | 2 (2) | ~5 | not reached |" in printed
@@ -523,7 +525,7 @@ def test_the_default_peer_is_rectools_and_ours_gets_the_same_budget(
          "--out", str(tmp_path / "work"), "--no-save"]
     )  # fmt: skip
     assert status == 0
-    assert [job["module"] for job in jobs] == ["attnrec_tf.peer_rectools"]
+    assert [job["module"] for job in jobs] == ["attnrec_tf.bench.peer_rectools"]
     assert "--preset sasrec --epochs 1000 --time-budget 120 --no-export" in commands[0]
     assert (tmp_path / "work" / "peers-ml-100k" / "peers-ml-100k-rectools.json").is_file()
 

@@ -18,7 +18,7 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
   interactions, sampled softmax, one epoch, evaluation on 1,000 random users: wall time and peak
   memory of data preparation, training and export, to show how each grows.
 * `peers` (not part of `all`): a published SASRec (RecTools', or RecBole's) next to ours on the
-  same split, cores and budget (`attnrec_tf/peers.py`; its own flags: `--suite peers --help`).
+  same split, cores and budget (`attnrec_tf/bench/peers.py`; its own flags: `--suite peers --help`).
 
     python -m attnrec_tf.bench                       # every suite (hours on 2 cores)
     python -m attnrec_tf.bench --suite ablation --datasets ml-100k
@@ -43,7 +43,7 @@ from typing import Any
 from attnrec_tf import atomic
 from attnrec_tf.report import machine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATASETS = {"ml-100k": "ml-100k", "ml-1m": "ml-1m"}
 ABLATION = {
     # One budget for every variant (the default config, with a window that fits the data):
@@ -189,7 +189,7 @@ def step_suite(data_root: Path, out_root: Path, baseline: str) -> dict[str, Any]
     command = [
         sys.executable,
         "-m",
-        "attnrec_tf.step_profile",
+        "attnrec_tf.bench.step_profile",
         "--data",
         str(data_root / "ml-1m"),
         "--preset",
@@ -236,7 +236,7 @@ def _checkout(revision: str, folder: Path) -> Path:
 
 def step_markdown(step: dict[str, Any]) -> str:
     """The step section of BENCHMARKS.md."""
-    from attnrec_tf.step_profile import describe
+    from attnrec_tf.bench.step_profile import describe
 
     profile = step["profile"]
     gflops = profile["matmul_gflops"]
@@ -443,7 +443,7 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("scale"):
         lines += ["", scale_markdown(results["scale"]).rstrip()]
     if results.get("peers"):
-        from attnrec_tf.peers import peers_markdown
+        from attnrec_tf.bench.peers import peers_markdown
 
         lines += ["", peers_markdown(results["peers"]).rstrip()]
     for section in results.get("sections", []):
@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     first.add_argument("--suite")
     known, rest = first.parse_known_args(argv)
     if known.suite == "peers":  # the suite has its own flags (`--suite peers --help`)
-        from attnrec_tf import peers
+        from attnrec_tf.bench import peers
 
         return peers.main(rest)
     parser = argparse.ArgumentParser(

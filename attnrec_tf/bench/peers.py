@@ -9,10 +9,10 @@ separated for several in one table):
   position of a user's latest window at once with the full softmax over the catalog, set up like
   our `--preset sasrec` (SASRec+: d 64, 2 blocks, 1 head, dropout 0.1, our `max_len`, lr 1e-3,
   batch 128), validated after each epoch and stopped by the same wall-clock rule as our
-  `--time-budget` (`attnrec_tf/peer_rectools.py`);
+  `--time-budget` (`attnrec_tf/bench/peer_rectools.py`);
 - `recbole`: RecBole's SASRec (CE over the catalog, RecBole's defaults, our `max_len`), which
   trains one example per prefix and so gets through a small part of one ML-1M epoch in 1800 s
-  on a 2-core machine (see below; `attnrec_tf/peer_recbole.py`).
+  on a 2-core machine (see below; `attnrec_tf/bench/peer_recbole.py`).
 
 One run:
 
@@ -78,7 +78,7 @@ from attnrec_tf.cli import quiet_tensorflow, run_command
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import AttnRecError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("ml-100k", "ml-1m")
 DEFAULT_VENV = ROOT / "runs" / "peers-venv"
 TORCH_REQUIREMENT = "torch==2.13.0"
@@ -116,7 +116,7 @@ PEERS = {
     "rectools": Peer(
         key="rectools",
         name="RecTools SASRec (softmax)",
-        module="attnrec_tf.peer_rectools",
+        module="attnrec_tf.bench.peer_rectools",
         imports=("torch", "pytorch_lightning", "rectools"),
         # rectools 0.19.0 allows torch<3 (so the CPU torch stays) and needs numpy<2 below
         # Python 3.13; numpy<2 and pandas<3 also keep RecBole working in the same venv.
@@ -136,7 +136,7 @@ PEERS = {
     "recbole": Peer(
         key="recbole",
         name="RecBole SASRec (CE)",
-        module="attnrec_tf.peer_recbole",
+        module="attnrec_tf.bench.peer_recbole",
         imports=("torch", "recbole"),
         # RecBole 1.2.1 predates numpy 2 (it sets np.float_) and pandas 3.
         requirements=("recbole==1.2.1", "numpy<2", "pandas<3"),
@@ -691,7 +691,7 @@ def run_peer(
     """Runs a peer module on a job; returns its result with `history` and `test_scores`.
 
     The module runs as `python -m MODULE JOB.json` in the job's folder, with the repository on
-    PYTHONPATH (it imports `attnrec_tf.peer_common` and `attnrec_tf.metrics`, no TensorFlow).
+    PYTHONPATH (it imports `attnrec_tf.bench.peer_common` and `attnrec_tf.metrics`, no TensorFlow).
 
     Raises:
         PeerError: the peer failed or did not write its outputs (the message names the log).
@@ -1101,7 +1101,7 @@ def entry_key(entry: dict[str, Any]) -> str:
 
 def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
     """Copies the plot to `<results>/docs/peers-<key>.png` and saves the entry in BENCHMARKS."""
-    from attnrec_tf import bench
+    from attnrec_tf.bench import suites as bench
 
     plot = results_dir / "docs" / f"peers-{key}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)

@@ -190,12 +190,14 @@ def describe(profile: dict[str, Any], machine_gflops: float) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m attnrec_tf.step_profile --data DIR --preset P --out FILE.json`."""
+    """`python -m attnrec_tf.bench.step_profile --data DIR --preset P --out FILE.json`."""
     import argparse
     import json
 
     quiet_tensorflow()
-    parser = argparse.ArgumentParser(prog="python -m attnrec_tf.step_profile", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m attnrec_tf.bench.step_profile", description=__doc__
+    )
     parser.add_argument("--data", required=True, help="a MovieLens folder (or any --data value)")
     parser.add_argument("--preset", default="ml-1m")
     parser.add_argument("--steps", type=int, default=8)
