@@ -69,6 +69,18 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "batch_size": 128,
     "loss": "softmax",
 }
+COMPARED_SETTINGS = (
+    "n_factors",
+    "n_blocks",
+    "n_heads",
+    "dropout_rate",
+    "session_max_len",
+    "loss",
+    "lr",
+    "batch_size",
+)
+"""The SASRecModel settings that shape the comparison: first in result.json's `settings`, and
+the ones BENCHMARKS.md names (`peers.RECTOOLS_SETTINGS`)."""
 
 
 def main(argv: list[str]) -> int:
@@ -471,14 +483,7 @@ def versions() -> dict[str, str]:
 def settings(model: Any, job: dict[str, Any]) -> dict[str, Any]:
     """The model's effective SASRecModel settings that shape the comparison, and the run's."""
     keys = (
-        "n_factors",
-        "n_blocks",
-        "n_heads",
-        "dropout_rate",
-        "session_max_len",
-        "loss",
-        "lr",
-        "batch_size",
+        *COMPARED_SETTINGS,
         "deterministic",
         "use_pos_emb",
         "use_causal_attn",
