@@ -1,12 +1,17 @@
 """Small helpers shared by the command-line entry points.
 
+Every entry point builds its parser with `command_parser`, adds the flags several commands
+share through the `add_*` helpers below (one spelling, default and help for each), and runs
+its body under `run_command`, the one error contract.
+
 Example:
 
->>> import argparse
->>> parser = argparse.ArgumentParser()
+>>> parser = command_parser("demo", "A demo.")
 >>> _ = add_given_flag(parser, "--tflite", default="float32")
 >>> given(parser.parse_args([]), "tflite"), given(parser.parse_args(["--tflite=int8"]), "tflite")
 (False, True)
+>>> check_top_k(5)
+5
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from attnrec_tf.errors import AttnRecError
+from attnrec_tf.errors import AttnRecError, ConfigError
+
+if TYPE_CHECKING:
+    from attnrec_tf.run_dir import RunDir
 
 DEFAULT_MODEL_NAME = "attnrec"
 """The TF Serving model name of every export and the folder name under `saved_model/`."""
@@ -48,9 +57,102 @@ def run_command(body: Callable[[], int | None]) -> int:
     return 0 if status is None else status
 
 
+def command_parser(
+    prog: str, description: str | None, *, doc: bool = False, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """The argument parser of an entry point.
+
+    Args:
+        prog: The command as the user types it, e.g. `python -m attnrec_tf.export`.
+        description: A sentence for `--help`, or (with `doc`) the module docstring.
+        doc: The description is a module docstring: printed as written
+            (`RawDescriptionHelpFormatter`) and the flags' help as written too. Without it,
+            the description is rewrapped and every flag's help ends with its default
+            (`ArgumentDefaultsHelpFormatter`).
+        **kwargs: More `argparse.ArgumentParser` keywords (e.g. `allow_abbrev=False`).
+
+    Returns:
+        The parser, without flags.
+    """
+    formatter = (
+        argparse.RawDescriptionHelpFormatter if doc else argparse.ArgumentDefaultsHelpFormatter
+    )
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=formatter, **kwargs
+    )
+
+
+def add_output_dir(
+    container: Any, help: str, *, required: bool = True, default: Path | None = None
+) -> None:
+    """Adds `--output-dir`, a run folder (`run_dir.RunDir`), as a `Path`.
+
+    Args:
+        container: The parser or argument group.
+        help: What the folder must hold for this command.
+        required: The user must give it. Defaults to `True`.
+        default: The folder when not required (e.g. `runs/latest`).
+    """
+    container.add_argument("--output-dir", type=Path, required=required, default=default, help=help)
+
+
+def existing_run_dir(path: Path) -> RunDir:
+    """The `RunDir` of an `--output-dir` that must exist already.
+
+    Raises:
+        ConfigError: `path` is not a folder (the message names `--output-dir`).
+    """
+    from attnrec_tf.run_dir import RunDir
+
+    output = RunDir(Path(path))
+    if not output.root.is_dir():
+        raise ConfigError(f"--output-dir {output.root}: no such folder")
+    return output
+
+
 def add_model_name(container: Any, help: str = "TF Serving model name") -> None:
     """Adds `--model-name` (default `DEFAULT_MODEL_NAME`)."""
     container.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help=help)
+
+
+def add_top_k(container: Any, help: str, *, default: int | None = 10) -> None:
+    """Adds `--top-k`, an int; check its value with `check_top_k` (after any fallback)."""
+    container.add_argument("--top-k", type=int, default=default, help=help)
+
+
+def check_top_k(top_k: Any) -> int:
+    """Returns `top_k` when it is a positive int.
+
+    Raises:
+        ConfigError: It is not (the message names `--top-k` and the value).
+    """
+    if not isinstance(top_k, int) or top_k <= 0:
+        raise ConfigError(f"--top-k must be a positive integer, got {top_k!r}")
+    return top_k
+
+
+def add_tflite_kinds(container: Any, *, missing: str) -> argparse.Action:
+    """Adds `--tflite`, comma-separated kinds of `export.tflite.KINDS` (default: all of them).
+
+    A given-flag (`add_given_flag`): a default run may skip the TFLite files when LiteRT is
+    missing, an explicit `--tflite` makes that an error. Parse the value with
+    `export.tflite.parse_kinds`.
+
+    Args:
+        container: The parser or argument group.
+        missing: The end of the help: what happens without LiteRT installed.
+
+    Returns:
+        The added action.
+    """
+    from attnrec_tf.export.tflite import KINDS
+
+    return add_given_flag(
+        container,
+        "--tflite",
+        default=",".join(KINDS),
+        help=f"comma-separated TFLite kinds to write, from {','.join(KINDS)}; {missing}",
+    )
 
 
 def quiet_tensorflow() -> None:

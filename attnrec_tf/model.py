@@ -130,9 +130,14 @@ class AttentionRecommender(keras.Model):
         self.loss_type = loss
         self.num_negatives = num_negatives
         self.loss_denominator: float | None = None  # see `compute_loss`; set by training
+        self._make_input_layers()
+        self._make_encoder_layers()
 
+    def _make_input_layers(self) -> None:
+        """The item table, the feature projection and position table (when on), input dropout."""
+        embedding_dim, embedding_init_std = self.embedding_dim, self.embedding_init_std
         self.item_embedding = keras.layers.Embedding(
-            vocab_size,
+            self.vocab_size,
             embedding_dim,
             embeddings_initializer=keras.initializers.TruncatedNormal(stddev=embedding_init_std),
             name="item_embedding",
@@ -144,33 +149,38 @@ class AttentionRecommender(keras.Model):
                 kernel_initializer=keras.initializers.TruncatedNormal(stddev=embedding_init_std),
                 name="feature_projection",
             )
-            if num_item_features
+            if self.num_item_features
             else None
         )
         self.positions = (
             keras.layers.Embedding(
-                max_len,
+                self.max_len,
                 embedding_dim,
                 embeddings_initializer=keras.initializers.TruncatedNormal(
                     stddev=embedding_init_std
                 ),
                 name="position_embedding",
             )
-            if position_embedding
+            if self.position_embedding
             else None
         )
-        self.input_dropout = keras.layers.Dropout(dropout)
+        self.input_dropout = keras.layers.Dropout(self.dropout)
+
+    def _make_encoder_layers(self) -> None:
+        """The causal blocks and final norm, the pooling head and the user projection (each
+        only in the variants that have it)."""
+        variant = self.variant
         dense_init = (
-            keras.initializers.TruncatedNormal(stddev=dense_init_std)
-            if dense_init_std > 0
+            keras.initializers.TruncatedNormal(stddev=self.dense_init_std)
+            if self.dense_init_std > 0
             else "glorot_uniform"
         )
         self.blocks = [
             CausalSelfAttentionBlock(
-                num_heads=num_heads,
-                dropout=dropout,
+                num_heads=self.num_heads,
+                dropout=self.dropout,
                 kernel_initializer=dense_init,
-                norm=block_norm,
+                norm=self.block_norm,
                 name=f"block_{i}",
             )
             for i in range(self.num_blocks)
@@ -182,10 +192,10 @@ class AttentionRecommender(keras.Model):
         )
         self.pooling = (
             AttentionPooling(
-                units=attention_units,
+                units=self.attention_units,
                 causal=True,
                 return_attention_scores=True,
-                dropout=attention_dropout,
+                dropout=self.attention_dropout,
                 name="attention_pooling",
             )
             if variant in ("pooling", "self-attention")
@@ -194,7 +204,7 @@ class AttentionRecommender(keras.Model):
         self.projection = (
             None
             if variant == "sasrec"
-            else keras.layers.Dense(embedding_dim, name="user_projection")
+            else keras.layers.Dense(self.embedding_dim, name="user_projection")
         )
 
     def build(self, input_shape: Any = None) -> None:

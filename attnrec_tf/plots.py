@@ -27,7 +27,6 @@ write_plots(RunDir(Path("runs/latest")))  # -> [.../training_curves.png, .../att
 
 from __future__ import annotations
 
-import argparse
 import sys
 import textwrap
 from pathlib import Path
@@ -264,11 +263,12 @@ def _draw_heatmap(output: Any, report: dict[str, Any]) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m attnrec_tf.plots --output-dir RUN`: (re)draws the plots of a finished run."""
-    parser = argparse.ArgumentParser(prog="python -m attnrec_tf.plots", description=__doc__)
-    parser.add_argument("--output-dir", type=Path, required=True, help="a finished training run")
-    args = parser.parse_args(argv)
-    from attnrec_tf.cli import run_command
+    from attnrec_tf.cli import add_output_dir, command_parser, run_command
     from attnrec_tf.run_dir import RunDir
+
+    parser = command_parser("python -m attnrec_tf.plots", __doc__, doc=True)
+    add_output_dir(parser, "a finished training run")
+    args = parser.parse_args(argv)
 
     def draw() -> None:
         write_plots(RunDir(args.output_dir), required=True)

@@ -44,7 +44,17 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.cli import DEFAULT_MODEL_NAME, add_model_name, quiet_tensorflow, run_command
+from attnrec_tf.cli import (
+    DEFAULT_MODEL_NAME,
+    add_model_name,
+    add_output_dir,
+    add_top_k,
+    check_top_k,
+    command_parser,
+    existing_run_dir,
+    quiet_tensorflow,
+    run_command,
+)
 from attnrec_tf.errors import ConfigError, DataError
 
 RUNTIMES = ("saved_model", "tflite")
@@ -53,15 +63,14 @@ REASONS = 3
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI of `python -m attnrec_tf.recommend`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m attnrec_tf.recommend",
-        description="Recommend the next items for a history through an exported model, with "
+    from attnrec_tf.export.tflite import KINDS
+
+    parser = command_parser(
+        "python -m attnrec_tf.recommend",
+        "Recommend the next items for a history through an exported model, with "
         "the history items that drove each recommendation.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--output-dir", type=Path, required=True, help="a finished, exported training run"
-    )
+    add_output_dir(parser, "a finished, exported training run")
     given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument("--history", nargs="+", metavar="TITLE", help="titles, oldest first")
     given.add_argument("--ids", nargs="+", metavar="ID", help="raw item ids, oldest first")
@@ -70,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kind",
         default="float32",
-        help="the .tflite kind for --runtime tflite (float32, float16, dynamic_int8, int8)",
+        help=f"the .tflite kind for --runtime tflite ({', '.join(KINDS)})",
     )
     add_model_name(parser, help="the exported model name")
-    parser.add_argument("--top-k", type=int, default=10, help="how many recommendations")
+    add_top_k(parser, "how many recommendations")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -258,13 +267,10 @@ def recommend(
     """
     quiet_tensorflow()
     from attnrec_tf.explain import score_parts
-    from attnrec_tf.run_dir import RunDir, load_model
+    from attnrec_tf.run_dir import load_model
 
-    output = RunDir(Path(output_dir))
-    if not output.root.is_dir():
-        raise ConfigError(f"--output-dir {output.root}: no such folder")
-    if top_k <= 0:
-        raise ConfigError(f"--top-k must be a positive integer, got {top_k}")
+    output = existing_run_dir(output_dir)
+    check_top_k(top_k)
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime must be one of {RUNTIMES}, got {runtime!r}")
     catalog = load_catalog(output)

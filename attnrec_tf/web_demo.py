@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from attnrec_tf.errors import AttnRecError, ConfigError
+from attnrec_tf.cli import add_output_dir, command_parser, run_command
+from attnrec_tf.errors import ConfigError
 from attnrec_tf.run_dir import RunDir
 
 CHECKOUT_DEMO_DIR = Path(__file__).resolve().parent.parent / "web_demo"
@@ -147,30 +148,40 @@ def serve_in_thread(output_dir: Path, **kwargs: Any) -> tuple[ThreadingHTTPServe
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m attnrec_tf.web_demo",
-        description="Serve the browser demo (LiteRT.js) with a run's on-device model.",
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI of `python -m attnrec_tf.web_demo`."""
+    parser = command_parser(
+        "python -m attnrec_tf.web_demo",
+        "Serve the browser demo (LiteRT.js) with a run's on-device model.",
     )
-    parser.add_argument("--output-dir", type=Path, required=True, help="an exported run")
+    add_output_dir(parser, "an exported run")
     parser.add_argument("--port", type=int, default=8000, help="0 = any free port")
     parser.add_argument(
         "--demo-dir",
         type=Path,
         default=DEMO_DIR,
-        help="the page's folder: web_demo/ of a source checkout, after `npm ci` in it "
-        "(default: %(default)s)",
+        help="the page's folder: web_demo/ of a source checkout, after `npm ci` in it",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status (`cli.run_command`).
+
+    Ctrl-C stops the server with status 0 (serving until interrupted is its normal life).
+    """
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: _serve(args))
+
+
+def _serve(args: argparse.Namespace) -> None:
     try:
         server = make_server(
             args.output_dir, port=args.port, demo_dir=args.demo_dir, verbose=args.verbose
         )
-    except (AttnRecError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except OSError as error:  # e.g. the port is taken: a user error like a bad flag
+        raise ConfigError(str(error)) from error
     print(f"serving http://127.0.0.1:{server.server_address[1]}/", flush=True)
     try:
         server.serve_forever()
@@ -178,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ that asks for it: the folder is keyed on the session's base temp dir.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +73,9 @@ def write_movielens(folder: Path) -> Path:
 
 def build_demo_run(root: Path) -> Path:
     """Trains and exports the tiny run into `root / "run"` (see the module docstring)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from attnrec_tf.cli import quiet_tensorflow
+
+    quiet_tensorflow()  # before the imports below, which may load TensorFlow
     from attnrec_tf import train
     from attnrec_tf.export.pipeline import export_all
     from attnrec_tf.run_dir import RunDir

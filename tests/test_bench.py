@@ -1,6 +1,6 @@
 """The benchmark's tables, from made-up rows (the real runs live in `make bench`)."""
 
-from attnrec_tf import bench
+from attnrec_tf.bench import suites
 
 
 def _row(name, dataset, variant, ndcg):
@@ -35,7 +35,7 @@ def test_ablation_answers_by_how_much():
         "ml-1m-mean": _row("ml-1m-mean", "movielens-1m", "mean", 0.12),
         "ml-1m-pooling": _row("ml-1m-pooling", "movielens-1m", "pooling", 0.15),
     }
-    text = bench.ablation_markdown(runs)
+    text = suites.ablation_markdown(runs)
     row = [line for line in text.splitlines() if line.startswith("| ml-1m")][0]
     assert "+25.0%" in row  # 0.15 / 0.12 - 1
     assert "+50.0%" in row  # 0.15 / 0.10 - 1
@@ -66,7 +66,7 @@ def test_markdown_has_machine_and_every_run():
             }
         },
     }
-    text = bench.markdown(results)
+    text = suites.markdown(results)
     assert "2 cores, X" in text and "| a | pooling |" in text
     assert "| 100 | 5 | 90 |" in text
 
@@ -77,5 +77,5 @@ def test_heads_table_gives_mean_and_standard_deviation_over_seeds():
                                             "sasrec", ndcg)
         for seed, ndcg in enumerate([0.18, 0.19, 0.20])
     }  # fmt: skip
-    row = [line for line in bench.heads_markdown(runs).splitlines() if "sasrec" in line][-1]
+    row = [line for line in suites.heads_markdown(runs).splitlines() if "sasrec" in line][-1]
     assert "| 3 |" in row and "0.1900 ± 0.0100" in row  # stdev of 0.18, 0.19, 0.20

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from attnrec_tf import bench
+from attnrec_tf.bench import suites
 
 
 def test_the_tests_run_in_a_checkout() -> None:
-    assert bench.checkout_problem() is None
+    assert suites.checkout_problem() is None
 
 
 def test_outside_a_checkout_one_line_error_and_status_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(bench, "ROOT", tmp_path / "site-packages")
-    assert bench.main(["--suite", "render", "--results", str(tmp_path)]) == 2
+    monkeypatch.setattr(suites, "ROOT", tmp_path / "site-packages")
+    assert suites.main(["--suite", "render", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert "source checkout" in err and "make bench" in err

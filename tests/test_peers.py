@@ -1,7 +1,7 @@
-"""The peers suite (`attnrec_tf.peers`): our split as the peers read it (RecTools' interactions,
-RecBole's atomic file), the RecTools script's numpy parts (item mapping, windows, stopping rule),
-a peer's dumped scores ranked by our metric code, the table, plot and BENCHMARKS entry; and
-(slow) the real RecTools and RecBole peers, skipped when the peer venv lacks them.
+"""The peers suite (`attnrec_tf.bench.peers`): our split as the peers read it (RecTools'
+interactions, RecBole's atomic file), the RecTools script's numpy parts (item mapping, windows,
+stopping rule), a peer's dumped scores ranked by our metric code, the table, plot and BENCHMARKS
+entry; and (slow) the real RecTools and RecBole peers, skipped when the peer venv lacks them.
 
 Every split here is made up; no MovieLens data is read.
 """
@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attnrec_tf import bench, metrics, peer_common, peer_rectools, peers
+from attnrec_tf import metrics
+from attnrec_tf.bench import peer_common, peer_rectools, peers, suites
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.run_dir import save_split
 
@@ -316,7 +317,7 @@ def test_benchmarks_markdown_renders_the_peers_section() -> None:
         "runs": {},
         "peers": {"ml-100k-rectools-recbole": _entry("docs/peers-ml-100k-rectools-recbole.png")},
     }
-    text = bench.markdown(results)
+    text = suites.markdown(results)
     assert "## Published SASRec implementations on our split" in text
     assert (
         "### movielens-100k: RecTools SASRec (softmax), RecBole SASRec (CE) (120 s budget, "
@@ -469,7 +470,7 @@ def test_suite_reuses_our_run_ranks_the_peers_and_records_them(
     jobs: list[dict[str, Any]] = []
     monkeypatch.setattr(peers, "ensure_peers", lambda args, chosen, work: (Path("py"), None))
     monkeypatch.setattr(peers, "run_peer", _stand_in(split, vocab_size, jobs))
-    status = bench.main(
+    status = suites.main(
         ["--suite", "peers", "--ours", str(run), "--out", str(tmp_path / "work"),
          "--results", str(tmp_path / "results"), "--budget-seconds", "5",
          "--peer", "rectools,recbole", "--peer-option", "recbole.train_batch_size=64",
@@ -477,11 +478,11 @@ def test_suite_reuses_our_run_ranks_the_peers_and_records_them(
     )  # fmt: skip
     assert status == 0
     rectools, recbole = jobs
-    assert rectools["module"] == "attnrec_tf.peer_rectools"
+    assert rectools["module"] == "attnrec_tf.bench.peer_rectools"
     assert rectools["max_len"] == 8 and rectools["seed"] == 7 and rectools["budget_seconds"] == 5
     assert rectools["patience"] == 3 and rectools["max_epochs"] == 1000  # our run's patience
     assert rectools["options"] == {"n_factors": 32} and rectools["vocab_size"] == 31
-    assert recbole["module"] == "attnrec_tf.peer_recbole" and recbole["probe_seconds"] == 0.5
+    assert recbole["module"] == "attnrec_tf.bench.peer_recbole" and recbole["probe_seconds"] == 0.5
     assert recbole["options"] == {"train_batch_size": 64}
     printed = capsys.readouterr().out
     assert "| attnrec_tf (ours) | 0.3000 | 0.5000 | 10 | 2 (2) | ~5 | not reached |" in printed
@@ -523,7 +524,7 @@ def test_the_default_peer_is_rectools_and_ours_gets_the_same_budget(
          "--out", str(tmp_path / "work"), "--no-save"]
     )  # fmt: skip
     assert status == 0
-    assert [job["module"] for job in jobs] == ["attnrec_tf.peer_rectools"]
+    assert [job["module"] for job in jobs] == ["attnrec_tf.bench.peer_rectools"]
     assert "--preset sasrec --epochs 1000 --time-budget 120 --no-export" in commands[0]
     assert (tmp_path / "work" / "peers-ml-100k" / "peers-ml-100k-rectools.json").is_file()
 
@@ -573,24 +574,25 @@ def real_peer_python(peer: peers.Peer) -> Path:
     return python
 
 
+def run_real_peer(
+    python: Path, peer: peers.Peer, folder: Path, vocab_size: int, **job: Any
+) -> dict[str, Any]:
+    """Writes a job (window 6, seed 1, plus `job`) beside the inputs already in `folder` and runs
+    `peer` on it; its log is `folder/peer.log`."""
+    path = peers.write_peer_job(folder, vocab_size=vocab_size, max_len=6, seed=1, **job)
+    return peers.run_peer(python, path, folder / "peer.log", peer.module)
+
+
 @pytest.mark.slow
 def test_real_rectools_peer_end_to_end_on_a_tiny_split(tmp_path: Path) -> None:
     python = real_peer_python(RECTOOLS)
     split, vocab_size = synthetic_split(60, 40, seed=5), 42
     split.test_targets[0] = 41  # an item only ever a test target: unknown to RecTools
     peers.write_split(split, tmp_path)
-    job = peers.write_peer_job(
-        tmp_path,
-        vocab_size=vocab_size,
-        max_len=6,
-        budget_seconds=120,
-        threads=2,
-        seed=1,
-        patience=10,
-        max_epochs=2,
-        options={"batch_size": 16},
-    )
-    result = peers.run_peer(python, job, tmp_path / "peer.log", RECTOOLS.module)
+    result = run_real_peer(
+        python, RECTOOLS, tmp_path, vocab_size, budget_seconds=120, threads=2, patience=10,
+        max_epochs=2, options={"batch_size": 16},
+    )  # fmt: skip
     scores = result["test_scores"]
     assert scores.shape == (60, 42)
     assert np.isneginf(scores[:, 0]).all() and np.isneginf(scores[:, 41]).all()
@@ -619,16 +621,9 @@ def test_real_rectools_peer_stops_inside_an_epoch_when_the_budget_is_spent(tmp_p
     python = real_peer_python(RECTOOLS)
     split = synthetic_split(80, 40, seed=6)
     peers.write_split(split, tmp_path)
-    job = peers.write_peer_job(
-        tmp_path,
-        vocab_size=41,
-        max_len=6,
-        budget_seconds=0.01,
-        threads=1,
-        seed=1,
-        options={"batch_size": 2},
+    result = run_real_peer(
+        python, RECTOOLS, tmp_path, 41, budget_seconds=0.01, threads=1, options={"batch_size": 2}
     )
-    result = peers.run_peer(python, job, tmp_path / "peer.log", RECTOOLS.module)
     assert result["stopped_by"] == "budget (epoch cut)"
     assert len(result["history"]) == 1 and result["history"][0]["partial"]
     assert 0 < result["epochs_run"] < 1
@@ -639,16 +634,10 @@ def test_real_recbole_peer_end_to_end_on_a_tiny_split(tmp_path: Path) -> None:
     python = real_peer_python(RECBOLE)
     split, vocab_size = synthetic_split(60, 40, seed=5), 41
     peers.write_peer_inputs(split, tmp_path)
-    job = peers.write_peer_job(
-        tmp_path,
-        vocab_size=vocab_size,
-        max_len=6,
-        budget_seconds=60,
-        threads=2,
-        seed=1,
+    result = run_real_peer(
+        python, RECBOLE, tmp_path, vocab_size, budget_seconds=60, threads=2,
         options={"epochs": 2, "train_batch_size": 64},
-    )
-    result = peers.run_peer(python, job, tmp_path / "peer.log", RECBOLE.module)
+    )  # fmt: skip
     assert "split checked" in (tmp_path / "peer.log").read_text()
     assert result["test_scores"].shape == (60, 41)
     assert np.isneginf(result["test_scores"][:, 0]).all()
@@ -674,15 +663,7 @@ def test_real_recbole_peer_refuses_a_split_that_is_not_ours(tmp_path: Path) -> N
         lines[b].rsplit("\t", 1)[0] + "\t" + lines[a].rsplit("\t", 1)[1],
     )
     inter.write_text("\n".join(lines) + "\n")
-    job = peers.write_peer_job(
-        tmp_path,
-        vocab_size=31,
-        max_len=6,
-        budget_seconds=30,
-        threads=1,
-        seed=1,
-        options={"epochs": 1},
-    )
     with pytest.raises(peers.PeerError, match="status 3"):
-        peers.run_peer(python, job, tmp_path / "peer.log", RECBOLE.module)
+        run_real_peer(python, RECBOLE, tmp_path, 31, budget_seconds=30, threads=1,
+                      options={"epochs": 1})  # fmt: skip
     assert "not ours" in (tmp_path / "peer.log").read_text()

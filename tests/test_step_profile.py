@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from attnrec_tf import step_profile
+from attnrec_tf.bench import step_profile
 from attnrec_tf.config import Config
 from attnrec_tf.data.pipeline import training_dataset
 from attnrec_tf.model import build_model

@@ -139,20 +139,10 @@ def build_sequences(
         item_counts[item_code] >= min_item_interactions
     )
     rows = _chronological(np.flatnonzero(keep), user_code, interactions.timestamps)  # (m,)
-
     duplicates = 0
-    if dedupe_consecutive and len(rows) > 1:
-        u, it = user_code[rows], item_code[rows]
-        repeat = np.r_[False, (u[1:] == u[:-1]) & (it[1:] == it[:-1])]
-        duplicates = int(repeat.sum())
-        rows = rows[~repeat]
-
-    u = user_code[rows]
-    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if len(rows) else np.zeros(0, int)
-    lengths = np.diff(np.r_[starts, len(rows)])
-    long_enough = lengths >= MIN_SEQUENCE_LENGTH
-    rows = rows[np.repeat(long_enough, lengths)]
-    lengths = lengths[long_enough]
+    if dedupe_consecutive:
+        rows, duplicates = _drop_consecutive_repeats(rows, user_code, item_code)
+    rows, lengths = _long_enough(rows, user_code)
     if not len(rows):
         raise DataError(
             f"no user has {MIN_SEQUENCE_LENGTH} or more interactions after filtering "
@@ -160,18 +150,7 @@ def build_sequences(
             f"min_item_interactions={min_item_interactions}, {n} rows in)"
         )
 
-    # The vocabulary: kept items counted in file order (ties go to the first in the file).
-    in_file_order = np.zeros(n, dtype=bool)
-    in_file_order[rows] = True
-    codes = item_code[in_file_order]
-    counts = np.bincount(codes, minlength=len(item_ids))
-    first = np.full(len(item_ids), n, dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes)))
-    present = np.flatnonzero(counts)
-    ranked = present[item_ranking(counts[present], first[present], vocabulary_order)]
-    vocab = Vocabulary(item_ids[ranked])
-    index_of_code = np.zeros(len(item_ids), dtype=np.int32)
-    index_of_code[ranked] = np.arange(1, len(ranked) + 1, dtype=np.int32)
+    vocab, index_of_code = _fit_vocabulary(item_ids, item_code, rows, vocabulary_order)
     encoded = index_of_code[item_code[rows]]  # (m,) int32
     encoded.flags.writeable = False
     boundaries = np.cumsum(lengths)[:-1]
@@ -190,6 +169,50 @@ def build_sequences(
         consecutive_duplicates_dropped=duplicates,
     )
     return vocab, UserSequences(users, sequences), stats
+
+
+def _drop_consecutive_repeats(
+    rows: np.ndarray, user_code: np.ndarray, item_code: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """`rows` (chronological) without a row whose user's previous row has the same item; with
+    how many were dropped."""
+    if len(rows) <= 1:
+        return rows, 0
+    u, it = user_code[rows], item_code[rows]
+    repeat = np.r_[False, (u[1:] == u[:-1]) & (it[1:] == it[:-1])]
+    return rows[~repeat], int(repeat.sum())
+
+
+def _long_enough(rows: np.ndarray, user_code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (grouped by user) of users with `MIN_SEQUENCE_LENGTH` or more rows, and the
+    length of each kept user's run."""
+    u = user_code[rows]
+    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if len(rows) else np.zeros(0, int)
+    lengths = np.diff(np.r_[starts, len(rows)])
+    long_enough = lengths >= MIN_SEQUENCE_LENGTH
+    return rows[np.repeat(long_enough, lengths)], lengths[long_enough]
+
+
+def _fit_vocabulary(
+    item_ids: np.ndarray, item_code: np.ndarray, rows: np.ndarray, order: str
+) -> tuple[Vocabulary, np.ndarray]:
+    """The vocabulary of the kept rows' items, and the vocabulary index of every item code.
+
+    Kept items are counted in file order, so count ties go to the first in the file (`order`
+    is `Vocabulary.fit`'s). Codes of items not kept map to 0.
+    """
+    n = len(item_code)
+    in_file_order = np.zeros(n, dtype=bool)
+    in_file_order[rows] = True
+    codes = item_code[in_file_order]
+    counts = np.bincount(codes, minlength=len(item_ids))
+    first = np.full(len(item_ids), n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    present = np.flatnonzero(counts)
+    ranked = present[item_ranking(counts[present], first[present], order)]
+    index_of_code = np.zeros(len(item_ids), dtype=np.int32)
+    index_of_code[ranked] = np.arange(1, len(ranked) + 1, dtype=np.int32)
+    return Vocabulary(item_ids[ranked]), index_of_code
 
 
 def _chronological(rows: np.ndarray, user_code: np.ndarray, timestamps: np.ndarray) -> np.ndarray:

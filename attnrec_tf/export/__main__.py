@@ -18,23 +18,29 @@ import argparse
 import sys
 from pathlib import Path
 
-from attnrec_tf.cli import add_given_flag, add_model_name, given, run_command
-from attnrec_tf.errors import ConfigError
+from attnrec_tf.cli import (
+    add_model_name,
+    add_output_dir,
+    add_tflite_kinds,
+    add_top_k,
+    check_top_k,
+    command_parser,
+    existing_run_dir,
+    given,
+    run_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI of `python -m attnrec_tf.export`."""
-    from attnrec_tf.export.tflite import DEFAULT_HISTORY_LENGTH, KINDS
+    from attnrec_tf.export.tflite import DEFAULT_HISTORY_LENGTH
 
-    parser = argparse.ArgumentParser(
-        prog="python -m attnrec_tf.export",
-        description="Export a trained run as a TF Serving SavedModel, TFLite files and Android "
+    parser = command_parser(
+        "python -m attnrec_tf.export",
+        "Export a trained run as a TF Serving SavedModel, TFLite files and Android "
         "demo assets; evaluate each and record the results in report.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--output-dir", type=Path, required=True, help="the --output-dir of a finished training run"
-    )
+    add_output_dir(parser, "the --output-dir of a finished training run")
     parser.add_argument(
         "--checkpoint",
         type=Path,
@@ -42,18 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a .keras file to export instead of <output-dir>/model.keras",
     )
     add_model_name(parser)
-    parser.add_argument(
-        "--top-k",
-        type=int,
-        default=None,
-        help="K of the exported top-K (default: the run's --top-k, else 10)",
-    )
-    add_given_flag(
+    add_top_k(parser, "K of the exported top-K (default: the run's --top-k, else 10)", default=None)
+    add_tflite_kinds(
         parser,
-        "--tflite",
-        default=",".join(KINDS),
-        help=f"comma-separated TFLite kinds to write, from {','.join(KINDS)}; without LiteRT "
-        "installed they are skipped with a note, or the export fails if this flag is given",
+        missing="without LiteRT installed they are skipped with a note, or the export fails if "
+        "this flag is given",
     )
     parser.add_argument(
         "--history-length",
@@ -78,19 +77,14 @@ def _export(args: argparse.Namespace) -> None:
     from attnrec_tf.export.tflite import parse_kinds
     from attnrec_tf.report import format_table
     from attnrec_tf.report import load as load_report
-    from attnrec_tf.run_dir import RunDir
 
-    output = RunDir(args.output_dir)
-    if not output.root.is_dir():
-        raise ConfigError(f"--output-dir {output.root}: no such folder")
+    output = existing_run_dir(args.output_dir)
     report = load_report(output.report) if output.report.exists() else {}
     top_k = args.top_k if args.top_k is not None else report.get("config", {}).get("top_k", 10)
-    if not isinstance(top_k, int) or top_k <= 0:
-        raise ConfigError(f"--top-k must be a positive integer, got {top_k!r}")
     report = export_all(
         output,
         model_name=args.model_name,
-        top_k=top_k,
+        top_k=check_top_k(top_k),
         report=report,
         checkpoint=args.checkpoint,
         tflite_kinds=parse_kinds(args.tflite),

@@ -8,7 +8,6 @@ that only reads artifacts shares these two.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from attnrec_tf.cli import quiet_tensorflow
+
+quiet_tensorflow()
 
 TOP_K = 10
 MODEL_NAME = "attnrec"

@@ -9,10 +9,10 @@ separated for several in one table):
   position of a user's latest window at once with the full softmax over the catalog, set up like
   our `--preset sasrec` (SASRec+: d 64, 2 blocks, 1 head, dropout 0.1, our `max_len`, lr 1e-3,
   batch 128), validated after each epoch and stopped by the same wall-clock rule as our
-  `--time-budget` (`attnrec_tf/peer_rectools.py`);
+  `--time-budget` (`attnrec_tf/bench/peer_rectools.py`);
 - `recbole`: RecBole's SASRec (CE over the catalog, RecBole's defaults, our `max_len`), which
-  trains one example per prefix and so gets through a small part of one ML-1M epoch in 1800 s
-  on a 2-core machine (see below; `attnrec_tf/peer_recbole.py`).
+  trains one example per prefix, so its epochs are far longer than RecTools' or ours (see below;
+  `attnrec_tf/bench/peer_recbole.py`).
 
 One run:
 
@@ -38,22 +38,13 @@ One run:
     python -m attnrec_tf.bench --suite peers --peer rectools,recbole --dataset ml-100k
     python -m attnrec_tf.bench --suite peers --ours runs/ml1m     # reuse a finished run
 
-Cost of the RecTools peer (measured on ML-100K, 120 s budget, load 4-5 on the 2-core machine):
-an epoch is the 943 users in 8 batches of 128, every batch padded to `session_max_len` = 200
-positions with the full softmax over the catalog at each (torch eager on CPU: about 5 s a batch,
-spread over matmuls, tensor fills, copies and the log-softmax), so about 45-60 s an epoch with
-validation and 2 epochs in 120 s, where our run (whose batches are cut to their longest window)
-did 18-21. RecTools' data preparation took 1 s. On ML-1M (6,040 users in 48 batches, 3,416 items)
-expect several minutes an epoch, so a handful of epochs in 1800 s (an estimate; not run here).
-
-Cost of the RecBole peer (measured on this project's 2-core machine while other jobs ran, load
-~5): RecBole trains sequential models on one example per prefix of every sequence, each
-encoding its whole window and scoring only its last position. On ML-100K (window 50) an epoch
-is 96,458 examples in 48 batches of 2048, about 15 s a batch. On ML-1M with the preset's window
-of 200 it is 981,491 examples in 480 batches: a 90 s budget got through one batch, which with
-one validation of the 6,040 users took 163 s, so 1800 s covers a few percent of an epoch
-(`--peer-option MAX_ITEM_LIST_LENGTH=50` is RecBole's own default window); that run also spent
-214 s in RecBole's data preparation and peaked at 16 GB resident.
+What an epoch costs each peer: RecTools pads every batch of users to `session_max_len`
+positions and computes the full softmax over the catalog at each (torch eager on CPU), where our
+batches are cut to their longest window. RecBole trains one example per prefix of every
+sequence, each encoding its whole window and scoring only its last position, so an epoch has
+about as many examples as the training set has positions (`--peer-option
+MAX_ITEM_LIST_LENGTH=50` is RecBole's own default window). Measured epoch times, data
+preparation and memory are in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -74,11 +65,12 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic, metrics
-from attnrec_tf.cli import quiet_tensorflow, run_command
+from attnrec_tf.bench import peer_rectools, suites
+from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import AttnRecError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = suites.ROOT
 DATASETS = ("ml-100k", "ml-1m")
 DEFAULT_VENV = ROOT / "runs" / "peers-venv"
 TORCH_REQUIREMENT = "torch==2.13.0"
@@ -116,7 +108,7 @@ PEERS = {
     "rectools": Peer(
         key="rectools",
         name="RecTools SASRec (softmax)",
-        module="attnrec_tf.peer_rectools",
+        module="attnrec_tf.bench.peer_rectools",
         imports=("torch", "pytorch_lightning", "rectools"),
         # rectools 0.19.0 allows torch<3 (so the CPU torch stays) and needs numpy<2 below
         # Python 3.13; numpy<2 and pandas<3 also keep RecBole working in the same venv.
@@ -136,7 +128,7 @@ PEERS = {
     "recbole": Peer(
         key="recbole",
         name="RecBole SASRec (CE)",
-        module="attnrec_tf.peer_recbole",
+        module="attnrec_tf.bench.peer_recbole",
         imports=("torch", "recbole"),
         # RecBole 1.2.1 predates numpy 2 (it sets np.float_) and pandas 3.
         requirements=("recbole==1.2.1", "numpy<2", "pandas<3"),
@@ -523,17 +515,7 @@ RECBOLE_SETTINGS = (
     "hidden_dropout_prob",
     "stopping_step",
 )
-RECTOOLS_SETTINGS = (
-    "n_factors",
-    "n_blocks",
-    "n_heads",
-    "dropout_rate",
-    "session_max_len",
-    "loss",
-    "lr",
-    "batch_size",
-    "patience",
-)
+RECTOOLS_SETTINGS = (*peer_rectools.COMPARED_SETTINGS, "patience")
 
 
 def _settings_text(settings: dict[str, Any], keys: Sequence[str]) -> str:
@@ -691,7 +673,7 @@ def run_peer(
     """Runs a peer module on a job; returns its result with `history` and `test_scores`.
 
     The module runs as `python -m MODULE JOB.json` in the job's folder, with the repository on
-    PYTHONPATH (it imports `attnrec_tf.peer_common` and `attnrec_tf.metrics`, no TensorFlow).
+    PYTHONPATH (it imports `attnrec_tf.bench.peer_common` and `attnrec_tf.metrics`, no TensorFlow).
 
     Raises:
         PeerError: the peer failed or did not write its outputs (the message names the log).
@@ -726,12 +708,18 @@ def run_peer(
 
 def build_parser() -> argparse.ArgumentParser:
     """The suite's flags (`python -m attnrec_tf.bench --suite peers --help`)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m attnrec_tf.bench --suite peers",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
+    parser = command_parser(
+        "python -m attnrec_tf.bench --suite peers", __doc__, doc=True, allow_abbrev=False
     )
+    _add_folder_flags(parser)
+    _add_our_side_flags(parser)
+    _add_peer_flags(parser)
+    _add_record_flags(parser)
+    return parser
+
+
+def _add_folder_flags(parser: argparse.ArgumentParser) -> None:
+    """`--dataset`, `--peer` and the folders: data, work, results."""
     parser.add_argument("--dataset", choices=DATASETS, default="ml-1m")
     parser.add_argument(
         "--peer",
@@ -752,6 +740,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=ROOT,
         help="folder of BENCHMARKS.md/json (the plot goes to <results>/docs/)",
     )
+
+
+def _add_our_side_flags(parser: argparse.ArgumentParser) -> None:
+    """How our side is run (or reused), and the budget both sides get."""
     parser.add_argument(
         "--ours",
         type=Path,
@@ -772,6 +764,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-clock budget of each side, training plus validation (ours gets it as "
         "--time-budget)",
     )
+
+
+def _add_peer_flags(parser: argparse.ArgumentParser) -> None:
+    """How the peers run: threads, probes, patience, their venv and settings."""
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the peer")
     parser.add_argument(
         "--peer-probe-seconds",
@@ -804,6 +800,10 @@ def build_parser() -> argparse.ArgumentParser:
         "recbole (e.g. recbole.train_batch_size=512); the PEER. prefix is needed with "
         "several peers; repeatable",
     )
+
+
+def _add_record_flags(parser: argparse.ArgumentParser) -> None:
+    """What the table reports and whether it is recorded."""
     parser.add_argument(
         "--thresholds",
         default=",".join(f"{t:g}" for t in THRESHOLDS),
@@ -815,7 +815,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="record the result in BENCHMARKS.json/md and the plot in docs/",
     )
-    return parser
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -1101,8 +1100,6 @@ def entry_key(entry: dict[str, Any]) -> str:
 
 def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
     """Copies the plot to `<results>/docs/peers-<key>.png` and saves the entry in BENCHMARKS."""
-    from attnrec_tf import bench
-
     plot = results_dir / "docs" / f"peers-{key}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(entry["plot"], plot)
@@ -1111,13 +1108,13 @@ def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
     path = results_dir / "BENCHMARKS.json"
     results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     results.setdefault("peers", {})[key] = entry
-    bench.save(results, results_dir)
+    suites.save(results, results_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the suite; returns the exit status (2 on a user error)."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()  # bench.save imports TensorFlow
+    quiet_tensorflow()  # suites.save imports TensorFlow
     return run_command(lambda: _compare_and_record(args))
 
 

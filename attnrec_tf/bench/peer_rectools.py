@@ -1,11 +1,12 @@
 """The RecTools side of `python -m attnrec_tf.bench --suite peers`: RecTools' SASRec on our split.
 
 This module runs in the peer's own virtual environment (torch, pytorch-lightning and rectools, no
-TensorFlow), started by `attnrec_tf.peers` as `<peer-venv>/bin/python -m attnrec_tf.peer_rectools
-JOB.json` with the repository on PYTHONPATH. Of attnrec_tf it imports `attnrec_tf.peer_common` and
-`attnrec_tf.metrics` (plain numpy), so validation is ranked by our code.
+TensorFlow), started by `attnrec_tf.bench.peers` as `<peer-venv>/bin/python -m
+attnrec_tf.bench.peer_rectools JOB.json` with the repository on PYTHONPATH. Of attnrec_tf it
+imports `attnrec_tf.bench.peer_common` and `attnrec_tf.metrics` (plain numpy), so validation is
+ranked by our code.
 
-Contract (the job file is written by `attnrec_tf.peers.write_peer_job`):
+Contract (the job file is written by `attnrec_tf.bench.peers.write_peer_job`):
 
 * Input, in the job's `workdir`: `split.npz` (our split, the `run_dir.save_split` layout).
 * The model: `rectools.models.SASRecModel` with `loss="softmax"` (full softmax over the
@@ -54,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.peer_common import EVAL_BATCH, Clock, SplitArrays, load_split, rank_metrics
+from attnrec_tf.bench.peer_common import EVAL_BATCH, Clock, SplitArrays, load_split, rank_metrics
 
 RECOMMEND_MISMATCH_STATUS = 4
 # RecTools' SASRecModel settings of the SASRec+ recipe (our `--preset sasrec`); the job's
@@ -68,6 +69,18 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "batch_size": 128,
     "loss": "softmax",
 }
+COMPARED_SETTINGS = (
+    "n_factors",
+    "n_blocks",
+    "n_heads",
+    "dropout_rate",
+    "session_max_len",
+    "loss",
+    "lr",
+    "batch_size",
+)
+"""The SASRecModel settings that shape the comparison: first in result.json's `settings`, and
+the ones BENCHMARKS.md names (`peers.RECTOOLS_SETTINGS`)."""
 
 
 def main(argv: list[str]) -> int:
@@ -470,14 +483,7 @@ def versions() -> dict[str, str]:
 def settings(model: Any, job: dict[str, Any]) -> dict[str, Any]:
     """The model's effective SASRecModel settings that shape the comparison, and the run's."""
     keys = (
-        "n_factors",
-        "n_blocks",
-        "n_heads",
-        "dropout_rate",
-        "session_max_len",
-        "loss",
-        "lr",
-        "batch_size",
+        *COMPARED_SETTINGS,
         "deterministic",
         "use_pos_emb",
         "use_causal_attn",

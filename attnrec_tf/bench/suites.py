@@ -18,7 +18,7 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
   interactions, sampled softmax, one epoch, evaluation on 1,000 random users: wall time and peak
   memory of data preparation, training and export, to show how each grows.
 * `peers` (not part of `all`): a published SASRec (RecTools', or RecBole's) next to ours on the
-  same split, cores and budget (`attnrec_tf/peers.py`; its own flags: `--suite peers --help`).
+  same split, cores and budget (`attnrec_tf/bench/peers.py`; its own flags: `--suite peers --help`).
 
     python -m attnrec_tf.bench                       # every suite (hours on 2 cores)
     python -m attnrec_tf.bench --suite ablation --datasets ml-100k
@@ -41,9 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from attnrec_tf import atomic
+from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
+from attnrec_tf.errors import ConfigError
 from attnrec_tf.report import machine
+from attnrec_tf.run_dir import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+"""The source checkout: the folder that holds `attnrec_tf/` (see `checkout_problem`)."""
 DATASETS = {"ml-100k": "ml-100k", "ml-1m": "ml-1m"}
 ABLATION = {
     # One budget for every variant (the default config, with a window that fits the data):
@@ -107,7 +111,7 @@ def run_train(
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"[bench] {name} failed; see {out_root / (name + '.log')}")
-    report = json.loads((output / "report.json").read_text())
+    report = json.loads(RunDir(output).report.read_text())
     report["bench"] = {
         "name": name,
         "command": "python -m attnrec_tf.train " + " ".join(argv),
@@ -189,7 +193,7 @@ def step_suite(data_root: Path, out_root: Path, baseline: str) -> dict[str, Any]
     command = [
         sys.executable,
         "-m",
-        "attnrec_tf.step_profile",
+        "attnrec_tf.bench.step_profile",
         "--data",
         str(data_root / "ml-1m"),
         "--preset",
@@ -236,7 +240,7 @@ def _checkout(revision: str, folder: Path) -> Path:
 
 def step_markdown(step: dict[str, Any]) -> str:
     """The step section of BENCHMARKS.md."""
-    from attnrec_tf.step_profile import describe
+    from attnrec_tf.bench.step_profile import describe
 
     profile = step["profile"]
     gflops = profile["matmul_gflops"]
@@ -443,7 +447,7 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("scale"):
         lines += ["", scale_markdown(results["scale"]).rstrip()]
     if results.get("peers"):
-        from attnrec_tf.peers import peers_markdown
+        from attnrec_tf.bench.peers import peers_markdown
 
         lines += ["", peers_markdown(results["peers"]).rstrip()]
     for section in results.get("sections", []):
@@ -483,19 +487,9 @@ def checkout_problem(root: Path | None = None) -> str | None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    first.add_argument("--suite")
-    known, rest = first.parse_known_args(argv)
-    if known.suite == "peers":  # the suite has its own flags (`--suite peers --help`)
-        from attnrec_tf import peers
-
-        return peers.main(rest)
-    parser = argparse.ArgumentParser(
-        prog="python -m attnrec_tf.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI of `python -m attnrec_tf.bench` (the peers suite has its own: `peers.py`)."""
+    parser = command_parser("python -m attnrec_tf.bench", __doc__, doc=True)
     parser.add_argument(
         "--suite",
         choices=("all", "ablation", "heads", "preset", "step", "scale", "render", "peers"),
@@ -514,57 +508,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline-ref", default=STEP_BASELINE, help="git revision the step suite compares with"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status (`cli.run_command`).
+
+    `--suite peers` hands the other flags to `peers.main` (its own flags: `--suite peers --help`).
+    """
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    first.add_argument("--suite")
+    known, rest = first.parse_known_args(argv)
+    if known.suite == "peers":
+        from attnrec_tf.bench import peers
+
+        return peers.main(rest)
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # save() records the machine, which imports TensorFlow
+    return run_command(lambda: run_suites(args))
+
+
+def run_suites(args: argparse.Namespace) -> None:
+    """Runs the chosen suite(s), saving after every run; prints BENCHMARKS.md at the end.
+
+    Raises:
+        ConfigError: Not a source checkout, an unknown dataset, or its folder is missing.
+    """
     problem = checkout_problem()
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-
-    datasets = [d for d in args.datasets.split(",") if d]
-    for name in datasets:
-        if name not in DATASETS:
-            print(
-                f"error: --datasets: unknown {name!r} (known: {', '.join(DATASETS)})",
-                file=sys.stderr,
-            )
-            return 2
-        if not (args.data_root / DATASETS[name]).is_dir():
-            print(
-                f"error: --data-root: {args.data_root / DATASETS[name]} not found", file=sys.stderr
-            )
-            return 2
+        raise ConfigError(problem)
+    datasets = check_datasets(args.datasets, args.data_root)
     if args.suite == "render":
         save(json.loads((args.results / "BENCHMARKS.json").read_text()), args.results)
-        return 0
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
     json_path = args.results / "BENCHMARKS.json"
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": {}}
-
-    jobs: list[tuple[str, list[str]]] = []
-    if args.suite in ("all", "ablation"):
-        for dataset in datasets:
-            for variant in args.variants.split(","):
-                jobs.append(
-                    (
-                        f"{dataset}-{variant}",
-                        [
-                            "--data",
-                            str(data_root / DATASETS[dataset]),
-                            "--variant",
-                            variant,
-                            *ABLATION[dataset],
-                            "--no-export",
-                            "--sampled-negatives",
-                            "0",
-                        ],
-                    )
-                )
-    if args.suite in ("all", "heads"):
-        jobs += heads_jobs(data_root, datasets)
-    if args.suite in ("all", "preset") and "ml-1m" in datasets:
-        jobs.append(("ml-1m-preset", ["--data", str(data_root / "ml-1m"), "--preset", "ml-1m"]))
-    for name, job_argv in jobs:
+    for name, job_argv in train_jobs(args.suite, data_root, datasets, args.variants.split(",")):
         report = run_train(name, job_argv, args.out)
         results["runs"][name] = row(report)
         save(results, args.results)
@@ -572,15 +553,65 @@ def main(argv: list[str] | None = None) -> int:
         results["step"] = step_suite(data_root, args.out, args.baseline_ref)
         save(results, args.results)
     if args.suite in ("all", "scale"):
-        for interactions in SCALE_INTERACTIONS:
-            users = interactions // 40
-            spec = f"synthetic:num_users={users},num_items={SCALE_ITEMS},mean_length=40"
-            name = f"scale-{interactions}"
-            report = run_train(name, ["--data", spec, *SCALE_ARGS], args.out)
-            results.setdefault("scale", {})[name] = scale_row(report)
-            save(results, args.results)
+        scale_suite(results, args.out, args.results)
     print((args.results / "BENCHMARKS.md").read_text())
-    return 0
+
+
+def check_datasets(text: str, data_root: Path) -> list[str]:
+    """The `--datasets` names, each known and with its folder under `data_root`.
+
+    Raises:
+        ConfigError: An unknown name, or a missing folder (the message names the flag).
+    """
+    datasets = [d for d in text.split(",") if d]
+    for name in datasets:
+        if name not in DATASETS:
+            raise ConfigError(f"--datasets: unknown {name!r} (known: {', '.join(DATASETS)})")
+        if not (data_root / DATASETS[name]).is_dir():
+            raise ConfigError(f"--data-root: {data_root / DATASETS[name]} not found")
+    return datasets
+
+
+def train_jobs(
+    suite: str, data_root: Path, datasets: list[str], variants: list[str]
+) -> list[tuple[str, list[str]]]:
+    """`(name, train flags)` of the training runs of `suite`: ablation, heads, then preset."""
+    jobs: list[tuple[str, list[str]]] = []
+    if suite in ("all", "ablation"):
+        jobs += ablation_jobs(data_root, datasets, variants)
+    if suite in ("all", "heads"):
+        jobs += heads_jobs(data_root, datasets)
+    if suite in ("all", "preset") and "ml-1m" in datasets:
+        jobs.append(("ml-1m-preset", ["--data", str(data_root / "ml-1m"), "--preset", "ml-1m"]))
+    return jobs
+
+
+def ablation_jobs(
+    data_root: Path, datasets: list[str], variants: list[str]
+) -> list[tuple[str, list[str]]]:
+    """`(name, train flags)` of the ablation suite: each variant on each dataset's budget."""
+    return [
+        (
+            f"{dataset}-{variant}",
+            [
+                "--data", str(data_root / DATASETS[dataset]), "--variant", variant,
+                *ABLATION[dataset], "--no-export", "--sampled-negatives", "0",
+            ],
+        )
+        for dataset in datasets
+        for variant in variants
+    ]  # fmt: skip
+
+
+def scale_suite(results: dict[str, Any], out_root: Path, results_dir: Path) -> None:
+    """The `scale` suite: one synthetic run per `SCALE_INTERACTIONS`, saved after each."""
+    for interactions in SCALE_INTERACTIONS:
+        users = interactions // 40
+        spec = f"synthetic:num_users={users},num_items={SCALE_ITEMS},mean_length=40"
+        name = f"scale-{interactions}"
+        report = run_train(name, ["--data", spec, *SCALE_ARGS], out_root)
+        results.setdefault("scale", {})[name] = scale_row(report)
+        save(results, results_dir)
 
 
 if __name__ == "__main__":

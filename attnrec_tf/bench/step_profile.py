@@ -19,7 +19,9 @@ on real positions only, so the step's achieved rate is a fraction of what the ma
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.cli import quiet_tensorflow
+from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 
 PARTS = (
     "tf.data",
@@ -189,24 +191,35 @@ def describe(profile: dict[str, Any], machine_gflops: float) -> list[str]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m attnrec_tf.step_profile --data DIR --preset P --out FILE.json`."""
-    import argparse
-    import json
-
-    quiet_tensorflow()
-    parser = argparse.ArgumentParser(prog="python -m attnrec_tf.step_profile", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI of `python -m attnrec_tf.bench.step_profile`."""
+    parser = command_parser("python -m attnrec_tf.bench.step_profile", __doc__, doc=True)
     parser.add_argument("--data", required=True, help="a MovieLens folder (or any --data value)")
     parser.add_argument("--preset", default="ml-1m")
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--out", required=True, help="JSON file for the result")
-    args = parser.parse_args(argv)
-    result = run(args.data, args.preset, steps=args.steps)
+    parser.add_argument("--out", type=Path, required=True, help="JSON file for the result")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m attnrec_tf.bench.step_profile --data DIR --preset P --out FILE.json`.
+
+    Returns:
+        The exit status (`cli.run_command`).
+    """
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: _profile_and_save(args))
+
+
+def _profile_and_save(args: argparse.Namespace) -> None:
+    import json
+
     from attnrec_tf import atomic
 
-    atomic.write_json(Path(args.out), result)
+    quiet_tensorflow()
+    result = run(args.data, args.preset, steps=args.steps)
+    atomic.write_json(args.out, result)
     print(json.dumps(result, indent=1))
-    return 0
 
 
 def run(data: str, preset_name: str, *, steps: int = 8) -> dict[str, Any]:
@@ -252,6 +265,4 @@ def run(data: str, preset_name: str, *, steps: int = 8) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())
