@@ -25,8 +25,10 @@ from typing import Any
 
 from attnrec_tf.cli import (
     DEFAULT_MODEL_NAME,
-    add_given_flag,
     add_model_name,
+    add_output_dir,
+    add_tflite_kinds,
+    command_parser,
     given,
     quiet_tensorflow,
     run_command,
@@ -80,11 +82,10 @@ class RunOptions:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI: data and output flags, then one flag per `Config` field."""
-    parser = argparse.ArgumentParser(
-        prog="python -m attnrec_tf.train",
-        description="Train an attention-based next-item recommender and report full-ranking "
+    parser = command_parser(
+        "python -m attnrec_tf.train",
+        "Train an attention-based next-item recommender and report full-ranking "
         "HR@K / NDCG@K / MRR.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _add_data_flags(parser.add_argument_group("data"))
     _add_run_flags(parser.add_argument_group("run"))
@@ -123,11 +124,11 @@ def _add_data_flags(data: Any) -> None:
 
 
 def _add_run_flags(run: Any) -> None:
-    run.add_argument(
-        "--output-dir",
-        type=Path,
+    add_output_dir(
+        run,
+        "where the model, report.json and exports go",
+        required=False,
         default=Path("runs/latest"),
-        help="where the model, report.json and exports go",
     )
     run.add_argument(
         "--preset", default="default", help=f"named hyperparameters: {', '.join(PRESETS)}"
@@ -145,12 +146,10 @@ def _add_run_flags(run: Any) -> None:
         help="write the SavedModel, TFLite files and Android assets after training",
     )
     add_model_name(run)
-    add_given_flag(
+    add_tflite_kinds(
         run,
-        "--tflite",
-        default=",".join(TFLITE_KINDS),
-        help=f"comma-separated TFLite kinds to export ({', '.join(TFLITE_KINDS)}); "
-        "without LiteRT installed a run skips them with a note, or fails if this flag is given",
+        missing="without LiteRT installed a run skips them with a note, or fails if this "
+        "flag is given",
     )
     run.add_argument(
         "--eval-users",
