@@ -300,7 +300,7 @@ def _export(
         The saved report, and the error to raise once the run is complete when `--tflite` was
         given but LiteRT is missing (None otherwise; a default run skips with a note).
     """
-    from attnrec_tf.export.pipeline import export_all
+    from attnrec_tf.export.export_all import export_all
     from attnrec_tf.report import load as load_report
     from attnrec_tf.report import save as save_report
 

@@ -76,7 +76,7 @@ def build_demo_run(root: Path) -> Path:
     """Trains and exports the tiny run into `root / "run"` (see the module docstring)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from attnrec_tf import train
-    from attnrec_tf.export.pipeline import export_all
+    from attnrec_tf.export.export_all import export_all
     from attnrec_tf.run_dir import RunDir
 
     data = write_movielens(root / "ml-tiny")
