@@ -2,13 +2,18 @@
 
 `metrics.py` knows ranks; this module knows where histories come from (the leave-one-out split)
 and how a Keras model turns a batch of histories into catalog scores. Exported artifacts plug their
-own score function into the same code (`export/tflite.py`), so every number in report.json is
-computed the same way.
+own score function (the SavedModel) or top-K lists (the TFLite files, `metrics.top_k_metrics`)
+into the same code (`export/export_all.py`), so every number in report.json is computed the
+same way.
+
+`evaluate_split_windowed` is the Keras side of the TFLite comparison: the Keras model's own
+top-K lists, made the way the exported TFLite graph makes them (report.json's `keras_window`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -179,3 +184,81 @@ def _sampled_protocol(
             score_fn, split, "test", num_negatives=num_negatives, seed=seed
         ),
     }
+
+
+@dataclass(frozen=True)
+class WindowedEvaluation:
+    """What `evaluate_split_windowed` returns.
+
+    Attributes:
+        ranks: `(U,)` int64 full-ranking ranks of the targets, in split order (the rule of
+            `evaluate_split`: every item but padding, the history left out when asked);
+            `metrics.truncated_mrr(ranks, K)` is the scorer's `mrr@K`.
+        window: The `metrics.list_metrics` dict (`hr@k`, `ndcg@k` for k <= K, `num_users`,
+            `mrr@K`) of the windowed top-K lists (see `evaluate_split_windowed`).
+    """
+
+    ranks: np.ndarray
+    window: dict[str, float | int]
+
+
+def evaluate_split_windowed(
+    score_fn: ScoreFn,
+    split: LeaveOneOutSplit,
+    stage: str,
+    *,
+    top_k: int,
+    history_length: int,
+    exclude_history: bool = True,
+    batch_size: int | None = None,
+) -> WindowedEvaluation:
+    """Full-ranking ranks and the metrics of on-device-style top-K lists, in one scoring pass.
+
+    The top-K lists are made the way the exported TFLite graph makes them
+    (`metrics.window_top_k`: padding and only the last `history_length` items of each history
+    left out) and scored like the TFLite files' lists (`metrics.list_metrics`). With
+    `score_fn = keras_score_fn(model, model.max_len)` (the model sees the last `max_len`
+    items, as the TFLite graph does) a float32 TFLite file of `history_length` gets the same
+    `window` metrics; they equal `evaluate_split`'s HR@k and NDCG@k when no history is longer
+    than `history_length`.
+
+    Users are scored in split order, `batch_size` at a time.
+
+    Args:
+        score_fn: A batch of histories -> `(B, V)` scores (column 0 = padding).
+        split: The leave-one-out split.
+        stage: `"valid"` or `"test"`.
+        top_k: K.
+        history_length: `H`, the number of most recent history items a list leaves out.
+        exclude_history: Leave the whole history out of the full ranking (`ranks`), and the
+            history out of the ranking of the lists, as `evaluate_split` does.
+        batch_size: Users per `score_fn` call; defaults to `batch_size_for(score_fn)`.
+
+    Returns:
+        A `WindowedEvaluation`.
+    """
+    batch_size = batch_size or batch_size_for(score_fn)
+    histories, targets = split.histories(stage), np.asarray(split.targets(stage))
+    ranks, ids, top_scores, vocab_size = [], [], [], 0
+    for start in range(0, len(targets), batch_size):
+        batch = histories[start : start + batch_size]
+        batch_targets = targets[start : start + batch_size]
+        scores = np.array(score_fn(batch), dtype=np.float64)  # (B, V)
+        vocab_size = scores.shape[1]
+        exclude = batch if exclude_history else None
+        ranks.append(metrics.rank_of_targets(scores, batch_targets, exclude))
+        batch_ids, batch_scores = metrics.window_top_k(
+            scores, batch, history_length=history_length, top_k=top_k
+        )
+        ids.append(batch_ids)
+        top_scores.append(batch_scores)
+    window = metrics.list_metrics(
+        np.concatenate(ids),
+        np.concatenate(top_scores),
+        histories,
+        targets,
+        vocab_size,
+        top_k=top_k,
+        exclude_history=exclude_history,
+    )
+    return WindowedEvaluation(ranks=np.concatenate(ranks), window=window)

@@ -260,6 +260,201 @@ def evaluate_popularity(
     return evaluate_scores(score_fn, histories, targets, exclude_history=exclude_history, ks=ks)
 
 
+def truncated_mrr(ranks: np.ndarray, k: int) -> float:
+    """MRR truncated at `k` (`mrr@k`): `mean(1 / (rank + 1))` where `rank < k`, else 0.
+
+    The MRR of a top-`k` list, which cannot tell a rank of `k` from a worse one.
+
+    Args:
+        ranks: `(U,)` non-negative 0-based ranks; any rank `>= k` means "not in the top k".
+        k: The cut-off, a positive integer.
+
+    Returns:
+        The mean over users.
+
+    >>> truncated_mrr(np.array([0, 1, 3, 9]), 3)  # (1 + 1/2 + 0 + 0) / 4
+    0.375
+    """
+    _check_positive_int(k, "k")
+    ranks = _check_ranks(ranks)
+    return float(np.mean(np.where(ranks < k, 1.0 / (ranks + 1.0), 0.0)))
+
+
+def top_k_result(ranks: np.ndarray, top_k: int) -> dict[str, float | int]:
+    """The metric dict of ranks known only up to `top_k` (those of a top-K list).
+
+    Args:
+        ranks: `(U,)` 0-based ranks; a rank `>= top_k` means "not in the top K" (its value
+            beyond that does not matter).
+        top_k: K.
+
+    Returns:
+        `hr@k` for each k of `DEFAULT_KS` up to K, then `ndcg@k` for the same k, `num_users`
+        and `mrr@K` (`truncated_mrr`), in that order: the `RankingAccumulator.result` dict
+        with `mrr@K` instead of `mrr`.
+
+    >>> result = top_k_result(np.array([0, 1, 5]), 5)  # MRR@5: (1 + 1/2 + 0) / 3
+    >>> result["hr@1"], result["hr@5"], result["mrr@5"], list(result)[-2:]
+    (0.3333333333333333, 0.6666666666666666, 0.5, ['num_users', 'mrr@5'])
+    """
+    accumulator = RankingAccumulator()
+    accumulator.update(ranks)
+    result: dict[str, float | int] = dict(accumulator.result([k for k in DEFAULT_KS if k <= top_k]))
+    del result["mrr"]
+    result[f"mrr@{top_k}"] = truncated_mrr(np.asarray(ranks), top_k)
+    return result
+
+
+def list_metrics(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    vocab_size: int,
+    *,
+    top_k: int,
+    exclude_history: bool = True,
+    batch_size: int = 256,
+) -> dict[str, float | int]:
+    """The metrics of given top-K lists, ranked by the shared rule (`rank_of_targets`).
+
+    The listed items get their scores and every other item `-inf`; `rank_of_targets` then ranks
+    the target (pessimistic ties, the history left out when `exclude_history`), capped at K,
+    and a target that is not listed gets rank K ("not in the top K"). So a list that a
+    full-ranking scorer would make from the same scores gets that scorer's HR@k and NDCG@k for
+    every k <= K, and `mrr@K`.
+
+    Args:
+        ids: `(U, K)` integer vocabulary indices of each user's list, in `1..V-1`.
+        scores: `(U, K)` the scores of those items (no NaN).
+        histories: `U` arrays of vocabulary indices, one per user.
+        targets: `(U,)` each user's held-out item.
+        vocab_size: V.
+        top_k: K.
+        exclude_history: Leave each history (never the target) out of the ranking.
+        batch_size: Users per dense `(batch, V)` score matrix.
+
+    Returns:
+        The `top_k_result` dict (`hr@k`, `ndcg@k` for k <= K, `num_users`, `mrr@K`).
+
+    Raises:
+        ValueError: On out-of-range indices or NaN scores (see `rank_of_targets`).
+
+    >>> ids, scores = np.array([[4, 3], [1, 2]]), np.array([[0.9, 0.5], [0.3, 0.2]])
+    >>> list_metrics(ids, scores, [np.array([1]), np.array([4])], np.array([3, 3]), 5, top_k=2)
+    {'hr@1': 0.0, 'ndcg@1': 0.0, 'num_users': 2, 'mrr@2': 0.25}
+    """
+    targets = np.asarray(targets)
+    all_ranks = []
+    for start in range(0, len(targets), batch_size):
+        rows = slice(start, start + batch_size)
+        batch_ids, batch_targets = ids[rows], targets[rows]
+        dense = np.full((len(batch_ids), vocab_size), -np.inf)
+        np.put_along_axis(dense, batch_ids, scores[rows], axis=1)
+        listed = (batch_ids == batch_targets[:, None]).any(axis=1)
+        exclude = list(histories[rows]) if exclude_history else None
+        ranks = rank_of_targets(dense, batch_targets, exclude)
+        all_ranks.append(np.where(listed, np.minimum(ranks, top_k), top_k))
+    return top_k_result(np.concatenate(all_ranks), top_k)
+
+
+def top_k_metrics(
+    recommend: Callable[[np.ndarray], dict[str, np.ndarray]],
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    vocab_size: int,
+    *,
+    top_k: int,
+    exclude_history: bool = True,
+) -> dict[str, float | int]:
+    """HR@k, NDCG@k (k of `DEFAULT_KS` up to K) and `mrr@K` of a one-user top-K recommender.
+
+    Each user's list is scored with `list_metrics`; a recommender that returns the top K of
+    full-ranking scores gets the `evaluate_scores` HR@k and NDCG@k for k <= K.
+
+    Args:
+        recommend: One history of indices -> `{"item_ids": (K,), "scores": (K,)}` (e.g. a
+            `export.litert.LiteRTRecommender`), called once per user, in order.
+        histories: Per-user histories (vocabulary indices).
+        targets: `(U,)` held-out items.
+        vocab_size: V.
+        top_k: K.
+        exclude_history: As in `evaluate_scores`.
+
+    Returns:
+        The `top_k_result` dict: as `evaluate_scores` but with `mrr@K` instead of `mrr`.
+
+    >>> lists = {1: ([4, 3], [0.9, 0.5]), 4: ([1, 2], [0.3, 0.2])}
+    >>> def recommend(history):
+    ...     ids, scores = lists[int(history[-1])]
+    ...     return {"item_ids": np.array(ids), "scores": np.array(scores)}
+    >>> top_k_metrics(recommend, [np.array([1]), np.array([4])], np.array([3, 3]), 5, top_k=2)
+    {'hr@1': 0.0, 'ndcg@1': 0.0, 'num_users': 2, 'mrr@2': 0.25}
+    """
+    outputs = [recommend(history) for history in histories]
+    ids = np.stack([out["item_ids"] for out in outputs]).astype(np.int64)  # (U, K)
+    scores = np.stack([out["scores"] for out in outputs]).astype(np.float64)
+    return list_metrics(
+        ids, scores, histories, targets, vocab_size, top_k=top_k, exclude_history=exclude_history
+    )
+
+
+def top_k_stable(scores: np.ndarray, k: int) -> np.ndarray:
+    """The `k` highest-scoring columns of each row, best first, ties by lower index.
+
+    Equal to `argsort(-scores, kind="stable")[:, :k]`, without sorting whole rows.
+
+    Args:
+        scores: `(B, V)` float scores (`-inf` allowed, no NaN).
+        k: Columns to keep, a positive integer (all `V` when `k >= V`).
+
+    Returns:
+        `(B, min(k, V))` int64 column indices.
+
+    >>> top_k_stable(np.array([[0.1, 0.5, 0.5, 0.9, 0.2]]), 3).tolist()
+    [[3, 1, 2]]
+    """
+    if k >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # (B, 1): the k-th best score
+    top = np.empty((len(scores), k), dtype=np.int64)
+    for row in range(len(scores)):
+        candidates = np.flatnonzero(scores[row] >= kth[row])  # every item tied with the k-th
+        order = np.argsort(-scores[row, candidates], kind="stable")[:k]
+        top[row] = candidates[order]
+    return top
+
+
+def window_top_k(
+    scores: np.ndarray, histories: Sequence[np.ndarray], *, history_length: int, top_k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-K lists made the way the exported TFLite graph makes them, from full scores.
+
+    The padding index 0 and the last `history_length` items of each history are left out
+    (older items may be listed); the rest are ranked by `top_k_stable`.
+
+    Args:
+        scores: `(B, V)` float scores; not modified.
+        histories: `B` arrays of vocabulary indices, oldest first.
+        history_length: `H`, how many of the most recent history items are left out.
+        top_k: K.
+
+    Returns:
+        `(ids, top_scores)`: `(B, K)` int64 indices, best first, and their float64 scores.
+
+    >>> scores = np.array([[9.0, 0.4, 0.3, 0.2, 0.1]])
+    >>> ids, top = window_top_k(scores, [np.array([1, 2])], history_length=1, top_k=2)
+    >>> ids.tolist(), top.tolist()  # item 2 (the last one) is left out, item 1 is not
+    ([[1, 3]], [[0.4, 0.2]])
+    """
+    masked = np.array(scores, dtype=np.float64)
+    masked[:, 0] = -np.inf
+    for row, history in enumerate(histories):
+        masked[row, np.asarray(history[-history_length:], np.int64)] = -np.inf
+    ids = top_k_stable(masked, top_k)
+    return ids, np.take_along_axis(masked, ids, axis=1)
+
+
 def _evaluate(score_fn, histories, targets, batch_size, ks, ranks_of) -> dict[str, float]:
     _check_positive_int(batch_size, "batch_size")
     for k in ks:

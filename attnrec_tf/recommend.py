@@ -200,7 +200,8 @@ class TFLiteRuntime:
     """A `.tflite` of the run in the LiteRT interpreter (the last `history_length` items)."""
 
     def __init__(self, output: Any, model_name: str, kind: str) -> None:
-        from attnrec_tf.export.tflite import KINDS, LiteRTRecommender
+        from attnrec_tf.export.litert import LiteRTRecommender
+        from attnrec_tf.export.tflite import KINDS
 
         if kind not in KINDS:
             raise ConfigError(f"--kind: unknown TFLite kind {kind!r}; choose from {KINDS}")

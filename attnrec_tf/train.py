@@ -455,7 +455,7 @@ def _export(
         kinds were given explicitly but LiteRT is missing (None otherwise; a default run skips
         with a note).
     """
-    from attnrec_tf.export.pipeline import export_all
+    from attnrec_tf.export.export_all import export_all
     from attnrec_tf.report import load as load_report
     from attnrec_tf.report import save as save_report
 

@@ -77,7 +77,7 @@ def build_demo_run(root: Path) -> Path:
 
     quiet_tensorflow()  # before the imports below, which may load TensorFlow
     from attnrec_tf import train
-    from attnrec_tf.export.pipeline import export_all
+    from attnrec_tf.export.export_all import export_all
     from attnrec_tf.run_dir import RunDir
 
     data = write_movielens(root / "ml-tiny")

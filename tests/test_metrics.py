@@ -11,11 +11,17 @@ from attnrec_tf.metrics import (
     evaluate_scores,
     evaluate_scores_sampled,
     hit_rate,
+    list_metrics,
     mrr,
     ndcg,
     popularity_scores,
     rank_of_targets,
     sampled_rank_of_targets,
+    top_k_metrics,
+    top_k_result,
+    top_k_stable,
+    truncated_mrr,
+    window_top_k,
 )
 
 # 3 users x 6 columns; column 0 is padding (its high score must never count).
@@ -223,3 +229,75 @@ def test_evaluate_scores_sampled_is_seeded_and_batched():
         "mrr",
         "num_users",
     }
+
+
+def test_top_k_metrics_by_hand():
+    # V = 6; user 0: target 3 listed second -> rank 1; user 1: target 5 not listed -> rank >= K.
+    lists = {0: ([4, 3, 1], [0.9, 0.5, 0.1]), 1: ([2, 1, 4], [0.3, 0.2, 0.1])}
+    histories = [np.array([2]), np.array([3])]
+
+    def recommend(history):
+        ids, scores = lists[int(history[0] == 3)]
+        return {"item_ids": np.array(ids), "scores": np.array(scores)}
+
+    result = top_k_metrics(recommend, histories, np.array([3, 5]), 6, top_k=3)
+    assert result["hr@1"] == 0.0 and result["num_users"] == 2
+    assert result["ndcg@1"] == 0.0 and "hr@5" not in result
+    assert result["mrr@3"] == pytest.approx(0.25)  # (1/2 + 0) / 2
+
+
+def test_top_k_result_and_truncated_mrr_by_hand():
+    # K = 5: ranks 0 and 3 are in the list, 5 and 7 are not (both mean "not in the top 5").
+    ranks = np.array([0, 3, 5, 7])
+    assert truncated_mrr(ranks, 5) == pytest.approx((1 + 1 / 4) / 4)
+    assert truncated_mrr(ranks, 1) == pytest.approx(1 / 4)
+    result = top_k_result(ranks, 5)
+    assert list(result) == ["hr@1", "hr@5", "ndcg@1", "ndcg@5", "num_users", "mrr@5"]
+    assert result["hr@1"] == pytest.approx(1 / 4) and result["hr@5"] == pytest.approx(2 / 4)
+    assert result["ndcg@5"] == pytest.approx((1 + 1 / np.log2(5)) / 4)
+    assert result["mrr@5"] == truncated_mrr(ranks, 5) and result["num_users"] == 4
+    assert top_k_result(ranks, 5) == top_k_result(np.array([0, 3, 5, 99]), 5)  # beyond K: same
+    with pytest.raises(ValueError, match="`k` must be a positive integer"):
+        truncated_mrr(ranks, 0)
+
+
+def test_list_metrics_ranks_listed_targets_with_pessimistic_ties():
+    # V = 6. User 0: target 2 ties with item 5 -> pessimistic rank 1.
+    # User 1: target 4 first -> rank 0. User 2: target 3 not listed -> rank K = 2.
+    ids = np.array([[5, 2], [4, 1], [1, 2]])
+    scores = np.array([[0.7, 0.7], [0.9, 0.1], [0.5, 0.4]])
+    histories = [np.array([1]), np.array([2]), np.array([5])]
+    result = list_metrics(ids, scores, histories, np.array([2, 4, 3]), 6, top_k=2, batch_size=2)
+    assert result == pytest.approx(
+        {"hr@1": 1 / 3, "ndcg@1": 1 / 3, "num_users": 3, "mrr@2": (1 / 2 + 1) / 3}
+    )
+
+
+def test_list_metrics_leaves_the_history_out_only_when_asked():
+    # Target 3 listed after item 2, which is in the history: rank 0 with it left out, else 1.
+    ids, scores = np.array([[2, 3]]), np.array([[0.9, 0.5]])
+    histories, targets = [np.array([2])], np.array([3])
+    assert list_metrics(ids, scores, histories, targets, 5, top_k=2)["hr@1"] == 1.0
+    kept = list_metrics(ids, scores, histories, targets, 5, top_k=2, exclude_history=False)
+    assert kept["hr@1"] == 0.0 and kept["mrr@2"] == 0.5
+
+
+def test_top_k_stable_equals_a_stable_argsort():
+    scores = np.array([[0.1, 0.5, 0.5, 0.9, 0.2], [-np.inf, 1.0, 1.0, 1.0, 0.0]])
+    assert top_k_stable(scores, 3).tolist() == [[3, 1, 2], [1, 2, 3]]
+    assert top_k_stable(scores, 2).tolist() == [[3, 1], [1, 2]]
+    assert top_k_stable(scores, 9).tolist() == [[3, 1, 2, 4, 0], [1, 2, 3, 4, 0]]
+    rng = np.random.default_rng(0)
+    ties = rng.integers(0, 4, size=(20, 30)).astype(np.float64)
+    expected = np.argsort(-ties, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(top_k_stable(ties, 7), expected)
+
+
+def test_window_top_k_leaves_out_padding_and_only_the_last_items():
+    # V = 6, H = 2: of the history [5, 1, 3] only 1 and 3 are left out; 5 may be listed again.
+    scores = np.array([[9.0, 0.8, 0.1, 0.7, 0.2, 0.6]])
+    ids, top = window_top_k(scores, [np.array([5, 1, 3])], history_length=2, top_k=3)
+    assert ids.tolist() == [[5, 4, 2]] and top.tolist() == [[0.6, 0.2, 0.1]]
+    assert scores[0, 0] == 9.0 and scores[0, 1] == 0.8  # the input is not modified
+    ids, _ = window_top_k(scores, [np.array([5, 1, 3])], history_length=3, top_k=2)
+    assert ids.tolist() == [[4, 2]]

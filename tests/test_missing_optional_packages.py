@@ -74,14 +74,14 @@ def test_litert_helper_tells_a_missing_package_from_a_broken_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("ai_edge_litert")
-    from attnrec_tf.export import tflite
+    from attnrec_tf.export import litert, tflite
 
-    assert tflite.litert_missing() is None
+    assert litert.litert_missing() is None
     monkeypatch.setitem(sys.modules, "ai_edge_litert.tools.flatbuffer_utils", None)
     with pytest.raises(DependencyError, match="installed but ai_edge_litert.tools"):
         tflite.list_ops(b"")
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
     with pytest.raises(MissingDependencyError) as raised:
-        tflite.LiteRTRecommender(b"")
+        litert.LiteRTRecommender(b"")
     assert str(raised.value) == INSTALL
-    assert str(tflite.litert_missing()) == INSTALL
+    assert str(litert.litert_missing()) == INSTALL

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from attnrec_tf.export.pipeline import export_all
+    from attnrec_tf.export.export_all import export_all
     from attnrec_tf.export.tflite import parse_kinds
     from attnrec_tf.report import format_table
     from attnrec_tf.report import load as load_report

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic
+from attnrec_tf.errors import DependencyError
 
 CONFIG = "config.json"
 MOVIE_LIST = "sorted_movie_vocab.json"
@@ -100,13 +101,9 @@ def movie_list(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def tensor_positions(tflite: bytes | Path) -> dict[str, Any]:
     """Input/output positions, tensor indices and shapes of the `serving_default` tensors."""
-    from attnrec_tf.export.tflite import litert
+    from attnrec_tf.export.litert import interpreter as load_interpreter
 
-    Interpreter = litert("interpreter").Interpreter  # noqa: N806 - a class
-    if isinstance(tflite, Path):
-        interpreter = Interpreter(model_path=str(tflite))
-    else:
-        interpreter = Interpreter(model_content=tflite)
+    interpreter = load_interpreter(tflite)
     signature = interpreter.get_signature_runner("serving_default")
     result: dict[str, Any] = {}
     for kind, details, listed in (
@@ -259,6 +256,7 @@ def check_assets(folder: str | Path) -> list[str]:
     uses builtin ops only, and runs it once the way the app does (right-padded selection).
     """
     from attnrec_tf.export import tflite as tflite_module
+    from attnrec_tf.export.litert import interpreter as load_interpreter
 
     folder = Path(folder)
     try:
@@ -274,10 +272,11 @@ def check_assets(folder: str | Path) -> list[str]:
     if not model_path.is_file():
         return [*problems, f"{model_path}: model file not found"]
     problems += tflite_module.op_problems(tflite_module.list_ops(model_path))
-    Interpreter = tflite_module.litert("interpreter").Interpreter  # noqa: N806 - a class
     try:
-        interpreter = Interpreter(model_path=str(model_path), num_threads=1)
+        interpreter = load_interpreter(model_path, num_threads=1)
         interpreter.allocate_tensors()
+    except DependencyError:  # LiteRT itself is missing or broken: not a problem of the folder
+        raise
     except Exception as error:  # noqa: BLE001 - any load failure is a problem to report
         return [*problems, f"{model_path}: LiteRT cannot load it ({error})"]
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()

@@ -117,7 +117,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
 
 @pytest.fixture(scope="session")
 def exported_run(trained_run: TrainedRun) -> dict[str, Any]:
-    from attnrec_tf.export.pipeline import export_all
+    from attnrec_tf.export.export_all import export_all
     from attnrec_tf.run_dir import RunDir
 
     return export_all(RunDir(trained_run.root), model_name=MODEL_NAME, top_k=TOP_K, verbose=True)

@@ -61,7 +61,7 @@ def test_movie_list_is_the_items_table_by_count(folder, trained_run):
 
 
 def test_demo_style_right_padded_input_matches_evaluated_file(folder, exported_run, trained_run):
-    from attnrec_tf.export.tflite import LiteRTRecommender
+    from attnrec_tf.export.litert import LiteRTRecommender
 
     config = json.loads((folder / "config.json").read_text())
     android = LiteRTRecommender(folder / config["model"])
@@ -79,7 +79,7 @@ def test_demo_style_right_padded_input_matches_evaluated_file(folder, exported_r
 
 def test_no_selected_movie_is_recommended_beyond_the_models_window(folder, trained_run):
     """A selection longer than max_len (but within inputLength) is excluded in full."""
-    from attnrec_tf.export.tflite import LiteRTRecommender
+    from attnrec_tf.export.litert import LiteRTRecommender
 
     config = json.loads((folder / "config.json").read_text())
     android = LiteRTRecommender(folder / config["model"])

@@ -13,7 +13,7 @@ import pytest
 
 from attnrec_tf.data.pipeline import pad_left
 from attnrec_tf.errors import ExportError
-from attnrec_tf.export import tflite
+from attnrec_tf.export import litert, tflite
 from tests.export.conftest import TOP_K, keras_top_k, long_histories
 
 NARROW = 64
@@ -25,7 +25,7 @@ def _path(report, kind) -> Path:
 
 @pytest.fixture(scope="module")
 def runners(exported_run):
-    return {kind: tflite.LiteRTRecommender(_path(exported_run, kind)) for kind in tflite.KINDS}
+    return {kind: litert.LiteRTRecommender(_path(exported_run, kind)) for kind in tflite.KINDS}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def width(exported_run) -> int:
 @pytest.fixture(scope="module")
 def narrow(trained_run):
     blob = tflite.convert(trained_run.model, "float32", top_k=TOP_K, history_length=NARROW)
-    return tflite.LiteRTRecommender(blob)
+    return litert.LiteRTRecommender(blob)
 
 
 @pytest.mark.parametrize("kind", tflite.KINDS)
@@ -245,21 +245,6 @@ def test_report_metrics_of_every_kind(exported_run, trained_run, width):
     assert max(map(len, trained_run.split.histories("test"))) <= width
     for name in ("hr@1", "hr@5", "hr@10", "ndcg@1", "ndcg@5", "ndcg@10"):
         assert window[name] == pytest.approx(keras[name], abs=1e-9), name
-
-
-def test_top_k_metrics_by_hand():
-    # V = 6; user 0: target 3 listed second -> rank 1; user 1: target 5 not listed -> rank >= K.
-    lists = {0: ([4, 3, 1], [0.9, 0.5, 0.1]), 1: ([2, 1, 4], [0.3, 0.2, 0.1])}
-    histories = [np.array([2]), np.array([3])]
-
-    def recommend(history):
-        ids, scores = lists[int(history[0] == 3)]
-        return {"item_ids": np.array(ids), "scores": np.array(scores)}
-
-    result = tflite.top_k_metrics(recommend, histories, np.array([3, 5]), 6, top_k=3)
-    assert result["hr@1"] == 0.0 and result["num_users"] == 2
-    assert result["ndcg@1"] == 0.0 and "hr@5" not in result
-    assert result["mrr@3"] == pytest.approx(0.25)  # (1/2 + 0) / 2
 
 
 def test_parse_kinds():

@@ -24,7 +24,7 @@ import os, signal, sys
 from pathlib import Path
 
 from attnrec_tf.export import saved_model
-from attnrec_tf.export.pipeline import export_all
+from attnrec_tf.export.export_all import export_all
 from attnrec_tf.run_dir import RunDir
 
 root, where = Path(sys.argv[1]), sys.argv[2]

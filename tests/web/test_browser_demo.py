@@ -48,7 +48,7 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 def test_page_recommendations_equal_python_litert(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    from attnrec_tf.export.tflite import LiteRTRecommender
+    from attnrec_tf.export.litert import LiteRTRecommender
     from attnrec_tf.web_demo import serve_in_thread
 
     run = build_or_reuse_demo_run(tmp_path_factory)
