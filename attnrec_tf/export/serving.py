@@ -27,10 +27,10 @@ scattered (`O(T + V)`) rather than one-hot encoded (a `(B, T, V)` tensor per req
 
 `clip_negative` (used for the full-integer int8 TFLite file) clips the scores at 0. In a quantized
 graph the ReLU is fused into the scoring matmul, so the `(B, V)` score tensor's int8 scale covers
-`[0, max]` instead of `[min, max]`: about twice the resolution where the top-K is decided (on
-MovieLens-1M one int8 step went from 0.097 to 0.042 score units, while the 10th and 11th best
-items of a user are a median 0.036 apart). Items with a negative score tie at 0, which only
-matters for a user with fewer than K positive unseen items; excluded items still rank below them.
+`[0, max]` instead of `[min, max]`: about twice the resolution where the top-K is decided
+(BENCHMARKS.md, "Measurements behind the design notes"). Items with a negative score tie at 0,
+which only matters for a user with fewer than K positive unseen items; excluded items still rank
+below them.
 
 Example:
 
