@@ -8,6 +8,8 @@ The public API (loaded lazily, so `attnrec_tf.data` stays free of TensorFlow):
 - `Config`, `preset`: hyperparameters.
 - `train(data=..., output_dir=..., preset=..., **options) -> Run`: a training run from Python
   (`attnrec_tf.api`; `attnrec_tf.train` is also the CLI module, called as a function).
+- `load(run_dir, runtime=..., kind=...) -> Recommender`: an exported run loaded once;
+  `Recommender.recommend(history, k)` and `recommend_batch(histories, k)`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _EXPORTS = {
     "Config": "attnrec_tf.config",
     "preset": "attnrec_tf.config",
     "Run": "attnrec_tf.api",
+    "load": "attnrec_tf.recommender",
+    "Recommender": "attnrec_tf.recommender",
 }
 
 __all__ = sorted([*_EXPORTS, "train"])

@@ -59,6 +59,11 @@ class RunDir:
         return self.root / "split.npz"
 
     @property
+    def histories(self) -> Path:
+        """Every user's whole sequence (`save_histories`), for recommendations to all users."""
+        return self.root / "histories.npz"
+
+    @property
     def best_checkpoint(self) -> Path:
         return self.root / "checkpoints" / "best.keras"
 
@@ -159,3 +164,25 @@ def load_model(path: Path) -> Any:
     import attnrec_tf.model  # noqa: F401  (registers the custom objects)
 
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def save_histories(path: Path, users: np.ndarray, sequences: list[np.ndarray]) -> None:
+    """Saves each user's whole sequence of vocabulary indices, oldest first (atomic)."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    flat = np.concatenate(sequences).astype(np.int32) if sequences else np.zeros(0, np.int32)
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        users=np.asarray(users).astype(str),
+        flat=flat,
+        offsets=np.concatenate([[0], np.cumsum(lengths)]),
+    )
+    atomic.write_bytes(path, buffer.getvalue())
+
+
+def load_histories(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`(users, sequences)` as `save_histories` wrote them."""
+    with np.load(path, allow_pickle=False) as data:
+        offsets, flat = data["offsets"], data["flat"]
+        sequences = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+        return data["users"], sequences

@@ -247,6 +247,7 @@ class PreparedData:
     loaded: Any
     vocabulary: Any
     stats: Any
+    sequences: Any
     split: Any
     evaluation: Any
     features: Any
@@ -324,7 +325,7 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
     )
     features, feature_names = item_feature_matrix(vocabulary, loaded.items)
     data = PreparedData(
-        loaded, vocabulary, stats, split, evaluation, features, feature_names,
+        loaded, vocabulary, stats, sequences, split, evaluation, features, feature_names,
         seconds=time.perf_counter() - started,
     )  # fmt: skip
     print(
@@ -338,11 +339,12 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
 
 
 def _write_inputs(output: Any, data: PreparedData) -> None:
-    """vocabulary.json, split.npz and items.json of the run folder."""
-    from attnrec_tf.run_dir import item_table, save_items, save_split
+    """vocabulary.json, split.npz, histories.npz and items.json of the run folder."""
+    from attnrec_tf.run_dir import item_table, save_histories, save_items, save_split
 
     data.vocabulary.save(output.vocabulary)
     save_split(output.split, data.evaluation)
+    save_histories(output.histories, data.sequences.users, data.sequences.sequences)
     save_items(output.items, item_table(data.vocabulary, data.loaded.items, data.split.train))
 
 
