@@ -450,6 +450,10 @@ def markdown(results: dict[str, Any]) -> str:
         from attnrec_tf.bench.peers import peers_markdown
 
         lines += ["", peers_markdown(results["peers"]).rstrip()]
+    if results.get("recommend"):
+        from attnrec_tf.bench.recommend_bench import recommend_markdown
+
+        lines += ["", recommend_markdown(results["recommend"]).rstrip()]
     for section in results.get("sections", []):
         lines += ["", section.rstrip()]
     return "\n".join(lines) + "\n"
@@ -462,8 +466,9 @@ def save(results: dict[str, Any], root: Path) -> None:
         on_disk = json.loads(path.read_text())
         for key in ("runs", "scale", "peers"):
             results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
-        if "step" in on_disk and "step" not in results:
-            results["step"] = on_disk["step"]
+        for key in ("step", "recommend"):
+            if key in on_disk and key not in results:
+                results[key] = on_disk[key]
     results["machine"] = machine()
     results["updated"] = time.strftime("%Y-%m-%d")
     atomic.write_json(root / "BENCHMARKS.json", results)
@@ -492,7 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("python -m attnrec_tf.bench", __doc__, doc=True)
     parser.add_argument(
         "--suite",
-        choices=("all", "ablation", "heads", "preset", "step", "scale", "render", "peers"),
+        choices=(
+            "all",
+            "ablation",
+            "heads",
+            "preset",
+            "step",
+            "scale",
+            "recommend",
+            "render",
+            "peers",
+        ),
         help="render: rewrite BENCHMARKS.md from BENCHMARKS.json without running anything",
         default="all",
     )
@@ -505,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=ROOT / "runs" / "bench", help="run folders and logs"
     )
     parser.add_argument("--results", type=Path, default=ROOT, help="folder of BENCHMARKS.md/json")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        default=ROOT / "runs" / "bench" / "ml-1m-preset",
+        help="recommend suite: the exported run whose users are recommended",
+    )
     parser.add_argument(
         "--baseline-ref", default=STEP_BASELINE, help="git revision the step suite compares with"
     )
@@ -554,6 +575,11 @@ def run_suites(args: argparse.Namespace) -> None:
         save(results, args.results)
     if args.suite in ("all", "scale"):
         scale_suite(results, args.out, args.results)
+    if args.suite in ("all", "recommend"):
+        from attnrec_tf.bench.recommend_bench import recommend_suite
+
+        results["recommend"] = recommend_suite(args.run, args.out)
+        save(results, args.results)
     print((args.results / "BENCHMARKS.md").read_text())
 
 
