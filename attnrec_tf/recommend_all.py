@@ -133,18 +133,27 @@ def _rows(
     batch_size: int,
     meter: _Progress,
 ) -> Iterator[dict[str, Any]]:
-    """One output row a user, batch by batch."""
+    """One output row a user, in the given user order.
+
+    Users are recommended in order of history length, so that a batch's histories are alike in
+    length and little of it is padding; the rows come out in the original order.
+    """
+    ids = np.zeros((len(users), k), np.int64)
+    scores = np.zeros((len(users), k), np.float64)
+    order = np.argsort([len(h) for h in histories], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        ids[rows], scores[rows] = recommender.recommend_indices(
+            [histories[row].tolist() for row in rows], k
+        )
+        meter.update(len(rows))
     catalog = recommender.catalog
-    for start in range(0, len(users), batch_size):
-        batch = [h.tolist() for h in histories[start : start + batch_size]]
-        ids, scores = recommender.recommend_indices(batch, k)
-        for offset, (row_ids, row_scores) in enumerate(zip(ids, scores, strict=True)):
-            yield {
-                "user": str(users[start + offset]),
-                "item_ids": [catalog.raw_id(int(i)) for i in row_ids],
-                "scores": [round(float(s), 6) for s in row_scores],
-            }
-        meter.update(len(batch))
+    for row, user in enumerate(users):
+        yield {
+            "user": str(user),
+            "item_ids": [catalog.raw_id(int(i)) for i in ids[row]],
+            "scores": [round(float(s), 6) for s in scores[row]],
+        }
 
 
 def _jsonl_writer(path: Path, rows: Iterator[dict[str, Any]]) -> None:
