@@ -51,7 +51,7 @@ from attnrec_tf.cli import (
     run_command,
 )
 from attnrec_tf.errors import ConfigError
-from attnrec_tf.recommender import RUNTIMES, history_from_ids, history_from_titles
+from attnrec_tf.recommender import EXPLANATIONS, RUNTIMES, history_from_ids, history_from_titles
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_name(parser, help="the exported model name")
     add_top_k(parser, "how many recommendations")
+    parser.add_argument(
+        "--explain",
+        choices=EXPLANATIONS,
+        default="counterfactual",
+        help="counterfactual: the history items whose removal lowers each recommendation's "
+        "score most, with the rank it would fall to; additive: the largest terms of the exact "
+        "split of the score (attention x similarity)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument(
         "--out", type=Path, help="with --all-users / --users-file: recs.jsonl or recs.parquet"
@@ -105,6 +113,7 @@ def recommend(
     kind: str = "float32",
     model_name: str = DEFAULT_MODEL_NAME,
     top_k: int = 10,
+    explanation: str = "counterfactual",
 ) -> dict[str, Any]:
     """Recommendations with explanations, as the JSON document the CLI prints.
 
@@ -118,6 +127,7 @@ def recommend(
         kind: The TFLite kind.
         model_name: The exported model name.
         top_k: How many recommendations.
+        explanation: `counterfactual` or `additive` (`recommender.Recommender`).
 
     Returns:
         `{"runtime", "artifact", "history": [...], "recommendations": [...]}`; see the README.
@@ -128,7 +138,9 @@ def recommend(
     from attnrec_tf.recommender import Recommender, history_from_user
 
     check_top_k(top_k)
-    recommender = Recommender(output_dir, runtime=runtime, kind=kind, model_name=model_name)
+    recommender = Recommender(
+        output_dir, runtime=runtime, kind=kind, model_name=model_name, explanation=explanation
+    )
     if titles is not None:
         history = history_from_titles(recommender.catalog, titles)
     elif ids is not None:
@@ -157,17 +169,31 @@ def format_text(document: dict[str, Any]) -> str:
         lines.append(
             f"  {rec['rank']:>2}. {rec['title']}  (id {rec['id']}, score {rec['score']:.3f})"
         )
-        if rec["because"]:
-            because = ", ".join(f"{r['title']} (+{r['contribution']:.2f})" for r in rec["because"])
-            lines.append(f"      because you watched {because}")
-        else:
-            lines.append("      not driven by the history (recent and popularity terms)")
+        lines.append(f"      {_because_line(document['explanation'], rec)}")
     lines.append("")
-    lines.append(
-        "(+c) = attention weight x similarity to the recommendation, its share of the score "
-        "(attnrec_tf.explain)"
-    )
+    lines.append(FOOTNOTES[document["explanation"]])
     return "\n".join(lines)
+
+
+FOOTNOTES = {
+    "counterfactual": "(#a -> #b) = the recommendation's rank with the whole history -> without "
+    "that item (attnrec_tf.counterfactual)",
+    "additive": "(+c) = attention weight x similarity to the recommendation, its share of the "
+    "score (attnrec_tf.explain)",
+}
+
+
+def _because_line(method: str, rec: dict[str, Any]) -> str:
+    """ "because you watched ..." of one recommendation, or why there is no reason."""
+    if not rec["because"]:
+        if method == "counterfactual":
+            return "no single history item raises it (removing any one leaves it as high)"
+        return "not driven by the history (recent and popularity terms)"
+    if method == "counterfactual":
+        parts = [f"{r['title']} (#{rec['rank']} -> #{r['rank_without']})" for r in rec["because"]]
+    else:
+        parts = [f"{r['title']} (+{r['contribution']:.2f})" for r in rec["because"]]
+    return "because you watched " + ", ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +217,7 @@ def _print_recommendations(args: argparse.Namespace) -> None:
         kind=args.kind,
         model_name=args.model_name,
         top_k=args.top_k,
+        explanation=args.explain,
     )
     print(
         json.dumps(document, indent=2, ensure_ascii=False) if args.json else format_text(document)

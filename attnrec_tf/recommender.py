@@ -38,6 +38,8 @@ from attnrec_tf.errors import ConfigError, DataError
 RUNTIMES = ("saved_model", "tflite")
 REASONS = 3
 """History items listed under each recommendation's `because`."""
+EXPLANATIONS = ("counterfactual", "additive")
+"""How `because` is found (see `Recommender`)."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,10 @@ class Recommender:
         runtime: `saved_model` (default) or `tflite`.
         kind: The TFLite kind for `runtime="tflite"` (`export.tflite.KINDS`).
         model_name: The exported model name.
+        explanation: How `because` is found: `counterfactual` (default: the history items whose
+            removal lowers the recommendation's score most, `attnrec_tf.counterfactual`) or
+            `additive` (the largest terms of the exact split `c_ij = a_i (p_i . e_j)`,
+            `attnrec_tf.explain`).
 
     Raises:
         AttnRecError: An unknown runtime, a missing folder or catalog; an unknown kind or a
@@ -287,10 +293,13 @@ class Recommender:
         runtime: str = "saved_model",
         kind: str = "float32",
         model_name: str = DEFAULT_MODEL_NAME,
+        explanation: str = "counterfactual",
     ) -> None:
         quiet_tensorflow()
         if runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {RUNTIMES}, got {runtime!r}")
+        self.explanation = self._checked_method(explanation)
+        self._score_fn: Any = None
         self.output = existing_run_dir(Path(run_dir))
         self.catalog = load_catalog(self.output)
         self.runtime, self.kind, self.model_name = runtime, kind, model_name
@@ -340,10 +349,18 @@ class Recommender:
         """The `--json` document of `python -m attnrec_tf.recommend` for one history."""
         return self.explain(self.indices(history), k)
 
-    def explain(self, indices: list[int], k: int) -> dict[str, Any]:
-        """`document` for a history of vocabulary indices."""
+    def explain(self, indices: list[int], k: int, method: str | None = None) -> dict[str, Any]:
+        """`document` for a history of vocabulary indices.
+
+        Args:
+            indices: The history, oldest first.
+            k: How many recommendations.
+            method: `counterfactual` or `additive` (`EXPLANATIONS`); None = this
+                Recommender's `explanation`.
+        """
         from attnrec_tf.explain import score_parts
 
+        method = self._checked_method(method or self.explanation)
         self._check_k(k, [indices])
         out = self.engine(indices, k)
         model = self.model
@@ -351,9 +368,36 @@ class Recommender:
         tail = np.asarray(indices[-model.max_len :], np.int32)
         window[model.max_len - len(tail) :] = tail
         parts = score_parts(model, window)
-        return explained_document(
+        document = explained_document(
             self.catalog, indices, window, parts, out, self.runtime, self.artifact
         )
+        if method == "counterfactual":
+            self._explain_by_removal(document, indices, out["item_ids"])
+        return {"explanation": method, **document}
+
+    def _explain_by_removal(
+        self, document: dict[str, Any], indices: list[int], items: np.ndarray
+    ) -> None:
+        """Replaces each recommendation's `because` by its counterfactual reasons."""
+        from attnrec_tf.counterfactual import counterfactuals
+        from attnrec_tf.evaluate import keras_score_fn
+
+        if self._score_fn is None:
+            self._score_fn = keras_score_fn(self.model, self.model.max_len)
+        found = counterfactuals(
+            self._score_fn, indices, np.asarray(items, np.int64), max_len=self.model.max_len
+        )
+        for column, recommendation in enumerate(document["recommendations"]):
+            recommendation.pop("terms", None)
+            recommendation["because"] = [
+                {
+                    "id": self.catalog.raw_id(reason.item),
+                    "title": self.catalog.title(reason.item),
+                    "score_drop": round(reason.score_drop, 6),
+                    "rank_without": reason.rank_without,
+                }
+                for reason in found.reasons(column, top=REASONS)
+            ]
 
     def recommend_batch(
         self, histories: Sequence[Sequence[Any]], k: int = 10
@@ -387,6 +431,12 @@ class Recommender:
             self._model = load_model(self.output.require(self.output.model))
         return self._model
 
+    @staticmethod
+    def _checked_method(method: str) -> str:
+        if method not in EXPLANATIONS:
+            raise ConfigError(f"--explain must be one of {', '.join(EXPLANATIONS)}, got {method!r}")
+        return method
+
     def _check_k(self, k: int, histories: list[list[int]]) -> None:
         check_top_k(k)
         for history in histories:
@@ -402,6 +452,9 @@ def load(
     runtime: str = "saved_model",
     kind: str = "float32",
     model_name: str = DEFAULT_MODEL_NAME,
+    explanation: str = "counterfactual",
 ) -> Recommender:
     """Loads an exported run once for many recommendations (`Recommender`'s arguments)."""
-    return Recommender(run_dir, runtime=runtime, kind=kind, model_name=model_name)
+    return Recommender(
+        run_dir, runtime=runtime, kind=kind, model_name=model_name, explanation=explanation
+    )
