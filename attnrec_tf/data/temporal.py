@@ -302,6 +302,7 @@ def describe(split: LeaveOneOutSplit) -> str | None:
         f"the interactions before it, {p['train_interactions']} trained on): "
         f"{p['users_evaluated']} users evaluated on their first and second interaction after "
         f"it; {p['users_dropped_no_interaction_before_cutoff']} users dropped (nothing before "
-        f"the cut-off), {p['users_trained_not_evaluated_one_after_cutoff']} trained on but not "
-        f"evaluated (one interaction after it)"
+        f"the cut-off); trained on but not evaluated: "
+        f"{p['users_trained_not_evaluated_one_after_cutoff']} users with one interaction after "
+        f"it, {p['users_trained_not_evaluated_none_after_cutoff']} with none"
     )

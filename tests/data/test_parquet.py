@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 from attnrec_tf.data import sources
 from attnrec_tf.data.interactions import read_interaction_file
-from attnrec_tf.errors import DataError, MissingDependencyError
+from attnrec_tf.errors import DataError
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -188,17 +187,6 @@ def test_a_damaged_file_is_one_line_naming_it(tmp_path, damage):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         read_interaction_file(tmp_path / "nothing.parquet")
-
-
-def test_without_pyarrow_one_line_names_the_package_and_command(tmp_path, monkeypatch):
-    path = write(tmp_path, {"user_id": [1], "item_id": [2], "timestamp": [3]})
-    monkeypatch.setitem(sys.modules, "pyarrow", None)
-    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    with pytest.raises(MissingDependencyError) as error:
-        sources.load(str(path))
-    assert str(error.value) == (
-        f"{path}: reading Parquet: pyarrow is not installed (pip install pyarrow)"
-    )
 
 
 def test_the_pq_extension_and_the_data_flag(tmp_path):
