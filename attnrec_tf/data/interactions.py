@@ -154,7 +154,7 @@ def _with_string_keys(mapping: dict) -> dict:
 
 @dataclass(frozen=True)
 class _Columns:
-    """Where the wanted columns are in a header, and how each feature cell is split."""
+    """Where the wanted columns are in a header (a title column when one is not taken)."""
 
     user: int
     item: int
