@@ -6,7 +6,8 @@
   model.keras            the best model (by validation NDCG@10)
   vocabulary.json        raw item id <-> index (0 = padding)
   items.json             per index: raw id, title, genres, training count
-  split.npz              the leave-one-out split, so export can evaluate without the data file
+  split.npz              the split (leave-one-out or temporal), so export can evaluate without
+                         the data file
   checkpoints/best.keras kept while training
   logs/                  TensorBoard
   saved_model/<name>/<version>/, tflite/, android_demo_assets/   (written by export)
@@ -94,7 +95,11 @@ class RunDir:
 
 
 def save_split(path: Path, split: LeaveOneOutSplit) -> None:
-    """Saves a leave-one-out split as flat arrays plus offsets (atomic)."""
+    """Saves a split as flat arrays plus offsets, and its protocol as JSON (atomic).
+
+    `train` may hold more sequences than there are users (a temporal split's users trained on
+    but not evaluated): they are saved after the users' own.
+    """
     lengths = np.array([len(s) for s in split.train], dtype=np.int64)
     flat = (
         np.concatenate(split.train).astype(np.int32) if len(split.train) else np.zeros(0, np.int32)
@@ -107,21 +112,24 @@ def save_split(path: Path, split: LeaveOneOutSplit) -> None:
         train_offsets=np.concatenate([[0], np.cumsum(lengths)]),
         valid_targets=np.asarray(split.valid_targets, np.int32),
         test_targets=np.asarray(split.test_targets, np.int32),
+        protocol=np.asarray(json.dumps(split.protocol, sort_keys=True)),
     )
     atomic.write_bytes(path, buffer.getvalue())
 
 
 def load_split(path: Path) -> LeaveOneOutSplit:
-    """Loads what `save_split` wrote."""
+    """Loads what `save_split` wrote (a file without a protocol is a leave-one-out split)."""
     with np.load(path, allow_pickle=False) as data:
         offsets = data["train_offsets"]
         flat = data["train_flat"]
         train = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+        protocol = json.loads(str(data["protocol"])) if "protocol" in data else None
         return LeaveOneOutSplit(
             users=data["users"],
             train=train,
             valid_targets=data["valid_targets"],
             test_targets=data["test_targets"],
+            **({"protocol": protocol} if protocol is not None else {}),
         )
 
 

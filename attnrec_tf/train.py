@@ -56,6 +56,11 @@ class RunOptions:
     time_col: str = "timestamp"
     feature_cols: tuple[str, ...] = ()
     delimiter: str | None = None
+    rating_col: str | None = None
+    min_rating: float | None = None
+    split: str = "leave-one-out"
+    split_time: str | float | None = None
+    split_fraction: float | None = None
     output_dir: Path = Path("runs/latest")
     preset: str = "default"
     sampled_negatives: int = 100
@@ -71,6 +76,11 @@ class RunOptions:
 
     def check(self) -> None:
         """Raises ConfigError for a value no run can use (the flag is named)."""
+        from attnrec_tf.data.sources import check_rating_options
+        from attnrec_tf.data.temporal import check_split_options
+
+        check_rating_options(self.min_rating, self.rating_col)
+        check_split_options(self.split, self.split_time, self.split_fraction)
         for name in ("eval_users", "sampled_negatives", "backup_every_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
@@ -100,7 +110,8 @@ def _add_data_flags(data: Any) -> None:
         help="'synthetic' (the embedded default when omitted), a MovieLens name to download "
         "(movielens-100k, movielens-1m, movielens-20m, movielens-25m, "
         "movielens-latest-small, ...), "
-        "a MovieLens folder, or a CSV/TSV interaction file with a header",
+        "a MovieLens folder, or an interaction file with a header: CSV/TSV, RecBole .inter "
+        "or Parquet (.parquet, needs pyarrow)",
     )
     data.add_argument(
         "--cache-dir",
@@ -120,6 +131,39 @@ def _add_data_flags(data: Any) -> None:
         "--delimiter",
         default=None,
         help="field separator of a generic file (default: from extension/header)",
+    )
+    data.add_argument(
+        "--min-rating",
+        type=float,
+        default=None,
+        help="keep only interactions rated at least this (explicit feedback as positives, "
+        "e.g. 4 for MovieLens); default: keep every row",
+    )
+    data.add_argument(
+        "--rating-col",
+        default=None,
+        help="rating or weight column of a generic file, read with --min-rating (default: rating)",
+    )
+    data.add_argument(
+        "--split",
+        default="leave-one-out",
+        choices=("leave-one-out", "temporal"),
+        help="leave-one-out: each user's last item is the test target, the one before it the "
+        "validation target; temporal: train on everything before a global time cut-off, "
+        "validate and test on each user's first and second interaction after it",
+    )
+    data.add_argument(
+        "--split-time",
+        default=None,
+        help="the temporal cut-off: a number in the unit of the time column, or an ISO-8601 "
+        "date (UTC when no zone is given)",
+    )
+    data.add_argument(
+        "--split-fraction",
+        type=float,
+        default=None,
+        help="the temporal cut-off as the fraction of interactions, in time order, before it "
+        "(default 0.9 when --split-time is not given)",
     )
 
 
@@ -298,10 +342,13 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
 
 
 def prepare_data(config: Config, options: RunOptions) -> PreparedData:
-    """Reads the interactions, builds the vocabulary and sequences, splits leave-one-out."""
-    from attnrec_tf.data import sources
+    """Reads the interactions, builds the vocabulary and sequences, splits them.
+
+    The split is leave-one-out or temporal (`options.split`; `data.temporal.make_split`).
+    """
+    from attnrec_tf.data import sources, temporal
     from attnrec_tf.data.item_features import item_feature_matrix
-    from attnrec_tf.data.sequences import build_sequences, leave_one_out
+    from attnrec_tf.data.sequences import build_sequences
 
     started = time.perf_counter()
     loaded = sources.load(
@@ -313,13 +360,22 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
         feature_cols=options.feature_cols,
         delimiter=options.delimiter,
         synthetic_seed=config.seed,
+        rating_col=options.rating_col,
+        min_rating=options.min_rating,
     )
     vocabulary, sequences, stats = build_sequences(
         loaded.interactions,
         min_user_interactions=config.min_user_interactions,
         min_item_interactions=config.min_item_interactions,
     )
-    split = leave_one_out(sequences)
+    split = temporal.make_split(
+        loaded.interactions,
+        vocabulary,
+        sequences,
+        split=options.split,
+        split_time=options.split_time,
+        split_fraction=options.split_fraction,
+    )
     evaluation = (
         split.sample_users(options.eval_users, seed=config.seed) if options.eval_users else split
     )
@@ -328,13 +384,17 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
         loaded, vocabulary, stats, sequences, split, evaluation, features, feature_names,
         seconds=time.perf_counter() - started,
     )  # fmt: skip
+    below = loaded.row_filters.get("rows_below_min_rating")
+    rated = "" if below is None else f", {below} rows rated below --min-rating"
     print(
-        f"data: {loaded.name} from {loaded.source}: {len(split.users)} users, "
+        f"data: {loaded.name} from {loaded.source}: {stats.users_kept} users, "
         f"{vocabulary.num_items} items, {stats.interactions_kept} interactions "
-        f"({stats.users_dropped_too_few} users dropped for too few interactions); "
+        f"({stats.users_dropped_too_few} users dropped for too few interactions{rated}); "
         f"{len(feature_names)} item feature values; prepared in {data.seconds:.1f}s",
         flush=True,
     )
+    if (line := temporal.describe(split)) is not None:
+        print(line, flush=True)
     return data
 
 
@@ -357,6 +417,7 @@ def training_report(
     prepare_peak_mb: float,
 ) -> dict[str, Any]:
     """report.json of a trained run (the export adds its entries later)."""
+    from attnrec_tf.data.temporal import protocol_entry
     from attnrec_tf.report import machine
 
     test = result.test or {}
@@ -380,6 +441,7 @@ def training_report(
         report["sampled_protocol"] = test["sampled_protocol"]
     report["protocol"] = {
         **PROTOCOL,
+        "split": protocol_entry(data.split),
         "exclude_history": config.exclude_history,
         "eval_users": len(data.evaluation.users),
     }
@@ -397,13 +459,14 @@ def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
     return {
         "name": loaded.name,
         "source": str(loaded.source),
-        "num_users": int(len(data.split.users)),
+        "num_users": int(stats.users_kept),
         "num_items": int(data.vocabulary.num_items),
         "num_interactions": int(stats.interactions_kept),
         "raw_interactions": int(stats.interactions_in),
         "users_dropped_too_few_interactions": int(stats.users_dropped_too_few),
         "items_dropped": int(stats.items_in - stats.items_kept),
         "item_features": data.feature_names if config.item_features else [],
+        **loaded.row_filters,
         **data_sha256(loaded, synthetic_params=synthetic),
     }
 

@@ -10,6 +10,11 @@ network is not used. Otherwise:
 3. the zip is extracted into a temporary folder next to the final one and renamed into place in
    one step, so an interrupted run never leaves a folder that looks complete.
 
+Progress goes to stderr: a line naming the URL and the cache folder, then a bar redrawn in place
+with the bytes, the rate and the ETA when stderr is a terminal (a plain line every
+`PLAIN_INTERVAL` seconds otherwise, for logs), and a last line saying where the data is cached.
+A cache hit prints one line naming the cached folder.
+
 Pinned SHA-256 digests come from TensorFlow Datasets' `url_checksums/movielens.txt`; releases
 whose digest is not known from a trustworthy source (ML-10M) and the ones GroupLens regenerates
 (ml-latest, ml-latest-small) have None and rely on the MD5 alone.
@@ -30,12 +35,16 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TextIO
 
 from attnrec_tf.data.movielens import detect_movielens
 from attnrec_tf.errors import DataError
@@ -44,6 +53,10 @@ DEFAULT_BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 CACHE_ENV = "ATTNREC_CACHE"
 _LOG = logging.getLogger(__name__)
 _BLOCK = 1 << 20
+PLAIN_INTERVAL = 10.0
+"""Seconds between two progress lines when stderr is not a terminal."""
+_REDRAW_INTERVAL = 0.1
+_BAR_WIDTH = 24
 
 
 @dataclass(frozen=True)
@@ -103,18 +116,105 @@ def _expected_md5(url: str, timeout: float) -> str:
     return match.group(0).lower()
 
 
-def _download(url: str, target: Path, timeout: float) -> tuple[str, str]:
-    """Streams `url` into `target`; returns its (md5, sha256) hex digests."""
+def _megabytes(count: float) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+
+
+class Progress:
+    """Download progress on a stream: a bar redrawn in place on a terminal, else plain lines.
+
+    Args:
+        total: int. Expected bytes (0 when the server did not say).
+        stream: TextIO. Where to write (stderr in `fetch`).
+        clock: Callable[[], float]. Seconds, for the rate and the ETA. Defaults to
+            `time.monotonic`.
+        interval: float | None. Seconds between two plain lines; None is `PLAIN_INTERVAL`.
+            Defaults to `None`.
+
+    Example:
+        >>> import io
+        >>> out, now = io.StringIO(), iter([0.0, 2.0]).__next__
+        >>> progress = Progress(4_000_000, out, clock=now, interval=1.0)
+        >>> progress.update(1_000_000)
+        >>> out.getvalue()
+        'download: 1.0 of 4.0 MB (25%), 0.5 MB/s, ETA 6s\\n'
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float | None = None,
+    ) -> None:
+        self.total, self.stream, self.clock = total, stream, clock
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.interval = _REDRAW_INTERVAL if self.tty else (interval or PLAIN_INTERVAL)
+        self.done = 0
+        self.started = clock()
+        self.shown = self.started
+
+    def status(self, now: float) -> str:
+        """The bytes so far (of the total), the rate and the ETA at time `now`."""
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        if not self.total:
+            return f"{_megabytes(self.done)}, {rate / 1e6:.1f} MB/s"
+        share = min(self.done / self.total, 1.0)
+        eta = _duration((self.total - self.done) / rate) if rate > 0 else "?"
+        sizes = f"{self.done / 1e6:.1f} of {_megabytes(self.total)}"
+        return f"{sizes} ({share:.0%}), {rate / 1e6:.1f} MB/s, ETA {eta}"
+
+    def update(self, count: int) -> None:
+        """Adds `count` bytes; redraws (terminal) or writes a line (not more often than due)."""
+        self.done += count
+        now = self.clock()
+        if now - self.shown < self.interval:
+            return
+        self.shown = now
+        if self.tty:
+            filled = int(_BAR_WIDTH * self.done / self.total) if self.total else 0
+            bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
+            self.stream.write(f"\rdownload: [{bar}] {self.status(now)}   ")
+        else:
+            self.stream.write(f"download: {self.status(now)}\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Ends the bar's line (terminal) and writes the total and the time it took."""
+        if self.tty:
+            self.stream.write("\n")
+        seconds = self.clock() - self.started
+        self.stream.write(f"download: {_megabytes(self.done)} in {_duration(seconds)}\n")
+        self.stream.flush()
+
+
+def _download(url: str, target: Path, timeout: float, stream: TextIO) -> tuple[str, str]:
+    """Streams `url` into `target` with progress on `stream`; returns its (md5, sha256)."""
     md5 = hashlib.md5(usedforsecurity=False)
     sha256 = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
-            _LOG.info("downloading %s (%.1f MB)", url, total / 1e6)
+            size = f" ({_megabytes(total)})" if total else ""
+            stream.write(f"download: {url}{size} into {target.parent}\n")
+            progress = Progress(total, stream)
             while block := response.read(_BLOCK):
                 out.write(block)
                 md5.update(block)
                 sha256.update(block)
+                progress.update(len(block))
+            progress.finish()
     except (urllib.error.URLError, OSError) as err:
         raise _network_error(url, err) from None
     return md5.hexdigest(), sha256.hexdigest()
@@ -143,6 +243,7 @@ def fetch(
     *,
     base_url: str = DEFAULT_BASE_URL,
     timeout: float = 60.0,
+    progress: TextIO | None = None,
 ) -> Path:
     """Returns the extracted folder of a known MovieLens release, downloading it if needed.
 
@@ -151,6 +252,8 @@ def fetch(
         cache_dir: Path. Root of the cache; the data set lands in `cache_dir / name`.
         base_url: str. Where the zips and their .md5 files are. Defaults to GroupLens.
         timeout: float. Seconds to wait for the server on each request. Defaults to `60.0`.
+        progress: TextIO | None. Where progress and the cache location are written; None is
+            stderr. Defaults to `None`.
 
     Returns:
         `cache_dir / name`, holding the data files (e.g. ratings.dat).
@@ -163,7 +266,9 @@ def fetch(
     dataset = KNOWN_DATASETS[name]
     cache_dir = Path(cache_dir)
     final = cache_dir / name
+    stream = progress if progress is not None else sys.stderr
     if final.is_dir() and detect_movielens(final) is not None:
+        stream.write(f"{name}: using the copy cached in {final}\n")
         return final
     if final.exists():
         raise DataError(
@@ -185,7 +290,7 @@ def fetch(
     archive = Path(tmp_name)
     workdir = None
     try:
-        md5, sha256 = _download(url, archive, timeout)
+        md5, sha256 = _download(url, archive, timeout, stream)
         if md5 != expected_md5:
             raise DataError(
                 f"{url}: MD5 mismatch (expected {expected_md5}, got {md5}); the download was "
@@ -206,6 +311,7 @@ def fetch(
             if not (final.is_dir() and detect_movielens(final) is not None):  # not a race
                 raise DataError(f"cannot move the extracted data to {final}: {err}") from None
         _LOG.info("extracted %s into %s", url, final)
+        stream.write(f"{name}: cached in {final} (the next run reads it from there)\n")
         return final
     finally:
         archive.unlink(missing_ok=True)

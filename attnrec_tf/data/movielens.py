@@ -33,6 +33,8 @@ from attnrec_tf.data.interactions import (
     Interactions,
     ItemMetadata,
     LoadedData,
+    min_rating_filters,
+    no_rows_left,
     split_multi_value,
 )
 from attnrec_tf.errors import DataError
@@ -96,6 +98,7 @@ def _dataset_name(folder: Path, layout: str) -> str:
 def _read_ratings(
     path: Path, layout: str, min_rating: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Users, items and timestamps of the rows kept by `min_rating`, and every row's rating."""
     delimiter = {"ml-100k": "\t", "ml-1m": "::", "ml-20m": ","}[layout]
     has_header = layout == "ml-20m"
     header = _text.read_header(path, delimiter, has_header=has_header)
@@ -119,12 +122,16 @@ def _read_ratings(
     if not users:
         raise DataError(f"{path}: no ratings in the file")
     rating = np.concatenate(ratings)
-    keep = slice(None) if min_rating is None else rating >= min_rating
+    if min_rating is None:
+        return _text.merge_ids(users), _text.merge_ids(items), np.concatenate(times), rating
+    keep = rating >= min_rating
+    if not keep.any():
+        raise no_rows_left(path, "rating", min_rating)
     return (
         _text.merge_ids(users)[keep],
         _text.merge_ids(items)[keep],
         np.concatenate(times)[keep],
-        rating[keep],
+        rating,
     )
 
 
@@ -220,16 +227,16 @@ def read_movielens(folder: str | Path, *, min_rating: float | None = None) -> Lo
     Args:
         folder: str | Path. The extracted folder (the one holding `ratings.dat`, `u.data` or
             `ratings.csv`).
-        min_rating: float | None. Keep only ratings >= this value; None keeps every rating.
-            Defaults to `None`.
+        min_rating: float | None. Keep only ratings >= this value (`row_filters` counts the
+            rows dropped); None keeps every rating. Defaults to `None`.
 
     Returns:
         The LoadedData, named "movielens-1m" etc. (from the folder name or README; "movielens"
         if neither tells).
 
     Raises:
-        DataError: The folder holds none of the layouts, or a file is malformed (the message
-            names the file and line).
+        DataError: The folder holds none of the layouts, a file is malformed (the message
+            names the file and line), or no rating is >= `min_rating`.
 
     Example:
         >>> data = read_movielens("ml-100k")  # doctest: +SKIP
@@ -247,7 +254,7 @@ def read_movielens(folder: str | Path, *, min_rating: float | None = None) -> Lo
             "layout pass the file itself with --data FILE"
         )
     ratings_file, movies_file = LAYOUTS[layout]
-    users, items, times, _ = _read_ratings(folder / ratings_file, layout, min_rating)
+    users, items, times, ratings = _read_ratings(folder / ratings_file, layout, min_rating)
     metadata = ItemMetadata()
     if (folder / movies_file).is_file():
         reader = {"ml-100k": _read_u_item, "ml-1m": _read_movies_dat, "ml-20m": _read_movies_csv}
@@ -258,5 +265,9 @@ def read_movielens(folder: str | Path, *, min_rating: float | None = None) -> Lo
             {n: {str(k): v for k, v in m.items()} for n, m in metadata.features.items()},
         )
     return LoadedData(
-        _dataset_name(folder, layout), str(folder), Interactions(users, items, times), metadata
+        _dataset_name(folder, layout),
+        str(folder),
+        Interactions(users, items, times),
+        metadata,
+        min_rating_filters(min_rating, len(ratings), len(users)),
     )

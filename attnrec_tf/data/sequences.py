@@ -11,7 +11,8 @@ Each user's rows are sorted by timestamp; equal timestamps keep their file order
 Users are ordered by raw id.
 
 Leave-one-out: for a sequence s, the model trains on s[:-2], is validated on predicting s[-2]
-from s[:-2], and tested on predicting s[-1] from s[:-1].
+from s[:-2], and tested on predicting s[-1] from s[:-1]. The temporal split
+(`data/temporal.py`) gives the same `LeaveOneOutSplit` form from a global time cut-off.
 
 Example:
     >>> import numpy as np
@@ -32,7 +33,8 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -227,42 +229,75 @@ def _chronological(rows: np.ndarray, user_code: np.ndarray, timestamps: np.ndarr
     return rows[np.lexsort((times, users))]  # lexsort is stable
 
 
+LEAVE_ONE_OUT = "leave-one-out"
+
+
+def _leave_one_out_protocol() -> dict[str, Any]:
+    return {"name": LEAVE_ONE_OUT}
+
+
 @dataclass(frozen=True, eq=False)
 class LeaveOneOutSplit:
-    """The leave-one-out split of every user's sequence s.
+    """A next-item split: training sequences, and one validation and one test target per user.
+
+    Both protocols give this form (`protocol["name"]`): leave-one-out (`leave_one_out`: every
+    user, s[:-2] / s[-2] / s[-1]) and the temporal split (`data.temporal.temporal_split`: the
+    part of each sequence before a global cut-off / the first / the second interaction at or
+    after it). Evaluated user `i` is validated on predicting `valid_targets[i]` from `train[i]`
+    and tested on predicting `test_targets[i]` from `train[i] + [valid_targets[i]]`.
 
     Attributes:
-        users: np.ndarray. Raw user ids.
-        train: list[np.ndarray]. s[:-2] per user (also the validation history).
-        valid_targets: np.ndarray. int32 s[-2] per user.
-        test_targets: np.ndarray. int32 s[-1] per user.
+        users: np.ndarray. Raw ids of the n evaluated users.
+        train: list[np.ndarray]. The training input. `train[i]` for i < n is user i's training
+            part and validation history; entries after the first n (a temporal split only) are
+            users trained on but not evaluated. Leave-one-out: exactly n entries.
+        valid_targets: np.ndarray. int32 validation target per evaluated user, shape (n,).
+        test_targets: np.ndarray. int32 test target per evaluated user, shape (n,).
+        protocol: dict. What made the split: `{"name": "leave-one-out"}`, or the temporal
+            split's name, cut-off and counts (report.json's `protocol.split`). Defaults to
+            leave-one-out.
     """
 
     users: np.ndarray
     train: list[np.ndarray]
     valid_targets: np.ndarray
     test_targets: np.ndarray
+    protocol: dict[str, Any] = field(default_factory=_leave_one_out_protocol)
+
+    def __post_init__(self) -> None:
+        n = len(self.users)
+        if not (len(self.valid_targets) == len(self.test_targets) == n <= len(self.train)):
+            raise ValueError(
+                "users, valid_targets and test_targets need one entry per evaluated user and "
+                f"train at least as many. Received: {n}, {len(self.valid_targets)}, "
+                f"{len(self.test_targets)}, {len(self.train)}"
+            )
 
     def histories(self, stage: str) -> list[np.ndarray]:
-        """The model input per user: "valid" -> s[:-2], "test" -> s[:-1] (built on each call)."""
+        """The model input per evaluated user (built on each call).
+
+        "valid" -> `train[i]`; "test" -> `train[i]` followed by the validation target.
+        """
         _check_stage(stage)
+        valid = self.train if len(self.train) == len(self.users) else self.train[: len(self.users)]
         if stage == "valid":
-            return self.train
+            return valid
         return [
             np.append(history, target)
-            for history, target in zip(self.train, self.valid_targets, strict=True)
+            for history, target in zip(valid, self.valid_targets, strict=True)
         ]
 
     def targets(self, stage: str) -> np.ndarray:
-        """The item to predict per user: "valid" -> s[-2], "test" -> s[-1]."""
+        """The item to predict per evaluated user: `valid_targets` or `test_targets`."""
         _check_stage(stage)
         return self.valid_targets if stage == "valid" else self.test_targets
 
     def sample_users(self, count: int, seed: int = 0) -> LeaveOneOutSplit:
-        """A split of `count` users drawn without replacement (all users when count >= len).
+        """A split of `count` evaluated users drawn without replacement (all when count >= n).
 
         For evaluating on huge data sets, where ranking every item for every user would take
-        hours; the users keep their order in the split.
+        hours; the users keep their order in the split, and the sample's `train` holds theirs
+        only (the protocol is kept).
         """
         if count >= len(self.users):
             return self
@@ -273,6 +308,7 @@ class LeaveOneOutSplit:
             train=[self.train[i] for i in chosen],
             valid_targets=self.valid_targets[chosen],
             test_targets=self.test_targets[chosen],
+            protocol=self.protocol,
         )
 
 
