@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -155,8 +156,9 @@ def _json(capsys: pytest.CaptureFixture[str], run: Path, *argv: str) -> dict:
 
 def test_history_titles_text_output(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = _main(
-        capsys, "--output-dir", str(run), "--history", "The Matrix", "Hamlet (1996)", "toy story"
-    )
+        capsys, "--output-dir", str(run), "--history", "The Matrix", "Hamlet (1996)", "toy story",
+        "--explain", "additive",
+    )  # fmt: skip
     assert status == 0, err
     assert "Matrix, The (1999)" in out and "Hamlet (1996)" in out and "Toy Story (1995)" in out
     assert out.count("because you watched") + out.count("not driven by the history") == 10
@@ -164,8 +166,17 @@ def test_history_titles_text_output(run: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_json_document(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    doc = _json(capsys, run, "--history", "The Matrix", "Hamlet (1996)", "toy story")
-    assert doc["runtime"] == "saved_model"
+    doc = _json(
+        capsys,
+        run,
+        "--history",
+        "The Matrix",
+        "Hamlet (1996)",
+        "toy story",
+        "--explain",
+        "additive",
+    )
+    assert doc["runtime"] == "saved_model" and doc["explanation"] == "additive"
     assert [h["title"] for h in doc["history"]] == [
         "Matrix, The (1999)",
         "Hamlet (1996)",
@@ -351,3 +362,47 @@ def test_score_parts_are_exact_for_every_variant(variant: str, concat_last: bool
     scores = np.asarray(model.score(window[None]))[0]
     totals = [parts.terms(j)["total"] for j in range(1, 20)]
     np.testing.assert_allclose(totals, scores[1:], atol=1e-5)
+
+
+def test_counterfactual_text_output(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _main(
+        capsys, "--output-dir", str(run), "--history", "The Matrix", "Hamlet (1996)", "toy story"
+    )
+    assert status == 0, err
+    reasons = out.count("because you watched")
+    assert reasons + out.count("no single history item raises it") == 10
+    assert reasons >= 1 and re.search(r"because you watched .+ \(#\d+ -> #\d+\)", out)
+
+
+def test_counterfactual_reasons_are_what_removal_does_in_the_saved_model(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each shown reason, removed from the history and scored again through the SavedModel's
+    `rerank` (not the Keras path the explanation used), lowers the score by `score_drop` and
+    leaves the item at `rank_without`."""
+    from attnrec_tf.data.vocabulary import Vocabulary
+    from attnrec_tf.export.saved_model import SavedModelClient, versions
+    from attnrec_tf.metrics import rank_of_targets
+    from attnrec_tf.run_dir import RunDir
+
+    doc = _json(capsys, run, "--history", "The Matrix", "Hamlet (1996)", "toy story")
+    assert doc["explanation"] == "counterfactual"
+    output = RunDir(run)
+    vocabulary = Vocabulary.load(output.vocabulary)
+    base = output.saved_model_base("attnrec")
+    client = SavedModelClient(base / str(versions(base)[-1]), vocabulary)
+    history = vocabulary.encode(np.asarray([h["id"] for h in doc["history"]])).astype(np.int64)
+    checked = 0
+    for rec in doc["recommendations"]:
+        drops = [b["score_drop"] for b in rec["because"]]
+        assert drops == sorted(drops, reverse=True) and all(d > 0 for d in drops)
+        item = int(vocabulary.encode(np.asarray([rec["id"]]))[0])
+        for reason in rec["because"]:
+            removed = int(vocabulary.encode(np.asarray([reason["id"]]))[0])
+            without = history[history != removed]
+            scores = client.scores([without])
+            assert rec["score"] - scores[0, item] == pytest.approx(reason["score_drop"], abs=1e-3)
+            rank = rank_of_targets(scores, np.array([item]), [history])[0] + 1
+            assert rank == reason["rank_without"] >= rec["rank"]
+            checked += 1
+    assert checked >= 1
