@@ -62,9 +62,8 @@ def test_temporal_run_with_min_rating_end_to_end(tmp_path, capsys):
     for name in ("keras", "popularity"):
         assert 0.0 <= report["metrics"][name]["ndcg@10"] <= 1.0
 
-    from attnrec_tf.export.pipeline import export_all
-
-    from attnrec_tf.recommend import history_from_user
+    from attnrec_tf.export.export_all import export_all
+    from attnrec_tf.recommender import history_from_user
     from attnrec_tf.run_dir import RunDir, load_split
 
     saved = load_split(out / "split.npz")
