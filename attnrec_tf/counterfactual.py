@@ -117,7 +117,7 @@ def removal_histories(
 
 def counterfactuals(
     score_fn: ScoreFn,
-    history: Sequence[int],
+    history: Sequence[int] | np.ndarray,
     candidates: np.ndarray,
     *,
     max_len: int,

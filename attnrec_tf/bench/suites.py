@@ -450,6 +450,10 @@ def markdown(results: dict[str, Any]) -> str:
         from attnrec_tf.bench.peers import peers_markdown
 
         lines += ["", peers_markdown(results["peers"]).rstrip()]
+    if results.get("explanations"):
+        from attnrec_tf.bench.explanations import explanations_markdown
+
+        lines += ["", explanations_markdown(results["explanations"]).rstrip()]
     if results.get("recommend"):
         from attnrec_tf.bench.recommend_bench import recommend_markdown
 
@@ -464,7 +468,7 @@ def save(results: dict[str, Any], root: Path) -> None:
     path = root / "BENCHMARKS.json"
     if path.exists():
         on_disk = json.loads(path.read_text())
-        for key in ("runs", "scale", "peers"):
+        for key in ("runs", "scale", "peers", "explanations"):
             results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
         for key in ("step", "recommend"):
             if key in on_disk and key not in results:
@@ -527,6 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="recommend suite: the exported run whose users are recommended",
     )
     parser.add_argument(
+        "--explain-runs",
+        default=str(ROOT / "runs" / "bench" / "ml-1m-preset"),
+        help="explanations suite: comma-separated exported runs to judge",
+    )
+    parser.add_argument(
+        "--explain-users", type=int, default=200, help="explanations suite: test users a run"
+    )
+    parser.add_argument(
         "--baseline-ref", default=STEP_BASELINE, help="git revision the step suite compares with"
     )
     return parser
@@ -575,6 +587,13 @@ def run_suites(args: argparse.Namespace) -> None:
         save(results, args.results)
     if args.suite in ("all", "scale"):
         scale_suite(results, args.out, args.results)
+    if args.suite in ("all", "explanations"):
+        from attnrec_tf.bench.explanations import faithfulness
+
+        for run in (Path(r) for r in args.explain_runs.split(",") if r):
+            entry = faithfulness(run, users=args.explain_users)
+            results.setdefault("explanations", {})[run.name] = entry
+            save(results, args.results)
     if args.suite in ("all", "recommend"):
         from attnrec_tf.bench.recommend_bench import recommend_suite
 
