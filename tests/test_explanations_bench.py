@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from attnrec_tf.bench.explanations import METHODS, explanations_markdown, faithfulness
 from tests.demo_run import demo_run as build_or_reuse_demo_run
 

@@ -22,6 +22,11 @@ Signatures (histories are the catalog's raw item ids, oldest first, int64 or str
 - `recommend_including_history`: the same, but history items may be recommended again.
 - `rerank`: `history`, `candidates` `[B, C]` raw ids -> `scores` `[B, C]` float32 (history items
   are not excluded; the caller chose the candidates).
+- `explain`: `history`, `candidates` `[B, C]` raw ids -> for each of the last `max_len` history
+  items (`removed` `[B, max_len]` raw ids, padding where the window is shorter): `score_drops`
+  `[B, max_len, C]` (a candidate's score with the whole history minus without that item) and
+  `ranks_without` `[B, max_len, C]`, beside `scores` and `ranks` `[B, C]` (1-based among unseen
+  items): the counterfactual explanation of `attnrec_tf.counterfactual`, in one call.
 - `user_vector`: `history` -> `user_vector` `[B, D]` float32, the vector every item
   representation is scored against (score = `user_vector . e_j`). With the item representations
   in `assets.extra/item_embeddings.npz` (`retrieval.py`) it feeds an approximate-nearest-neighbour
@@ -58,7 +63,15 @@ import numpy as np
 
 from attnrec_tf.errors import ExportError
 
-SIGNATURES = ("serving_default", "recommend_including_history", "rerank", "user_vector")
+SIGNATURES = (
+    "serving_default",
+    "recommend_including_history",
+    "rerank",
+    "user_vector",
+    "explain",
+)
+WITH_CANDIDATES = ("rerank", "explain")
+"""The signatures that take `candidates` beside `history`."""
 LOWEST_SCORE = float(np.finfo(np.float32).min)
 
 
@@ -131,6 +144,11 @@ def build_archive(model: Any, vocabulary: Any, *, top_k: int) -> Any:
     def user_vector(history: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"user_vector": serving.user_vectors(model, lookup(history))}
 
+    def explain(history: tf.Tensor, candidates: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = serving.explain_removals(model, lookup(history), lookup(candidates))
+        out["removed"] = tf.gather(raw_by_index, out["removed"])  # padding -> padding id
+        return out
+
     history_spec = tf.TensorSpec([None, None], id_dtype, name="history")
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -145,6 +163,8 @@ def build_archive(model: Any, vocabulary: Any, *, top_k: int) -> Any:
         input_signature=[history_spec, tf.TensorSpec([None, None], id_dtype, name="candidates")],
     )
     archive.add_endpoint("user_vector", user_vector, input_signature=[history_spec])
+    candidates_spec = tf.TensorSpec([None, None], id_dtype, name="candidates")
+    archive.add_endpoint("explain", explain, input_signature=[history_spec, candidates_spec])
     return archive
 
 
@@ -209,14 +229,18 @@ def warmup_requests(
     vocabulary: Any, max_len: int, top_k: int
 ) -> list[tuple[str, dict[str, np.ndarray]]]:
     """One request per signature: a history of `max_len` catalog ids (fewer in a small catalog),
-    and `top_k` candidates for `rerank`."""
+    and `top_k` candidates for those that take them (`WITH_CANDIDATES`)."""
     ids = vocabulary.raw_ids
     if vocabulary.id_dtype == "string":
         ids = np.asarray([str(i).encode() for i in ids], dtype=object)
     history = ids[None, : min(max_len, len(ids))]
-    requests = [(name, {"history": history}) for name in SIGNATURES if name != "rerank"]
-    requests.append(("rerank", {"history": history, "candidates": ids[None, :top_k]}))
-    return requests
+    candidates = ids[None, :top_k]
+    return [
+        (name, {"history": history, "candidates": candidates})
+        if name in WITH_CANDIDATES
+        else (name, {"history": history})
+        for name in SIGNATURES
+    ]
 
 
 def _pad_raw(histories: Sequence[np.ndarray], padding: int | str, id_dtype: str) -> np.ndarray:

@@ -167,3 +167,59 @@ def user_vectors(model: Any, indices: tf.Tensor) -> tf.Tensor:
     window = compact_right(clean_indices(indices, model.vocab_size), model.max_len)
     user, _ = model.encode(window, training=False)  # (B, L, D)
     return tf.cast(user[:, -1, :], tf.float32)
+
+
+EXPLAIN_OUTPUTS = ("removed", "score_drops", "ranks_without", "scores", "ranks")
+"""Output names of the `explain` computation, in the order the docs list them."""
+
+
+def explain_removals(model: Any, indices: tf.Tensor, candidates: tf.Tensor) -> dict[str, tf.Tensor]:
+    """What removing each item of the model's window does to each candidate's score and rank.
+
+    The counterfactual explanation of `attnrec_tf.counterfactual`, as one graph: for each
+    position `l` of the window (the last `max_len` real items), the row without any occurrence
+    of that position's item is scored with the others, `B * max_len` rows in one model call.
+    Ranks are 1-based among the items outside the whole history (index 0 never counts), ties
+    counted against the candidate, as `metrics.rank_of_targets` does. A candidate that is not
+    a catalog item (index 0 after `clean_indices`) has rank 0 and no drops.
+
+    Args:
+        model: An `AttentionRecommender`.
+        indices: `(B, T)` int vocabulary indices, any padding.
+        candidates: `(B, C)` int vocabulary indices of the items to explain.
+
+    Returns:
+        `{"removed": (B, L) int32 the window's items (0 = padding, where every drop is 0),
+        "score_drops": (B, L, C) float32 score with the history minus without `removed[:, l]`,
+        "ranks_without": (B, L, C) int32, "scores": (B, C) float32, "ranks": (B, C) int32}`.
+    """
+    indices = clean_indices(indices, model.vocab_size)  # (B, T)
+    candidates = clean_indices(candidates, model.vocab_size)  # (B, C)
+    length = model.max_len
+    window = compact_right(indices, length)  # (B, L)
+    batch, steps = tf.shape(indices)[0], tf.shape(indices)[1]
+    same = tf.equal(indices[:, None, :], window[:, :, None])  # (B, L, T)
+    rows = tf.where(same, tf.zeros_like(same, tf.int32), indices[:, None, :])  # (B, L, T)
+    rows = tf.concat([indices[:, None, :], rows], axis=1)  # (B, 1 + L, T): the whole row first
+    flat = compact_right(tf.reshape(rows, [-1, steps]), length)  # (B (1 + L), L)
+    scores = tf.cast(model.serve_outputs(flat)[0], tf.float32)  # (B (1 + L), V)
+    scores = tf.reshape(scores, [batch, 1 + length, -1])  # (B, 1 + L, V)
+    picked = tf.gather(scores, candidates, axis=2, batch_dims=1)  # (B, 1 + L, C)
+    unseen = tf.logical_not(excluded_items(indices, model.vocab_size))  # (B, V)
+    higher = scores[:, :, None, :] >= picked[:, :, :, None]  # (B, 1 + L, C, V)
+    others = tf.not_equal(tf.range(model.vocab_size)[None, None, :], candidates[:, :, None])
+    counted = tf.logical_and(higher, tf.logical_and(unseen[:, None, :], others)[:, None, :, :])
+    ranks = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)  # (B, 1 + L, C)
+    known = candidates > 0  # (B, C)
+    ranks = tf.where(known[:, None, :], ranks, tf.zeros_like(ranks))
+    real = tf.logical_and(window[:, :, None] > 0, known[:, None, :])  # (B, L, C)
+    drops = picked[:, :1, :] - picked[:, 1:, :]
+    return {
+        "removed": window,
+        "score_drops": tf.where(real, drops, tf.zeros_like(drops)),
+        "ranks_without": tf.where(
+            real, ranks[:, 1:, :], tf.broadcast_to(ranks[:, :1, :], tf.shape(drops))
+        ),
+        "scores": picked[:, 0, :],
+        "ranks": ranks[:, 0, :],
+    }

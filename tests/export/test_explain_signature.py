@@ -1,0 +1,55 @@
+"""The SavedModel's `explain` signature: the counterfactual explanation, served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from attnrec_tf.counterfactual import counterfactuals
+from attnrec_tf.evaluate import keras_score_fn
+
+
+def test_explain_signature_equals_the_counterfactual_module(exported_run, trained_run):
+    import tensorflow as tf
+
+    version = Path(exported_run["artifacts"]["saved_model"]["path"])
+    explain = tf.saved_model.load(str(version)).signatures["explain"]
+    model, vocabulary = trained_run.model, trained_run.vocabulary
+    score_fn = keras_score_fn(model, model.max_len)
+    for history in trained_run.split.histories("test")[:6]:
+        history = np.asarray(history, np.int64)
+        candidates = np.array([3, 17, 40, 88])
+        raw = lambda x: tf.constant([vocabulary.decode(x).tolist()], tf.int64)  # noqa: E731
+        out = {
+            k: v.numpy()[0]
+            for k, v in explain(history=raw(history), candidates=raw(candidates)).items()
+        }
+        expected = counterfactuals(score_fn, history, candidates, max_len=model.max_len)
+        removed = vocabulary.encode(out["removed"])
+        window = history[-model.max_len :]
+        assert removed[-len(window) :].tolist() == window.tolist()  # the window, oldest first
+        np.testing.assert_array_equal(out["ranks"], expected.ranks)
+        for item, drops, ranks in zip(
+            expected.items, expected.drops, expected.ranks_without, strict=False
+        ):
+            position = int(np.flatnonzero(removed == item)[-1])
+            np.testing.assert_allclose(out["score_drops"][position], drops, atol=1e-4)
+            np.testing.assert_array_equal(out["ranks_without"][position], ranks)
+        padding = removed == 0
+        assert not out["score_drops"][padding].any()
+        assert (out["ranks_without"][padding] == out["ranks"]).all()
+
+
+def test_a_candidate_id_not_in_the_catalog_gets_no_drop(exported_run, trained_run):
+    import tensorflow as tf
+
+    version = Path(exported_run["artifacts"]["saved_model"]["path"])
+    explain = tf.saved_model.load(str(version)).signatures["explain"]
+    history = trained_run.split.histories("test")[0]
+    raw = trained_run.vocabulary.decode(np.asarray(history, np.int64)).tolist()
+    out = explain(
+        history=tf.constant([raw], tf.int64), candidates=tf.constant([[10**12]], tf.int64)
+    )
+    assert out["score_drops"].shape[-1] == 1
+    assert not out["score_drops"].numpy().any() and not out["ranks"].numpy().any()
