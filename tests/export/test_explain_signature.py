@@ -31,7 +31,7 @@ def test_explain_signature_equals_the_counterfactual_module(exported_run, traine
         assert removed[-len(window) :].tolist() == window.tolist()  # the window, oldest first
         np.testing.assert_array_equal(out["ranks"], expected.ranks)
         for item, drops, ranks in zip(
-            expected.items, expected.drops, expected.ranks_without, strict=False
+            expected.items, expected.drops, expected.ranks_without, strict=True
         ):
             position = int(np.flatnonzero(removed == item)[-1])
             np.testing.assert_allclose(out["score_drops"][position], drops, atol=1e-4)
