@@ -509,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
             "step",
             "scale",
             "recommend",
+            "explanations",
             "render",
             "peers",
         ),
