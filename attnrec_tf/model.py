@@ -286,12 +286,17 @@ class AttentionRecommender(keras.Model):
         history = ops.cast(ops.where(valid, history, ops.zeros_like(history)), "int32")
         return history
 
-    def encode(self, history: Any, training: bool | None = None) -> tuple[Any, Any]:
+    def encode(
+        self, history: Any, training: bool | None = None, items: Any = None
+    ) -> tuple[Any, Any]:
         """User vectors after every position, and the attention behind them.
 
         Args:
             history: `(B, L)` int item indices, left-padded with 0, `L <= max_len`.
             training: Python bool.
+            items: `item_representations()` of the whole catalog, when the caller has it: the
+                history rows are then gathered from it (the same numbers), so that an exported
+                graph holds one item table for both the lookup and the scoring.
 
         Returns:
             `(user, attention)`: `(B, L, D)` user vectors (row t covers positions <= t) and
@@ -300,13 +305,19 @@ class AttentionRecommender(keras.Model):
         """
         history = self._clean(history)
         mask = history > 0  # (B, L)
-        h = self.embed(history, mask, training=training)
+        h = self.embed(history, mask, training=training, items=items)
         h, attention = self.contextualize(h, mask, training=training)
         return self.head(h, mask, attention, training=training)
 
-    def embed(self, history: Any, mask: Any, training: bool | None = None) -> Any:
-        """`(B, L, D)` item representations plus recency positions, dropout, padding zeroed."""
-        h = ops.cast(self.item_representations(history), self.compute_dtype)  # (B, L, D)
+    def embed(
+        self, history: Any, mask: Any, training: bool | None = None, items: Any = None
+    ) -> Any:
+        """`(B, L, D)` item representations plus recency positions, dropout, padding zeroed.
+
+        `items`: the whole catalog's `item_representations()` to gather from (see `encode`).
+        """
+        rows = self.item_representations(history) if items is None else ops.take(items, history, 0)
+        h = ops.cast(rows, self.compute_dtype)  # (B, L, D)
         if self.embedding_scale:
             h = h * float(self.embedding_dim) ** 0.5
         if self.positions is not None:
@@ -370,9 +381,10 @@ class AttentionRecommender(keras.Model):
             `(scores, attention)`: `(B, vocab_size)` float32 raw scores (column 0 is the
             padding index and must be ignored) and `(B, L)` attention weights.
         """
-        user, attention = self.encode(history, training=False)
+        items = self.item_representations()  # (V, D): one table for the lookup and the scores
+        user, attention = self.encode(history, training=False, items=items)
         last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
-        scores = ops.matmul(last_user, ops.transpose(self.item_representations()))  # (B, V)
+        scores = ops.matmul(last_user, ops.transpose(ops.cast(items, "float32")))  # (B, V)
         return scores, ops.cast(attention[:, -1, :], "float32")
 
     def score(self, history: Any) -> Any:
