@@ -59,13 +59,23 @@ class Run:
 
     @property
     def tflite(self) -> dict[str, Path]:
-        """The exported `.tflite` file of each kind (`float32`, ..., `int8`)."""
+        """The exported recommendation `.tflite` file of each kind (`float32`, ..., `int8`)."""
+        from attnrec_tf.export.explain_tflite import ARTIFACT
+
         artifacts = self.report.get("artifacts", {})
         return {
             name.removeprefix("tflite_"): Path(entry["path"])
             for name, entry in artifacts.items()
-            if name.startswith("tflite_")
+            if name.startswith("tflite_") and name != ARTIFACT
         }
+
+    @property
+    def tflite_explain(self) -> Path | None:
+        """The explain `.tflite` (`export.explain_tflite`), None without one."""
+        from attnrec_tf.export.explain_tflite import ARTIFACT
+
+        path = self.report.get("artifacts", {}).get(ARTIFACT, {}).get("path")
+        return Path(path) if path else None
 
 
 def train(

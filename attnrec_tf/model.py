@@ -322,7 +322,9 @@ class AttentionRecommender(keras.Model):
             h = h * float(self.embedding_dim) ** 0.5
         if self.positions is not None:
             h = h + ops.cast(self.positions(self._position_indices(mask)), self.compute_dtype)
-        return self.input_dropout(h, training=training) * ops.cast(mask, h.dtype)[:, :, None]
+        return self.input_dropout(h, training=training) * ops.expand_dims(
+            ops.cast(mask, h.dtype), -1
+        )
 
     def _position_indices(self, mask: Any) -> Any:
         """`(B, L)` or `(1, L)` position of each column: from the latest item (`max_len - 1`)
@@ -338,14 +340,14 @@ class AttentionRecommender(keras.Model):
         for block in self.blocks:
             h, weights = block(h, mask=mask, training=training, return_attention_scores=True)
         if self.final_norm is not None:
-            h = self.final_norm(h) * ops.cast(mask, h.dtype)[:, :, None]
+            h = self.final_norm(h) * ops.expand_dims(ops.cast(mask, h.dtype), -1)
         return h, weights
 
     def head(
         self, h: Any, mask: Any, block_attention: Any, training: bool | None = None
     ) -> tuple[Any, Any]:
         """History states -> `(user vectors (B, L, D), attention (B, L, L))` of the variant."""
-        float_mask = ops.cast(mask, h.dtype)[:, :, None]  # (B, L, 1)
+        float_mask = ops.expand_dims(ops.cast(mask, h.dtype), -1)  # (B, L, 1)
         if self.variant == "sasrec" and block_attention is not None:
             return h, block_attention
         if self.pooling is not None:
@@ -354,12 +356,12 @@ class AttentionRecommender(keras.Model):
             counts = ops.maximum(ops.cumsum(float_mask, axis=1), 1.0)  # (B, L, 1)
             user = ops.cumsum(h, axis=1) / counts
             causal = ops.tril(ops.ones((ops.shape(h)[1], ops.shape(h)[1]), h.dtype))
-            weights = causal[None] * ops.transpose(float_mask, (0, 2, 1))  # (B, L, L)
+            weights = ops.expand_dims(causal, 0) * ops.transpose(float_mask, (0, 2, 1))
             attention = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1.0)
         else:  # "last" (and "sasrec" without blocks): a function of the latest item only
             user = h
             eye = ops.eye(ops.shape(h)[1], dtype=h.dtype)
-            attention = eye[None] * ops.transpose(float_mask, (0, 2, 1))
+            attention = ops.expand_dims(eye, 0) * ops.transpose(float_mask, (0, 2, 1))
         if self.concat_last:
             user = ops.concatenate([user, h], axis=-1)  # (B, L, 2D)
         if self.projection is None:

@@ -11,6 +11,7 @@
   checkpoints/best.keras kept while training
   logs/                  TensorBoard
   saved_model/<name>/<version>/, tflite/, android_demo_assets/   (written by export)
+  tflite/<name>_explain_float32.tflite   the explanations on device (written by export)
 ```
 
 Every file is written atomically (`attnrec_tf.atomic`).
@@ -84,6 +85,10 @@ class RunDir:
     def tflite(self, model_name: str, kind: str) -> Path:
         """The `.tflite` file of one kind (`export.tflite.KINDS`)."""
         return self.root / "tflite" / f"{model_name}_{kind}.tflite"
+
+    def tflite_explain(self, model_name: str) -> Path:
+        """The explain `.tflite` (`export.explain_tflite`): reasons computed on device."""
+        return self.root / "tflite" / f"{model_name}_explain_float32.tflite"
 
     def require(self, path: Path) -> Path:
         """Returns `path`, or raises a user error naming it when it is missing."""

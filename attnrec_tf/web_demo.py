@@ -7,7 +7,7 @@ Runs:
     python -m attnrec_tf.web_demo --output-dir runs/latest --port 0   # any free port (printed)
 
 The page runs the model in the browser (LiteRT.js, WebAssembly); this server only hands out
-static files, from three roots and nowhere else:
+files, from these URLs and nowhere else:
 
 ```
 /                 web_demo/ (index.html, app.js, style.css)
@@ -15,7 +15,14 @@ static files, from three roots and nowhere else:
                   (the library and its .wasm files, served from here, never from a CDN)
 /run/             <output-dir>/android_demo_assets/ (config.json, sorted_movie_vocab.json and
                   the .tflite without batch axis that the Android demo uses)
+/explain/<file>   <output-dir>/tflite/<model_name>_explain_float32.tflite, that one file
+/explain/config.json   what the page needs to run it (`explain_config`), made from report.json
 ```
+
+The explain file (`attnrec_tf.export.explain_tflite`) stays in the run's `tflite/` folder, so
+`android_demo_assets/` is exactly what the Android demo expects; the page finds it through
+`/explain/config.json`. A run exported without it (no LiteRT, or an older export) has no
+`/explain/` URLs (404), and the page shows its recommendations without reasons.
 
 It listens on 127.0.0.1 only. The first line it prints is `serving http://127.0.0.1:<port>/`.
 
@@ -28,6 +35,8 @@ naming `--demo-dir` and the step to take.
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import sys
 import threading
 from http import HTTPStatus
@@ -36,7 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from attnrec_tf.cli import add_output_dir, command_parser, run_command
+from attnrec_tf.cli import DEFAULT_MODEL_NAME, add_output_dir, command_parser, run_command
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.run_dir import RunDir
 
@@ -45,6 +54,8 @@ CHECKOUT_DEMO_DIR = Path(__file__).resolve().parent.parent / "web_demo"
 DEMO_DIR = CHECKOUT_DEMO_DIR if CHECKOUT_DEMO_DIR.is_dir() else Path("web_demo")
 """The default `--demo-dir`: the checkout's `web_demo/`, else `web_demo/` in the current folder."""
 VENDOR_PACKAGES = ("@litertjs/core", "@litertjs/wasm-utils")
+EXPLAIN_URL = "/explain/"
+"""Where the page finds the explain file and `config.json` describing it."""
 TYPES = {
     ".js": "text/javascript",
     ".mjs": "text/javascript",
@@ -83,14 +94,54 @@ def roots(demo_dir: Path, output_dir: Path) -> dict[str, Path]:
     return mapping
 
 
+def explain_config(output_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """The page's config of the run's explain `.tflite`, and the file; None without one.
+
+    Args:
+        output_dir: An exported run.
+
+    Returns:
+        `({"model": the file's name under `EXPLAIN_URL`, "historyLength": H, "topK": K,
+        "maxLen", "latencyMsP50": the export's LiteRT measurement}, path)`, or None when the
+        report has no `artifacts.tflite_explain` or the file is missing.
+    """
+    from attnrec_tf.export.explain_tflite import ARTIFACT
+
+    output = RunDir(output_dir)
+    try:
+        report = json.loads(output.report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    artifact = report.get("artifacts", {}).get(ARTIFACT)
+    file = output.tflite_explain(report.get("export", {}).get("model_name", DEFAULT_MODEL_NAME))
+    if not artifact or not file.is_file():
+        return None
+    try:
+        config = {
+            "model": file.name,
+            "historyLength": artifact["inputs"]["history"][-1],
+            "topK": artifact["inputs"]["candidates"][-1],
+            "maxLen": artifact["outputs"]["removed"][-1],
+            "latencyMsP50": artifact["latency_ms_p50"],
+        }
+    except (KeyError, IndexError, TypeError):  # a record this version did not write
+        return None
+    return config, file
+
+
 class DemoHandler(SimpleHTTPRequestHandler):
-    """Serves files from the `roots` mapping only (no listings, no `..`, no node_modules)."""
+    """Serves files from the `roots` mapping and the single `files` only (no listings, no
+    `..`, no node_modules), and the `documents` made at start."""
 
     mapping: dict[str, Path] = {}
+    files: dict[str, Path] = {}
+    documents: dict[str, bytes] = {}
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **TYPES}
 
     def translate_path(self, path: str) -> str:
         url_path = unquote(urlsplit(path).path)
+        if url_path in self.files:
+            return str(self.files[url_path])
         if url_path.endswith("/"):
             url_path += "index.html"
         for prefix, folder in sorted(self.mapping.items(), key=lambda kv: -len(kv[0])):
@@ -104,6 +155,13 @@ class DemoHandler(SimpleHTTPRequestHandler):
         return ""
 
     def send_head(self) -> Any:
+        body = self.documents.get(unquote(urlsplit(self.path).path))
+        if body is not None:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", TYPES[".json"])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
         path = self.translate_path(self.path)
         if not path or not Path(path).is_file():
             self.send_error(HTTPStatus.NOT_FOUND, "not found")
@@ -134,7 +192,14 @@ def make_server(
         The server; call `serve_forever()` (e.g. in a thread) and `shutdown()`.
     """
     mapping = roots(Path(demo_dir).resolve(), Path(output_dir).resolve())
-    handler = type("BoundDemoHandler", (DemoHandler,), {"mapping": mapping})
+    files, documents = {}, {}
+    explain = explain_config(Path(output_dir).resolve())
+    if explain is not None:
+        config, file = explain
+        files[f"{EXPLAIN_URL}{file.name}"] = file
+        documents[f"{EXPLAIN_URL}config.json"] = json.dumps(config).encode()
+    bound = {"mapping": mapping, "files": files, "documents": documents}
+    handler = type("BoundDemoHandler", (DemoHandler,), bound)
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.verbose = verbose  # type: ignore[attr-defined]
     server.daemon_threads = True

@@ -17,8 +17,14 @@ def test_counterfactual_reasons_are_the_best_removal_and_lower_the_score(tmp_pat
     assert ours["rank_without"] >= ours["rank"]
     random = entry["methods"]["random"]
     assert random["shown"] == 1.0 and random["is_best"] < ours["is_best"]
+    assert entry["on_device_explain_ms_p50"] > 0 and entry["on_device_explain_history"] == 20
+    assert entry["on_device_explain_ms_p50_full_window"] > 0
+    assert entry["on_device_explain_full_window"] == 12  # the demo model's max_len
     table = explanations_markdown({"demo": entry})
     assert "| demo (pooling) | 12 | counterfactual |" in table
+    short, full = table.splitlines()[-2:]
+    assert short.startswith("| demo (pooling) | 20 | ") and short.endswith(" ms |")
+    assert full.startswith("| demo (pooling) | 12 (a full window) | ") and full.endswith(" ms |")
 
 
 def test_a_method_that_shows_nothing_is_a_dash_row():

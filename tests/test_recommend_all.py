@@ -143,3 +143,6 @@ def test_the_readme_python_example_runs_end_to_end(tmp_path, monkeypatch):
     assert run.metrics["keras"]["ndcg@10"] > run.metrics["popularity"]["ndcg@10"]
     assert len(recommendations) == 5 and all("because" in r for r in recommendations)
     assert Path(namespace["run"].saved_model).is_dir()
+    assert set(run.tflite) == {"float32", "dynamic_int8"}  # the explain file is not a kind
+    assert run.tflite_explain.name == "attnrec_explain_float32.tflite"
+    assert run.tflite_explain.is_file()

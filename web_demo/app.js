@@ -8,14 +8,28 @@
 // inputLength picks, left-padded with 0 (the graph packs real ids to the right, so right
 // padding, as in the Android app, gives the same result). The model attends over the last
 // max_len of them; none of the inputLength picks is recommended.
+//
+// Then it explains each recommendation on this device too: /explain/config.json names the run's
+// explain .tflite (attnrec_tf/export/explain_tflite.py: inputs history int32[1, historyLength]
+// and candidates int32[1, topK], outputs removed[1, max_len], score_drops and ranks_without
+// [1, max_len, topK]), run with the picks and the recommended ids. Each recommendation shows its
+// reasons as attnrec_tf.counterfactual.Counterfactuals.reasons finds them and the recommend
+// command prints them: "because you picked X (#rank -> #rank without X)". Without that file
+// (404) the page shows the recommendations alone.
 import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
 
 const WASM_DIR = '/vendor/@litertjs/core/wasm/';
 const RUN_DIR = '/run/';
+const EXPLAIN_DIR = '/explain/';
 const SEARCH_LIMIT = 12;
+// as attnrec_tf.recommender.REASONS and the defaults of Counterfactuals.reasons
+const REASONS = 3;
+const MIN_SHARE = 0.1;
+const NO_REASON = 'no single history item raises it (removing any one leaves it as high)';
 
 const state = {config: null, movies: [], byId: new Map(), picked: [], model: null,
-               inputName: 'history', inputLength: 0, busy: Promise.resolve()};
+               inputName: 'history', inputLength: 0, explainer: null, explainConfig: null,
+               busy: Promise.resolve()};
 
 const $ = (id) => document.getElementById(id);
 
@@ -91,11 +105,62 @@ function update() {
   });
 }
 
-function input_(picked) {
-  const input = new Int32Array(state.inputLength);
-  const tail = picked.slice(-state.inputLength);
-  input.set(tail, state.inputLength - tail.length);
+function input_(picked, length = state.inputLength) {
+  const input = new Int32Array(length);
+  const tail = picked.slice(-length);
+  input.set(tail, length - tail.length);
   return input;
+}
+
+function readAll(outputs, names) {
+  const values = {};
+  for (const name of names) values[name] = Array.from(outputs[name].toTypedArray());
+  for (const tensor of Object.values(outputs)) if (!tensor.deleted) tensor.delete?.();
+  return values;
+}
+
+// The explain file on the picks and the recommended ids: each recommendation's reasons, and
+// the time of the one LiteRT.js call.
+async function explain(picked, itemIds) {
+  const {historyLength, topK} = state.explainConfig;
+  const candidates = new Int32Array(topK);
+  candidates.set(itemIds.slice(0, topK));
+  const inputs = {history: new Tensor(input_(picked, historyLength), [1, historyLength]),
+                  candidates: new Tensor(candidates, [1, topK])};
+  const started = performance.now();
+  const outputs = await state.explainer.run(inputs);
+  const elapsed = performance.now() - started;
+  for (const tensor of Object.values(inputs)) tensor.delete();
+  const out = readAll(outputs, ['removed', 'score_drops', 'ranks_without']);
+  const reasons = itemIds.map((_, column) => reasonsOf(out, topK, column));
+  return {reasons, elapsed};
+}
+
+// Counterfactuals.reasons(column, top=REASONS, min_share=MIN_SHARE): the window's distinct
+// items, most recent first, ordered by decreasing drop (stable); of the first REASONS, those
+// with a positive drop of at least MIN_SHARE of the largest.
+function reasonsOf({removed, score_drops: drops, ranks_without: ranks}, width, column) {
+  const rows = [];
+  const seen = new Set();
+  for (let position = removed.length - 1; position >= 0; position--) {
+    const item = removed[position];
+    if (item <= 0 || seen.has(item)) continue;
+    seen.add(item);
+    const at = position * width + column;
+    rows.push({item, scoreDrop: drops[at], rankWithout: ranks[at], order: rows.length});
+  }
+  rows.sort((a, b) => b.scoreDrop - a.scoreDrop || a.order - b.order);
+  const found = rows.slice(0, REASONS).filter((r) => r.scoreDrop > 0);
+  return found.filter((r) => r.scoreDrop >= MIN_SHARE * found[0].scoreDrop)
+      .map(({item, scoreDrop, rankWithout}) => ({item, scoreDrop, rankWithout}));
+}
+
+// attnrec_tf/recommend.py _because_line, with "picked" for "watched".
+function becauseLine(reasons, rank) {
+  if (!reasons.length) return NO_REASON;
+  const title = (id) => state.byId.get(id)?.title ?? `#${id}`;
+  return 'because you picked ' +
+      reasons.map((r) => `${title(r.item)} (#${rank} -> #${r.rankWithout})`).join(', ');
 }
 
 async function run(ids) {
@@ -137,6 +202,8 @@ async function recommend() {
   });
   renderPicked(picked, weights);
   const top = state.config.topK;
+  const explained = state.explainer ?
+      await explain(picked, result.itemIds.slice(0, top)) : null;
   const items = [];
   for (let rank = 0; rank < Math.min(top, result.itemIds.length); rank++) {
     const id = result.itemIds[rank];
@@ -151,11 +218,22 @@ async function recommend() {
     meta.className = 'meta';
     meta.textContent = `${movie ? movie.genres.join(', ') : ''} · score ${result.scores[rank].toFixed(2)}`;
     item.append(title, meta);
+    if (explained) {
+      const reasons = explained.reasons[rank];
+      const because = document.createElement('span');
+      because.className = 'because';
+      because.textContent = becauseLine(reasons, rank + 1);
+      item.dataset.because = JSON.stringify(reasons);
+      item.append(because);
+    }
     items.push(item);
   }
   recommendations.replaceChildren(...items);
   recommendations.dataset.for = picked.join(',');
-  $('timing').textContent = `(top ${items.length}, ${result.elapsed.toFixed(1)} ms in LiteRT.js)`;
+  const timing = $('timing');
+  timing.textContent = `(top ${items.length}, ${result.elapsed.toFixed(1)} ms in LiteRT.js` +
+      (explained ? `; reasons ${explained.elapsed.toFixed(1)} ms)` : ')');
+  timing.dataset.explainMs = explained ? String(explained.elapsed) : '';
 }
 
 function renderPicked(picked, weights) {
@@ -204,6 +282,20 @@ function renderPicked(picked, weights) {
   $('clear').disabled = picked.length === 0;
 }
 
+// The explain file, if the run has one; returns the sentence the status line ends with.
+async function loadExplainer() {
+  const response = await fetch(`${EXPLAIN_DIR}config.json`);
+  if (!response.ok) {
+    $('explain-note').hidden = true;
+    return 'No explain file in this run (re-export it), so no reasons.';
+  }
+  state.explainConfig = await response.json();
+  setStatus(`Compiling ${state.explainConfig.model}…`);
+  state.explainer = await loadAndCompile(`${EXPLAIN_DIR}${state.explainConfig.model}`,
+                                         {accelerator: 'wasm'});
+  return `Reasons: ${state.explainConfig.model}, on this device too.`;
+}
+
 async function main() {
   try {
     const config = await fetchJson(`${RUN_DIR}config.json`);
@@ -219,8 +311,10 @@ async function main() {
     const feature = config.inputs[0];
     state.inputName = inputs[feature.index]?.name || inputs[0].name;
     state.inputLength = feature.inputLength;
+    const explaining = await loadExplainer();
     setStatus(`Ready: ${config.model} runs in this page (LiteRT.js, WebAssembly); ` +
-              `${state.movies.length} movies, history input ${state.inputLength}.`, true);
+              `${state.movies.length} movies, history input ${state.inputLength}. ` +
+              explaining, true);
     $('search').disabled = false;
     $('search').addEventListener('input', renderSearch);
     $('clear').addEventListener('click', () => { state.picked = []; update(); });

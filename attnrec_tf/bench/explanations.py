@@ -15,11 +15,19 @@ Methods: `counterfactual` (the default, `attnrec_tf.counterfactual`), `additive`
 term of the exact split, `attnrec_tf.explain`; none for the `sasrec` variant, which has no
 pooling head), `attention` (the most-attended item) and `random` (a random item of the window).
 
+Beside the table, `on_device_explain_ms_p50`: the counterfactual reasons computed on device, the
+median latency of one call of the run's explain `.tflite` (`export.explain_tflite`; LiteRT, one
+thread, an `explain_tflite.LATENCY_HISTORY`-item test history and its top 10), and
+`on_device_explain_ms_p50_full_window` for a history that fills the model's window (the file
+cuts its window to the history, so that is its slowest case); None when the run has no such
+file or LiteRT is missing.
+
     python -m attnrec_tf.bench --suite explanations --explain-runs runs/ml100k,runs/ml1m
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,11 @@ import numpy as np
 
 METHODS = ("counterfactual", "additive", "attention", "random")
 TOP_K = 10
+ON_DEVICE = (
+    ("on_device_explain_ms_p50", "on_device_explain_history"),
+    ("on_device_explain_ms_p50_full_window", "on_device_explain_full_window"),
+)
+"""The entry's (latency, history length) keys: a short history, then a full window."""
 
 
 def faithfulness(run: Path, *, users: int = 200, seed: int = 0) -> dict[str, Any]:
@@ -34,7 +47,10 @@ def faithfulness(run: Path, *, users: int = 200, seed: int = 0) -> dict[str, Any
 
     Returns:
         `{"run", "users", "pairs", "variant", "methods": {method: {"shown", "is_best",
-        "lowers", "rank", "rank_without"}}}` (rates over the pairs with a shown reason).
+        "lowers", "rank", "rank_without"}}, "on_device_explain_ms_p50",
+        "on_device_explain_history", "on_device_explain_ms_p50_full_window",
+        "on_device_explain_full_window"}` (rates over the pairs with a shown reason; the
+        latencies and their history lengths are None without the run's explain file).
     """
     from attnrec_tf.counterfactual import counterfactuals
     from attnrec_tf.evaluate import keras_score_fn
@@ -65,7 +81,40 @@ def faithfulness(run: Path, *, users: int = 200, seed: int = 0) -> dict[str, Any
         "users": len(chosen),
         "pairs": len(chosen) * TOP_K,
         "methods": {m: _rates(rows[m], len(chosen) * TOP_K) for m in METHODS},
+        **on_device_explain(recommender, histories),
     }
+
+
+def on_device_explain(recommender: Any, histories: list[np.ndarray]) -> dict[str, Any]:
+    """The p50 latency (ms) of the run's explain `.tflite`, LiteRT, one thread.
+
+    Args:
+        recommender: The run's `Recommender` (its top 10 are the candidates).
+        histories: Test histories; the latency history is `explain_tflite.latency_history`.
+
+    Returns:
+        `{"on_device_explain_ms_p50", "on_device_explain_history"}` (its length) and the same
+        two with `_full_window` for a `max_len`-item history; all None without the file or
+        LiteRT.
+    """
+    from attnrec_tf.cli import DEFAULT_MODEL_NAME
+    from attnrec_tf.export import explain_tflite
+    from attnrec_tf.export.litert import litert_missing
+
+    output = recommender.output
+    report = json.loads(output.report.read_text(encoding="utf-8"))
+    file = output.tflite_explain(report.get("export", {}).get("model_name", DEFAULT_MODEL_NAME))
+    if not file.is_file() or litert_missing() is not None:
+        return dict.fromkeys(key for pair in ON_DEVICE for key in pair)
+    explainer = explain_tflite.LiteRTExplainer(file, num_threads=1)
+    found: dict[str, Any] = {}
+    lengths = (explain_tflite.LATENCY_HISTORY, explainer.max_len)
+    for (latency, items), length in zip(ON_DEVICE, lengths, strict=True):
+        history = explain_tflite.latency_history(histories, length)
+        candidates = recommender.engine(history.tolist(), TOP_K)["item_ids"]
+        found[latency] = explain_tflite.latency_ms(explainer, history, candidates)
+        found[items] = len(history)
+    return found
 
 
 def _first_reasons(
@@ -152,4 +201,37 @@ def explanations_markdown(entries: dict[str, Any]) -> str:
                 f"| {name} ({entry['variant']}) | {entry['users']} | {method} | "
                 f"{rates['shown']:.0%} | " + " | ".join(cells) + " |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _on_device_lines(entries)) + "\n"
+
+
+def _on_device_lines(entries: dict[str, Any]) -> list[str]:
+    """The on-device latency table under the faithfulness table (runs measured only)."""
+    measured = {
+        name: entry
+        for name, entry in entries.items()
+        if entry.get("on_device_explain_ms_p50") is not None
+    }
+    if not measured:
+        return []
+    lines = [
+        "",
+        "The same counterfactual reasons computed on device: one call of the run's "
+        "`tflite/<model>_explain_float32.tflite` (`export/explain_tflite.py`: the history and "
+        "the history without each item of the window, scored and ranked in one graph), median "
+        "of 200 calls after 20 warm-up calls, LiteRT, 1 thread, for a test user's history of "
+        "the length given and its top 10. The file cuts its window to the history's length at "
+        "run time, so a full window is its slowest case.",
+        "",
+        "| run (variant) | history items | on-device explain, p50 (LiteRT, 1 thread) |",
+        "|---|---|---|",
+    ]
+    for name, entry in measured.items():
+        for row, (latency, items) in enumerate(ON_DEVICE):
+            if entry.get(latency) is None:
+                continue
+            window = " (a full window)" if row else ""
+            lines.append(
+                f"| {name} ({entry['variant']}) | {entry[items]}{window} | "
+                f"{entry[latency]:.2f} ms |"
+            )
+    return lines

@@ -15,7 +15,10 @@ writes (see `run_dir.py` for the folder layout):
   the top-K, so items older than that may be recommended again; `metrics.keras_window` is the
   Keras model under that same rule (`evaluate.evaluate_split_windowed`), which float32 TFLite
   matches exactly (it equals `keras`' HR@k/NDCG@k when no test history is longer than `H`);
-- `android_demo_assets/` (`android_assets.py`) with the chosen kind.
+- `android_demo_assets/` (`android_assets.py`) with the chosen kind;
+- `tflite/<model_name>_explain_float32.tflite`, the counterfactual reasons on device
+  (`explain_tflite.py`), checked against `attnrec_tf.counterfactual` and timed, recorded under
+  `artifacts.tflite_explain` only (it has no test metrics).
 
 The `.tflite` steps need LiteRT (`ai-edge-litert`, a dependency of the package). When it is
 missing anyway, the SavedModel is still written and evaluated and the report saved; then
@@ -57,12 +60,17 @@ import numpy as np
 from attnrec_tf import atomic
 from attnrec_tf.cli import DEFAULT_MODEL_NAME, quiet_tensorflow
 from attnrec_tf.errors import DependencyError, ExportError
-from attnrec_tf.export import tflite
+from attnrec_tf.export import explain_tflite, tflite
 from attnrec_tf.run_dir import RunDir
 
 AGREEMENT_USERS = 50
 """Test users on which the Android file must recommend what the evaluated file recommends."""
-EXPORT_ORDER = ("saved_model", "keras_window", *(tflite.artifact_name(k) for k in tflite.KINDS))
+EXPORT_ORDER = (
+    "saved_model",
+    "keras_window",
+    *(tflite.artifact_name(k) for k in tflite.KINDS),
+    explain_tflite.ARTIFACT,
+)
 """The report keys this export writes to `metrics` and `artifacts`, placed last in this order."""
 
 
@@ -194,6 +202,7 @@ def export_all(
     kinds = requested if missing is None else ()
     reference = {"keras": keras, "keras_window": keras_window}
     on_device, android = export_on_device(context, kinds, reference)
+    on_device += [explain_tflite.export_explain(context)] if kinds else []
     window = {"keras_window": keras_window} if kinds else {}
     record = export_record(
         context, saved=saved, kinds=kinds, android=android, started=started, missing=missing
@@ -576,7 +585,8 @@ def merge_report(
     metrics["keras"] = keras
     metrics.update(window)
     for step in steps:
-        metrics[step.name] = step.metrics
+        if step.metrics:  # the explain file has none
+            metrics[step.name] = step.metrics
         artifacts[step.name] = step.artifact
     report["export"] = record
     for table in (metrics, artifacts):

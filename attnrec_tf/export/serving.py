@@ -178,10 +178,15 @@ def explain_removals(model: Any, indices: tf.Tensor, candidates: tf.Tensor) -> d
 
     The counterfactual explanation of `attnrec_tf.counterfactual`, as one graph: for each
     position `l` of the window (the last `max_len` real items), the row without any occurrence
-    of that position's item is scored with the others, `B * max_len` rows in one model call.
-    Ranks are 1-based among the items outside the whole history (index 0 never counts), ties
-    counted against the candidate, as `metrics.rank_of_targets` does. A candidate that is not
-    a catalog item (index 0 after `clean_indices`) has rank 0 and no drops.
+    of that position's item is scored with the others, in one model call. Ranks are 1-based
+    among the items outside the whole history (index 0 never counts), ties counted against the
+    candidate, as `metrics.rank_of_targets` does. A candidate that is not a catalog item (index
+    0 after `clean_indices`) has rank 0 and no drops.
+
+    The model call is cut to the batch's longest window `W` (its real items, at most
+    `max_len`), as `evaluate.keras_score_fn` cuts a batch: `1 + W` rows of width `W` per
+    history rather than `1 + max_len` rows of width `max_len` (positions count from the latest
+    item, so the scores are the same). The outputs keep the `max_len` width, left-padded.
 
     Args:
         model: An `AttentionRecommender`.
@@ -189,37 +194,62 @@ def explain_removals(model: Any, indices: tf.Tensor, candidates: tf.Tensor) -> d
         candidates: `(B, C)` int vocabulary indices of the items to explain.
 
     Returns:
-        `{"removed": (B, L) int32 the window's items (0 = padding, where every drop is 0),
-        "score_drops": (B, L, C) float32 score with the history minus without `removed[:, l]`,
-        "ranks_without": (B, L, C) int32, "scores": (B, C) float32, "ranks": (B, C) int32}`.
+        `{"removed": (B, L) int32 the window's items (0 = padding, where every drop is 0 and
+        every rank without is the rank), "score_drops": (B, L, C) float32 score with the
+        history minus without `removed[:, l]`, "ranks_without": (B, L, C) int32, "scores":
+        (B, C) float32, "ranks": (B, C) int32}`, `L` = `max_len` (static when `candidates`'
+        shape is, as in a `.tflite`).
     """
     indices = clean_indices(indices, model.vocab_size)  # (B, T)
     candidates = clean_indices(candidates, model.vocab_size)  # (B, C)
     length = model.max_len
-    window = compact_right(indices, length)  # (B, L)
+    full = compact_right(indices, length)  # (B, L)
+    real = tf.reduce_sum(tf.cast(indices > 0, tf.int32), axis=1)  # (B,)
+    cut = length - tf.clip_by_value(tf.reduce_max(real), 1, length)  # L - W
+    window = full[:, cut:]  # (B, W); a row without an item has fewer real items still
     batch, steps = tf.shape(indices)[0], tf.shape(indices)[1]
-    same = tf.equal(indices[:, None, :], window[:, :, None])  # (B, L, T)
-    rows = tf.where(same, tf.zeros_like(same, tf.int32), indices[:, None, :])  # (B, L, T)
-    rows = tf.concat([indices[:, None, :], rows], axis=1)  # (B, 1 + L, T): the whole row first
-    flat = compact_right(tf.reshape(rows, [-1, steps]), length)  # (B (1 + L), L)
-    scores = tf.cast(model.serve_outputs(flat)[0], tf.float32)  # (B (1 + L), V)
-    scores = tf.reshape(scores, [batch, 1 + length, -1])  # (B, 1 + L, V)
-    picked = tf.gather(scores, candidates, axis=2, batch_dims=1)  # (B, 1 + L, C)
-    unseen = tf.logical_not(excluded_items(indices, model.vocab_size))  # (B, V)
-    higher = scores[:, :, None, :] >= picked[:, :, :, None]  # (B, 1 + L, C, V)
-    others = tf.not_equal(tf.range(model.vocab_size)[None, None, :], candidates[:, :, None])
-    counted = tf.logical_and(higher, tf.logical_and(unseen[:, None, :], others)[:, None, :, :])
-    ranks = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)  # (B, 1 + L, C)
-    known = candidates > 0  # (B, C)
-    ranks = tf.where(known[:, None, :], ranks, tf.zeros_like(ranks))
-    real = tf.logical_and(window[:, :, None] > 0, known[:, None, :])  # (B, L, C)
-    drops = picked[:, :1, :] - picked[:, 1:, :]
+    same = tf.equal(indices[:, None, :], window[:, :, None])  # (B, W, T)
+    rows = tf.where(same, tf.zeros_like(same, tf.int32), indices[:, None, :])  # (B, W, T)
+    rows = tf.concat([indices[:, None, :], rows], axis=1)  # (B, 1 + W, T): the whole row first
+    flat = compact_right(tf.reshape(rows, [-1, steps]), length)[:, cut:]  # (B (1 + W), W)
+    scores = tf.cast(model.serve_outputs(flat)[0], tf.float32)  # (B (1 + W), V)
+    scores = tf.reshape(scores, [batch, -1, model.vocab_size])  # (B, 1 + W, V)
+    picked = tf.gather(scores, candidates, axis=2, batch_dims=1)  # (B, 1 + W, C)
+    ranks = _ranks(scores, picked, indices, candidates, model.vocab_size)  # (B, 1 + W, C)
+    real_pairs = tf.logical_and(window[:, :, None] > 0, candidates[:, None, :] > 0)  # (B, W, C)
+    drops = tf.where(
+        real_pairs, picked[:, :1, :] - picked[:, 1:, :], tf.zeros_like(real_pairs, tf.float32)
+    )
+    without = tf.where(
+        real_pairs, ranks[:, 1:, :], tf.broadcast_to(ranks[:, :1, :], tf.shape(drops))
+    )
+    padding = tf.broadcast_to(ranks[:, :1, :], [batch, cut, tf.shape(candidates)[1]])
     return {
-        "removed": window,
-        "score_drops": tf.where(real, drops, tf.zeros_like(drops)),
-        "ranks_without": tf.where(
-            real, ranks[:, 1:, :], tf.broadcast_to(ranks[:, :1, :], tf.shape(drops))
-        ),
+        "removed": full,
+        "score_drops": _widen(tf.pad(drops, [[0, 0], [cut, 0], [0, 0]]), candidates, length),
+        "ranks_without": _widen(tf.concat([padding, without], axis=1), candidates, length),
         "scores": picked[:, 0, :],
         "ranks": ranks[:, 0, :],
     }
+
+
+def _ranks(
+    scores: tf.Tensor, picked: tf.Tensor, indices: tf.Tensor, candidates: tf.Tensor, vocab_size: int
+) -> tf.Tensor:
+    """`(B, R, C)` 1-based ranks of the candidates' scores `picked` `(B, R, C)` in each row of
+    `scores` `(B, R, V)`, among the items outside `indices`; 0 for a padding candidate."""
+    unseen = tf.logical_not(excluded_items(indices, vocab_size))  # (B, V)
+    higher = scores[:, :, None, :] >= picked[:, :, :, None]  # (B, R, C, V)
+    others = tf.not_equal(tf.range(vocab_size)[None, None, :], candidates[:, :, None])  # (B, C, V)
+    counted = tf.logical_and(higher, tf.logical_and(unseen[:, None, :], others)[:, None, :, :])
+    ranks = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)  # (B, R, C)
+    return tf.where(candidates[:, None, :] > 0, ranks, tf.zeros_like(ranks))
+
+
+def _widen(values: tf.Tensor, candidates: tf.Tensor, length: int) -> tf.Tensor:
+    """`values` `(B, length, C)` with a shape as static as `candidates`' (a `.tflite` then has
+    fixed output shapes, although its window is cut at run time)."""
+    batch, count = candidates.shape
+    if batch is not None and count is not None:
+        return tf.reshape(values, [batch, length, count])
+    return tf.ensure_shape(values, [batch, length, count])

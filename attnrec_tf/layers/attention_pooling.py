@@ -147,9 +147,9 @@ class AttentionPooling(keras.layers.Layer):
         if self.causal:
             positions = ops.arange(seq_len)
             past = positions[:, None] >= positions[None, :]  # (L, L), row t: i <= t
-            valid = ops.logical_and(past[None, :, :], mask[:, None, :])  # (B, L, L)
+            valid = ops.logical_and(ops.expand_dims(past, 0), ops.expand_dims(mask, 1))  # (B, L, L)
         else:
-            valid = mask[:, None, :]  # (B, 1, L)
+            valid = ops.expand_dims(mask, 1)  # (B, 1, L)
         outputs, weights = self._apply_scores(scores, valid, inputs, training)
         if not self.causal:
             outputs, weights = outputs[:, 0, :], weights[:, 0, :]  # (B, D), (B, L)
@@ -173,8 +173,8 @@ class AttentionPooling(keras.layers.Layer):
         softmax never sees values outside the scores' own range: it is exact in float16 and
         keeps a quantised (int8) graph's scale fine. The mask then zeroes padding exactly.
         """
-        full = ops.broadcast_to(scores[:, None, :], ops.shape(valid))  # (B, T, L)
-        floor = ops.min(scores, axis=-1, keepdims=True)[:, None, :]  # (B, 1, 1)
+        full = ops.broadcast_to(ops.expand_dims(scores, 1), ops.shape(valid))  # (B, T, L)
+        floor = ops.expand_dims(ops.min(scores, axis=-1, keepdims=True), 1)  # (B, 1, 1)
         masked = ops.where(valid, full, floor)
         # Softmax written out (`ops.softmax` warns on the length-1 axis of a one-item history).
         exp = ops.exp(masked - ops.max(masked, axis=-1, keepdims=True)) * ops.cast(

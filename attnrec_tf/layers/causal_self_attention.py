@@ -39,10 +39,10 @@ def masked_softmax(scores: Any, valid: Any) -> Any:
 def causal_valid(mask: Any, length: Any) -> Any:
     """`(B or 1, L, L)` bool: query t may attend to key i when `i <= t` and key i is real."""
     positions = ops.arange(length)
-    past = (positions[:, None] >= positions[None, :])[None, :, :]  # (1, L, L)
+    past = ops.expand_dims(positions[:, None] >= positions[None, :], 0)  # (1, L, L)
     if mask is None:
         return past
-    return ops.logical_and(past, ops.cast(mask, "bool")[:, None, :])
+    return ops.logical_and(past, ops.expand_dims(ops.cast(mask, "bool"), 1))
 
 
 def _check_heads_and_dropout(num_heads: Any, dropout: Any) -> None:
@@ -129,7 +129,7 @@ class CausalSelfAttention(keras.layers.Layer):
         scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * (1.0 / float(width) ** 0.5)
         valid = causal_valid(mask, length)  # (B, L, L)
         if heads > 1:
-            valid = valid[:, None, :, :]
+            valid = ops.expand_dims(valid, 1)
         if training:  # one fused softmax kernel; equal on every query with a real key
             weights = ops.softmax(ops.where(valid, scores, ops.full_like(scores, -1e9)), axis=-1)
         else:  # no large constant in an inference graph (int8 export)
@@ -265,7 +265,7 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
             hidden = self.ffn_dropout(self.ffn_in(self.ffn_norm(x)), training=training)
             x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
         if mask is not None:
-            x = x * ops.cast(mask, x.dtype)[:, :, None]
+            x = x * ops.expand_dims(ops.cast(mask, x.dtype), -1)
         return (x, weights) if return_attention_scores else x
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:

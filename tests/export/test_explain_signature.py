@@ -53,3 +53,22 @@ def test_a_candidate_id_not_in_the_catalog_gets_no_drop(exported_run, trained_ru
     )
     assert out["score_drops"].shape[-1] == 1
     assert not out["score_drops"].numpy().any() and not out["ranks"].numpy().any()
+
+
+def test_a_batch_of_short_and_long_histories_explains_each_as_alone(exported_run, trained_run):
+    """The model call is cut to the batch's longest window; shorter rows keep their answer."""
+    import tensorflow as tf
+
+    version = Path(exported_run["artifacts"]["saved_model"]["path"])
+    explain = tf.saved_model.load(str(version)).signatures["explain"]
+    vocabulary = trained_run.vocabulary
+    histories = trained_run.split.histories("test")
+    short, long = histories[0][-3:], np.concatenate(histories[1:4])  # 3 and > max_len items
+    width = len(long)
+    batch = [np.pad(vocabulary.decode(h), (width - len(h), 0)).tolist() for h in (short, long)]
+    candidates = tf.constant([vocabulary.decode(np.array([3, 17, 40])).tolist()] * 2, tf.int64)
+    together = explain(history=tf.constant(batch, tf.int64), candidates=candidates)
+    for row, history in enumerate(batch):
+        alone = explain(history=tf.constant([history], tf.int64), candidates=candidates[:1])
+        for name, value in alone.items():
+            np.testing.assert_allclose(together[name].numpy()[row], value.numpy()[0], atol=1e-5)

@@ -4,7 +4,8 @@
 //
 // Waits for the model, picks each title (typed into the search box, then the result whose
 // title matches exactly), waits for the recommendations of exactly those picks, takes a
-// screenshot and prints one JSON line: {picked, recommendations: [{id, score}], attention}.
+// screenshot and prints one JSON line: {picked, recommendations: [{id, score, title, because,
+// reasons}], attention, status, timing, explainMs, logs}.
 import {createRequire} from 'node:module';
 import path from 'node:path';
 
@@ -38,10 +39,14 @@ try {
   const result = await page.evaluate(() => ({
     recommendations: [...document.querySelectorAll('#recommendations li')].map((li) => ({
       id: Number(li.dataset.id), score: Number(li.dataset.score),
-      title: li.querySelector('.title').textContent})),
+      title: li.querySelector('.title').textContent,
+      because: li.querySelector('.because')?.textContent ?? null,
+      reasons: li.dataset.because ? JSON.parse(li.dataset.because) : null})),
     attention: [...document.querySelectorAll('#picked li')].map((li) => ({
       id: Number(li.dataset.id), attention: Number(li.dataset.attention)})),
     status: document.getElementById('status').textContent,
+    timing: document.getElementById('timing').textContent,
+    explainMs: document.getElementById('timing').dataset.explainMs || null,
   }));
   await page.screenshot({path: screenshot, fullPage: true});
   console.log(JSON.stringify({picked, ...result, logs}));

@@ -1,12 +1,24 @@
-"""End to end: the browser demo in headless Chromium equals the Python LiteRT interpreter.
+"""End to end: the browser demo in headless Chromium equals the Python LiteRT interpreter, and
+its reasons equal the Python API's.
 
 Serves `web_demo/` and the tiny demo run's Android assets with `attnrec_tf.web_demo` on
 127.0.0.1, drives the page with playwright-core (`drive_demo.mjs`: search and pick
-`max_len + 2` movies, read the recommendations and attention bars, take a screenshot into the
-test's tmp dir), and checks the page's top-K ids, scores and attention against
-`LiteRTRecommender` on the same `.tflite` and history: the page feeds `inputLength` (from
-config.json, the export's `history_length`) ids, none of the picks is recommended, and the two
-oldest picks, outside the model's window, get no attention bar.
+`max_len + 2` movies, read the recommendations, their reasons and the attention bars, take a
+screenshot into the test's tmp dir), and checks the page's top-K ids, scores and attention
+against `LiteRTRecommender` on the same `.tflite` and history: the page feeds `inputLength`
+(from config.json, the export's `history_length`) ids, none of the picks is recommended, and
+the two oldest picks, outside the model's window, get no attention bar.
+
+The reasons ("because you picked X (#r -> #r')", computed in the page by the run's explain
+`.tflite` through LiteRT.js) are checked twice. Against `LiteRTExplainer` on the same file for
+every recommendation the page shows (the same float32 graph: the page's JavaScript must read
+the outputs as `Counterfactuals.reasons` does). And against
+`attnrec_tf.load(run).recommend(...)` (the SavedModel's top-K explained by
+`attnrec_tf.counterfactual` with the Keras model) for the same picks: the page recommends with
+the Android file (dynamic int8 or float32, the export's choice), so its list may differ from
+the SavedModel's at near-ties; for every item both lists show, the reasons (titles and the rank
+without each) are the same, and where the item has the same rank in both, the page's line is
+the recommend command's `because` line with "picked" for "watched".
 
 Needs Debian's `chromium` (or `$CHROMIUM`), Node.js and `npm ci` in `web_demo/` (LiteRT.js and
 playwright-core); skips naming what is missing otherwise. `.ci/run` installs all three.
@@ -97,6 +109,54 @@ def test_page_recommendations_equal_python_litert(
     assert attention[:2] == [None, None] and len(expected["attention"]) == export["max_len"]
     np.testing.assert_allclose(attention[2:], expected["attention"], atol=1e-5)
     assert f"history input {config['inputs'][0]['inputLength']}" in page["status"]
+    _check_reasons(run, page, top_k)
     assert not any(str(line).startswith("pageerror") for line in page["logs"])
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
+
+
+def _check_reasons(run: Path, page: dict, top_k: int) -> None:
+    """The page's reasons equal the explain file's in Python, and the Python API's."""
+    import attnrec_tf
+    from attnrec_tf.export.explain_tflite import LiteRTExplainer
+    from attnrec_tf.recommend import _because_line
+
+    report = json.loads((run / "report.json").read_text())
+    explainer = LiteRTExplainer(Path(report["artifacts"]["tflite_explain"]["path"]))
+    shown = page["recommendations"]
+    found = explainer.counterfactuals(np.array(page["picked"]), np.array([r["id"] for r in shown]))
+    for column, recommendation in enumerate(shown):
+        expected = found.reasons(column, top=3)
+        assert [(r["item"], r["rankWithout"]) for r in recommendation["reasons"]] == [
+            (r.item, r.rank_without) for r in expected
+        ]
+        np.testing.assert_allclose(
+            [r["scoreDrop"] for r in recommendation["reasons"]],
+            [r.score_drop for r in expected],
+            rtol=1e-5,
+        )
+    assert any(r["reasons"] for r in shown), "no recommendation has a reason"
+    assert float(page["explainMs"]) > 0 and "reasons" in page["timing"]
+
+    recommender = attnrec_tf.load(run)
+    picked_raw = [recommender.catalog.raw_id(i) for i in page["picked"]]
+    python = {rec["title"]: rec for rec in recommender.recommend(picked_raw, k=top_k)}
+    both = [r for r in shown if r["title"] in python]
+    assert len(both) >= top_k - 2, "the page and the Python API recommend different items"
+    lines = 0
+    for rank, recommendation in enumerate(shown, start=1):
+        rec = python.get(recommendation["title"])
+        if rec is None:
+            continue
+        titles = {i: recommender.catalog.title(i) for i in page["picked"]}
+        assert [(titles[r["item"]], r["rankWithout"]) for r in recommendation["reasons"]] == [
+            (b["title"], b["rank_without"]) for b in rec["because"]
+        ]
+        if rec["rank"] == rank:
+            line = _because_line("counterfactual", rec)
+            assert recommendation["because"] == line.replace("you watched", "you picked")
+            lines += 1
+    print(
+        f"page: {page['timing']}; reasons as the Python API's for {len(both)} of {len(shown)} "
+        f"recommendations ({lines} at the same rank: the same line)"
+    )

@@ -78,3 +78,46 @@ def test_a_folder_without_the_page_names_demo_dir_and_npm_ci(tmp_path: Path) -> 
     _, run = _fake_demo(tmp_path)
     with pytest.raises(ConfigError, match="--demo-dir .*no index.html.*npm ci"):
         make_server(run, port=0, demo_dir=tmp_path / "nowhere")
+
+
+def test_serves_the_explain_file_and_its_config_and_no_other_tflite(tmp_path: Path) -> None:
+    demo, run = _fake_demo(tmp_path)
+    (run / "tflite").mkdir()
+    (run / "tflite" / "mine_explain_float32.tflite").write_bytes(b"TFL3 explain")
+    (run / "tflite" / "mine_float32.tflite").write_bytes(b"TFL3 recommend")
+    artifact = {
+        "latency_ms_p50": 1.5,
+        "inputs": {"history": [1, 512], "candidates": [1, 10]},
+        "outputs": {"removed": [1, 50]},
+    }
+    report = {"export": {"model_name": "mine"}, "artifacts": {"tflite_explain": artifact}}
+    (run / "report.json").write_text(json.dumps(report))
+    server, url = serve_in_thread(run, port=0, demo_dir=demo)
+    try:
+        status, kind, body = _get(url + "explain/config.json")
+        assert (status, kind) == (200, "application/json")
+        assert json.loads(body) == {
+            "model": "mine_explain_float32.tflite",
+            "historyLength": 512,
+            "topK": 10,
+            "maxLen": 50,
+            "latencyMsP50": 1.5,
+        }
+        status, kind, body = _get(url + "explain/mine_explain_float32.tflite")
+        assert (status, kind, body) == (200, "application/octet-stream", b"TFL3 explain")
+        for path in ("explain/mine_float32.tflite", "explain/", "explain/../report.json"):
+            assert _get(url + path)[0] == 404, path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_run_without_the_explain_file_has_no_explain_urls(tmp_path: Path) -> None:
+    demo, run = _fake_demo(tmp_path)  # report.json without artifacts.tflite_explain
+    server, url = serve_in_thread(run, port=0, demo_dir=demo)
+    try:
+        assert _get(url + "explain/config.json")[0] == 404
+        assert _get(url + "run/config.json")[0] == 200  # the recommendations still work
+    finally:
+        server.shutdown()
+        server.server_close()
