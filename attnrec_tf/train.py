@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import sys
 import time
 import types
@@ -274,6 +275,7 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
     if distribution.is_chief:
         _write_inputs(output, data)
     prepare_peak_mb = _peak_rss_mb()
+    _start_peak_rss()  # the training phase's own peak from here
     result = fit_and_evaluate(
         config,
         data.split,
@@ -294,6 +296,10 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
         return {"training": result.training}
     report = training_report(config, options, data, result, output, prepare_peak_mb)
     _extend_tensorboard(output, result, report)
+    # The export reads model.keras; the trained model, its optimizer state and the data would
+    # otherwise stay resident beside the exported copy.
+    del data, result
+    gc.collect()
     return _finish(config, options, output, report, distribution)
 
 
@@ -463,6 +469,8 @@ def _export(
 
     started = time.perf_counter()
     missing = None
+    train_peak = max(report["peak_rss_mb"]["train"], _peak_rss_mb())  # training ends here
+    _start_peak_rss()  # the export phase's own peak from here
     try:
         report = export_all(
             output,
@@ -475,16 +483,29 @@ def _export(
     except DependencyError as error:  # the SavedModel and report are written
         missing, report = error, load_report(output.report)
     report["export_seconds"] = time.perf_counter() - started
-    report["peak_rss_mb"]["export"] = _peak_rss_mb()
+    report["peak_rss_mb"].update(train=train_peak, export=_peak_rss_mb())
     save_report(output.report, report)
     return load_report(output.report), missing
 
 
 def _peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB."""
+    """This process's peak resident memory in MB, since the last `_start_peak_rss` (if any)."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _start_peak_rss() -> None:
+    """Starts a new resident-memory peak, so `_peak_rss_mb` measures the next phase alone.
+
+    Linux resets the high-water mark when `5` is written to `/proc/self/clear_refs`; where that
+    file cannot be written, nothing changes and the peaks stay cumulative.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:
+        pass
 
 
 class _TrainModule(types.ModuleType):
