@@ -207,8 +207,8 @@ def write_serving_saved_model(
         return out if batched else {name: value[0] for name, value in out.items()}
 
     holder = tf.Module()
-    # The backend variables the graph reads: tracked, they are saved and then frozen by the
-    # converter (a tracked Keras model alone leaves them as unsaved resources).
+    # The backend variables the graph reads, tracked so that they are saved and frozen (with
+    # only the Keras model tracked, the file kept VAR_HANDLE ops and none of the weights).
     holder.weights = [getattr(weight, "value", weight) for weight in model.weights]
     signatures = {SIGNATURE: serve.get_concrete_function()}
     tf.saved_model.save(holder, str(folder), signatures=signatures)
@@ -292,7 +292,6 @@ def convert(
             clip_negative=kind == "int8",
         )
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        converter.experimental_enable_resource_variables = False  # constants, or an error
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if kind != "float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -359,9 +358,8 @@ def name_tensors(blob: bytes) -> bytes:
     """Renames each signature input/output tensor after its signature name.
 
     The flatbuffer is read in place (its constant buffers are views of `blob`, not copies) and
-    packed once into a builder sized for the result, so this holds about three copies of the
-    model at most, where LiteRT's `flatbuffer_utils` round trip holds up to six. The bytes are
-    the same as that round trip's.
+    packed once into a builder sized for the result (`_pack`), so the builder is never copied
+    while it grows. The bytes are those of LiteRT's `flatbuffer_utils` round trip.
 
     Args:
         blob: A `.tflite` flatbuffer.
