@@ -21,6 +21,7 @@ import numpy as np
 from attnrec_tf import metrics
 from attnrec_tf.data.pipeline import pad_left
 from attnrec_tf.data.sequences import LeaveOneOutSplit
+from attnrec_tf.metrics import batch_size_for_vocab as batch_size_for_vocab  # re-exported
 
 ScoreFn = Callable[[Sequence[np.ndarray]], np.ndarray]
 
@@ -54,15 +55,6 @@ def batch_size_for(score_fn: ScoreFn, default: int = 256) -> int:
     """Users per evaluation batch for a score function (see `batch_size_for_vocab`)."""
     vocab_size = getattr(score_fn, "vocab_size", None)
     return batch_size_for_vocab(int(vocab_size), default) if vocab_size else default
-
-
-def batch_size_for_vocab(vocab_size: int, default: int = 256) -> int:
-    """Users per evaluation batch: `default`, fewer for huge catalogs (about 8M scores a batch).
-
-    >>> batch_size_for_vocab(3_417), batch_size_for_vocab(1_000_001)
-    (256, 8)
-    """
-    return max(8, min(default, 2**23 // max(1, vocab_size)))
 
 
 def evaluate_split(

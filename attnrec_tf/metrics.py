@@ -32,6 +32,21 @@ ScoreFn = Callable[[list[np.ndarray]], np.ndarray]
 """Maps a batch of user histories (vocabulary indices) to scores `(B, V)`."""
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
+SCORES_PER_BATCH = 2**23
+"""About how many scores one dense `(batch, V)` matrix of an evaluation holds (see
+`batch_size_for_vocab`)."""
+
+
+def batch_size_for_vocab(vocab_size: int, default: int = 256) -> int:
+    """Users per dense `(batch, V)` score matrix: `default`, fewer for huge catalogs.
+
+    A batch holds about `SCORES_PER_BATCH` scores (at least 8 users), so the memory of an
+    evaluation step does not grow with the catalog.
+
+    >>> batch_size_for_vocab(3_417), batch_size_for_vocab(1_000_001)
+    (256, 8)
+    """
+    return max(8, min(default, SCORES_PER_BATCH // max(1, vocab_size)))
 
 
 def rank_of_targets(
@@ -314,7 +329,7 @@ def list_metrics(
     *,
     top_k: int,
     exclude_history: bool = True,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> dict[str, float | int]:
     """The metrics of given top-K lists, ranked by the shared rule (`rank_of_targets`).
 
@@ -332,7 +347,8 @@ def list_metrics(
         vocab_size: V.
         top_k: K.
         exclude_history: Leave each history (never the target) out of the ranking.
-        batch_size: Users per dense `(batch, V)` score matrix.
+        batch_size: Users per dense `(batch, V)` score matrix; defaults to
+            `batch_size_for_vocab(vocab_size)`. The metrics do not depend on it.
 
     Returns:
         The `top_k_result` dict (`hr@k`, `ndcg@k` for k <= K, `num_users`, `mrr@K`).
@@ -345,6 +361,7 @@ def list_metrics(
     {'hr@1': 0.0, 'ndcg@1': 0.0, 'num_users': 2, 'mrr@2': 0.25}
     """
     targets = np.asarray(targets)
+    batch_size = batch_size or batch_size_for_vocab(vocab_size)
     all_ranks = []
     for start in range(0, len(targets), batch_size):
         rows = slice(start, start + batch_size)

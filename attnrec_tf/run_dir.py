@@ -170,13 +170,22 @@ def load_items(path: Path) -> list[dict[str, Any]]:
         return json.load(handle)
 
 
-def load_model(path: Path) -> Any:
-    """Loads a saved `AttentionRecommender` (safe mode on)."""
+def load_model(path: Path, *, with_optimizer: bool = True) -> Any:
+    """Loads a saved `AttentionRecommender` (safe mode on).
+
+    Args:
+        path: The `.keras` file.
+        with_optimizer: Also restore the compiled state (the optimizer and its moments, two
+            more item tables with Adam). False for a model that is only run, never trained on.
+
+    Returns:
+        The model.
+    """
     import keras
 
     import attnrec_tf.model  # noqa: F401  (registers the custom objects)
 
-    return keras.saving.load_model(path, safe_mode=True)
+    return keras.saving.load_model(path, safe_mode=True, compile=with_optimizer)
 
 
 def save_histories(path: Path, users: np.ndarray, sequences: list[np.ndarray]) -> None:

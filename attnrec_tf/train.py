@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import sys
 import time
 import types
@@ -30,8 +31,8 @@ from attnrec_tf.cli import (
     add_tflite_kinds,
     command_parser,
     given,
-    quiet_tensorflow,
     run_command,
+    tensorflow_environment,
 )
 from attnrec_tf.config import PRESETS, Config, flag, preset
 from attnrec_tf.errors import ConfigError, DependencyError
@@ -305,7 +306,7 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
     Steps: choose the strategy -> read and split the data -> write the run's inputs (chief)
     -> fit and evaluate -> the report -> export -> the end of the run (table, plots).
     """
-    quiet_tensorflow()
+    tensorflow_environment()
     from attnrec_tf.run_dir import RunDir
     from attnrec_tf.training import distribute
     from attnrec_tf.training.fit import fit_and_evaluate
@@ -318,6 +319,7 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
     if distribution.is_chief:
         _write_inputs(output, data)
     prepare_peak_mb = _peak_rss_mb()
+    _start_peak_rss()  # the training phase's own peak from here
     result = fit_and_evaluate(
         config,
         data.split,
@@ -338,6 +340,10 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
         return {"training": result.training}
     report = training_report(config, options, data, result, output, prepare_peak_mb)
     _extend_tensorboard(output, result, report)
+    # The export reads model.keras; the trained model, its optimizer state and the data would
+    # otherwise stay resident beside the exported copy.
+    del data, result
+    gc.collect()
     return _finish(config, options, output, report, distribution)
 
 
@@ -526,6 +532,8 @@ def _export(
 
     started = time.perf_counter()
     missing = None
+    train_peak = max(report["peak_rss_mb"]["train"], _peak_rss_mb())  # training ends here
+    _start_peak_rss()  # the export phase's own peak from here
     try:
         report = export_all(
             output,
@@ -538,16 +546,29 @@ def _export(
     except DependencyError as error:  # the SavedModel and report are written
         missing, report = error, load_report(output.report)
     report["export_seconds"] = time.perf_counter() - started
-    report["peak_rss_mb"]["export"] = _peak_rss_mb()
+    report["peak_rss_mb"].update(train=train_peak, export=_peak_rss_mb())
     save_report(output.report, report)
     return load_report(output.report), missing
 
 
 def _peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB."""
+    """This process's peak resident memory in MB, since the last `_start_peak_rss` (if any)."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _start_peak_rss() -> None:
+    """Starts a new resident-memory peak, so `_peak_rss_mb` measures the next phase alone.
+
+    Linux resets the high-water mark when `5` is written to `/proc/self/clear_refs`; where that
+    file cannot be written, nothing changes and the peaks stay cumulative.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:
+        pass
 
 
 class _TrainModule(types.ModuleType):

@@ -79,3 +79,17 @@ def test_heads_table_gives_mean_and_standard_deviation_over_seeds():
     }  # fmt: skip
     row = [line for line in suites.heads_markdown(runs).splitlines() if "sasrec" in line][-1]
     assert "| 3 |" in row and "0.1900 ± 0.0100" in row  # stdev of 0.18, 0.19, 0.20
+
+
+def test_scale_growth_per_10x_of_catalog():
+    rows = {
+        name: {"interactions": n, "items": items, "peak_rss_mb_export": peak}
+        for name, n, items, peak in [
+            ("b", 1_000, 10_000, 2_000.0),
+            ("a", 100, 1_000, 1_000.0),
+            ("c", 10_000, 100_000, None),  # not exported: no line
+        ]
+    }
+    (line,) = suites.scale_growth(rows)
+    assert "1,000 -> 10,000 items (x10.00): 1,000 -> 2,000 MB (x2.00; x2.00 per 10x" in line
+    assert "+11,111 MB per 100,000 more items" in line  # 1,000 MB / 9,000 items

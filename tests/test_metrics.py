@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from attnrec_tf.metrics import (
+    SCORES_PER_BATCH,
     RankingAccumulator,
+    batch_size_for_vocab,
     evaluate_popularity,
     evaluate_scores,
     evaluate_scores_sampled,
@@ -301,3 +303,25 @@ def test_window_top_k_leaves_out_padding_and_only_the_last_items():
     assert scores[0, 0] == 9.0 and scores[0, 1] == 0.8  # the input is not modified
     ids, _ = window_top_k(scores, [np.array([5, 1, 3])], history_length=3, top_k=2)
     assert ids.tolist() == [[4, 2]]
+
+
+def test_list_metrics_do_not_depend_on_the_batch_size():
+    # The dense (batch, V) matrices are sized by the catalog; the ranks must not change.
+    rng = np.random.default_rng(0)
+    vocab_size, users, k = 40, 37, 5
+    ids = np.stack([rng.choice(np.arange(1, vocab_size), k, replace=False) for _ in range(users)])
+    scores = np.round(rng.random((users, k)), 1)  # ties included
+    histories = [rng.integers(1, vocab_size, size=rng.integers(1, 8)) for _ in range(users)]
+    targets = np.where(rng.random(users) < 0.5, ids[:, 2], rng.integers(1, vocab_size, users))
+    results = [
+        list_metrics(ids, scores, histories, targets, vocab_size, top_k=k, batch_size=size)
+        for size in (None, 1, 8, 256)
+    ]
+    assert all(result == results[0] for result in results)
+    assert results[0]["hr@5"] > 0
+
+
+def test_evaluation_batches_hold_about_the_same_number_of_scores_at_any_catalog_size():
+    assert batch_size_for_vocab(3_417) == 256 and batch_size_for_vocab(779_232) == 10
+    assert batch_size_for_vocab(10**8) == 8  # never fewer than 8 users
+    assert batch_size_for_vocab(779_232) * 779_232 <= SCORES_PER_BATCH

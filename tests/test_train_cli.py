@@ -178,3 +178,17 @@ def test_eval_users_must_not_be_negative(capsys, tmp_path):
     status, err = _run(["--eval-users", "-2", "--output-dir", str(tmp_path / "o")], capsys)
     assert status == 2
     assert "--eval-users must be >= 0" in err
+
+
+def test_each_phase_peak_starts_afresh():
+    import os
+
+    import numpy as np
+
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("no /proc/self/clear_refs: the peaks stay cumulative here")
+    block = np.ones(25_000_000)  # 200 MB, touched
+    del block
+    before = train._peak_rss_mb()
+    train._start_peak_rss()
+    assert train._peak_rss_mb() < before - 150  # the freed block is not in the new peak

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from attnrec_tf import atomic
-from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
+from attnrec_tf.cli import command_parser, run_command, tensorflow_environment
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.report import machine
 from attnrec_tf.run_dir import RunDir
@@ -116,7 +116,9 @@ def run_train(
         "name": name,
         "command": "python -m attnrec_tf.train " + " ".join(argv),
         "wall_seconds": wall,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        # The run resets its high-water mark at each phase (train.py), so the process's own
+        # figure at exit may be the last phase's: the peak is the largest of them all.
+        "peak_rss_mb": max(usage.ru_maxrss / 1024, *report.get("peak_rss_mb", {}).values()),
     }
     print(f"[bench] {name}: done in {wall:.0f}s", flush=True)
     return report
@@ -365,7 +367,9 @@ def scale_markdown(rows: dict[str, Any]) -> str:
     lines = [
         "## Scale (synthetic, 1,000,000-item generator, sampled softmax, one epoch)",
         "",
-        "Peak memory is the process's resident maximum after each phase (it only grows).",
+        "Peak memory is the process's resident maximum during each phase (report.json's "
+        "`peak_rss_mb`: the high-water mark is reset when a phase starts), so the export's "
+        "figure is the export's own, with the training process's leftovers in it.",
         "",
         "| interactions | users | items in vocabulary | prepare s | 1 epoch s | examples/s "
         "| export s | peak MB prepare | peak MB train | peak MB export | test NDCG@10 "
@@ -381,10 +385,42 @@ def scale_markdown(rows: dict[str, Any]) -> str:
             f"| {_fmt(r['peak_rss_mb_export'], 0)} | {_fmt(r['test_ndcg@10'])} "
             f"| {_fmt(r['popularity_ndcg@10'])} |"
         )
-    lines += ["", "Commands:", ""]
+    lines += ["", *scale_growth(rows), "", "Commands:", ""]
     for r in sorted(rows.values(), key=lambda r: r["interactions"]):
         lines.append(f"- `{r['command']}`")
     return "\n".join(lines) + "\n"
+
+
+def scale_growth(rows: dict[str, Any]) -> list[str]:
+    """Markdown lines: how the export's peak memory grows with the catalog, row to row.
+
+    For consecutive rows (by interactions) with an export peak: the peaks, their ratio, the
+    catalog's ratio, the ratio per 10x of catalog (`(p2 / p1) ** (1 / log10(n2 / n1))`, the
+    growth a 10x larger catalog would bring at the same rate) and the MB each 100,000 more
+    items added (`(p2 - p1) / (n2 - n1)`).
+    """
+    import itertools
+    import math
+
+    ordered = [
+        r
+        for r in sorted(rows.values(), key=lambda r: r["interactions"])
+        if r.get("peak_rss_mb_export")
+    ]
+    lines = []
+    for small, large in itertools.pairwise(ordered):
+        peak = large["peak_rss_mb_export"] / small["peak_rss_mb_export"]
+        items = large["items"] / small["items"]
+        per_10x = peak ** (1 / math.log10(items)) if items > 1 else float("nan")
+        added = large["items"] - small["items"]
+        slope = (large["peak_rss_mb_export"] - small["peak_rss_mb_export"]) / added * 1e5
+        lines.append(
+            f"- Export peak, {small['items']:,} -> {large['items']:,} items (x{items:.2f}): "
+            f"{small['peak_rss_mb_export']:,.0f} -> {large['peak_rss_mb_export']:,.0f} MB "
+            f"(x{peak:.2f}; x{per_10x:.2f} per 10x of catalog; {slope:+,.0f} MB per 100,000 "
+            "more items)."
+        )
+    return lines
 
 
 def _tflite(r: dict[str, Any], prefix: str) -> str:
@@ -558,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return peers.main(rest)
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()  # save() records the machine, which imports TensorFlow
+    tensorflow_environment()  # save() records the machine, which imports TensorFlow
     return run_command(lambda: run_suites(args))
 
 

@@ -47,6 +47,7 @@ report["artifacts"]["tflite_dynamic_int8"]["latency_ms_p50"]
 
 from __future__ import annotations
 
+import gc
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -58,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic
-from attnrec_tf.cli import DEFAULT_MODEL_NAME, quiet_tensorflow
+from attnrec_tf.cli import DEFAULT_MODEL_NAME, tensorflow_environment
 from attnrec_tf.errors import DependencyError, ExportError
 from attnrec_tf.export import explain_tflite, tflite
 from attnrec_tf.run_dir import RunDir
@@ -85,7 +86,8 @@ class ExportContext:
         model: The loaded `AttentionRecommender`.
         vocabulary: The run's `Vocabulary`.
         split: The run's `LeaveOneOutSplit`.
-        items: The records of `items.json`.
+        items_path: `items.json`, read by the Android step only (the records of a large
+            catalog are not held through the rest of the export).
         top_k: K of every artifact's outputs.
         history_length: `H`, the width of the TFLite files' `history` input.
         exclude: Leave the history out of the ranking (the run's protocol).
@@ -100,7 +102,7 @@ class ExportContext:
     model: Any
     vocabulary: Any
     split: Any
-    items: list[dict[str, Any]]
+    items_path: Path
     top_k: int
     history_length: int
     exclude: bool
@@ -179,7 +181,7 @@ def export_all(
     from attnrec_tf.export.litert import litert_missing
     from attnrec_tf.report import load as load_report
 
-    quiet_tensorflow()
+    tensorflow_environment()
     started = time.perf_counter()
     requested = tuple(tflite.KINDS if tflite_kinds is None else tflite_kinds)
     _check_name(model_name)
@@ -196,6 +198,7 @@ def export_all(
     )
     keras, keras_window = keras_metrics(context, report.get("metrics", {}).get("keras"))
     saved = export_saved_model(context)
+    gc.collect()  # the loaded SavedModel (its variables and functions sit in reference cycles)
     missing = litert_missing() if requested else None
     if missing is not None and litert_optional:
         print(f"export: skipped the .tflite files and Android assets: {missing}", flush=True)
@@ -242,12 +245,11 @@ def read_run(
         ExportError / DataError: A missing, damaged or mismatched file, a bad K or `H`.
     """
     from attnrec_tf.data.vocabulary import Vocabulary
-    from attnrec_tf.run_dir import load_items, load_split
+    from attnrec_tf.run_dir import load_split
 
     vocabulary = Vocabulary.load(output.require(output.vocabulary))
     if not 0 < top_k <= vocabulary.num_items:
         raise ExportError(f"--top-k must be in 1..{vocabulary.num_items} (the catalog size)")
-    items = _read(load_items, output.require(output.items))
     split = _read(load_split, output.require(output.split))
     model = _load_model(model_path)
     if model.vocab_size != vocabulary.size:
@@ -262,7 +264,7 @@ def read_run(
         model=model,
         vocabulary=vocabulary,
         split=split,
-        items=items,
+        items_path=output.require(output.items),
         top_k=top_k,
         history_length=tflite.resolve_history_length(model.max_len, history_length),
         exclude=exclude_history,
@@ -376,13 +378,15 @@ def export_on_device(
         The `tflite_<kind>` steps, and the `export_android` record (empty without kinds).
     """
     calibration = calibration_windows(context, kinds)
-    converted = [export_tflite(context, kind, calibration) for kind in kinds]
-    if not converted:
+    steps = []
+    for kind in kinds:
+        steps.append(export_tflite(context, kind, calibration))
+        gc.collect()  # the interpreter and the converter's graphs, before the next kind
+    if not steps:
         return [], {}
-    steps = [step for step, _ in converted]
-    blobs = {kind: blob for kind, (_, blob) in zip(kinds, converted, strict=True)}
+    files = {kind: Path(step.artifact["path"]) for kind, step in zip(kinds, steps, strict=True)}
     metrics = {**reference, **{step.name: step.metrics for step in steps}}
-    return steps, export_android(context, blobs, metrics, calibration)
+    return steps, export_android(context, files, metrics, calibration)
 
 
 def calibration_windows(context: ExportContext, kinds: Sequence[str]) -> np.ndarray | None:
@@ -392,9 +396,7 @@ def calibration_windows(context: ExportContext, kinds: Sequence[str]) -> np.ndar
     return tflite.representative_windows(context.split.train, context.history_length)
 
 
-def export_tflite(
-    context: ExportContext, kind: str, calibration: np.ndarray | None
-) -> tuple[Exported, bytes]:
+def export_tflite(context: ExportContext, kind: str, calibration: np.ndarray | None) -> Exported:
     """Converts, checks, writes, evaluates (LiteRT, one thread) and times one TFLite kind.
 
     Args:
@@ -403,7 +405,8 @@ def export_tflite(
         calibration: The rows of `calibration_windows`; needed for `int8`.
 
     Returns:
-        `tflite_<kind>` (`metrics.top_k_metrics` of the file, its record), and the file's bytes.
+        `tflite_<kind>`: `metrics.top_k_metrics` of the file, and its record (`path` is the
+        file written).
 
     Raises:
         ExportError: The conversion failed or the file has ops that are not builtin.
@@ -418,6 +421,8 @@ def export_tflite(
         raise ExportError(f"TFLite {kind}: " + "; ".join(problems))
     file = RunDir(context.root).tflite(context.model_name, kind)
     atomic.write_bytes(file, blob)
+    size = len(blob)
+    del blob  # evaluated from the file: LiteRT maps it instead of holding another copy
     runner = LiteRTRecommender(file, num_threads=1)
     values = top_k_metrics(
         runner,
@@ -429,7 +434,7 @@ def export_tflite(
     )
     artifact = {
         "path": str(file),
-        "bytes": len(blob),
+        "bytes": size,
         "latency_ms_p50": _latency(partial(runner, np.asarray(context.histories[0]))),
         "conversion_seconds": seconds,
         "ops": ops,
@@ -437,12 +442,12 @@ def export_tflite(
     }
     step = Exported(tflite.artifact_name(kind), values, artifact)
     context.log(_line(step, f"{seconds:.1f}s to convert"))
-    return step, blob
+    return step
 
 
 def export_android(
     context: ExportContext,
-    blobs: Mapping[str, bytes],
+    files: Mapping[str, Path],
     metrics: Mapping[str, dict[str, Any]],
     calibration: np.ndarray | None,
 ) -> dict[str, Any]:
@@ -450,7 +455,7 @@ def export_android(
 
     Args:
         context: The export.
-        blobs: The evaluated (batched) TFLite files by kind; at least one.
+        files: The evaluated (batched) TFLite files by kind; at least one.
         metrics: Report metrics for `android_assets.choose_kind` (`keras_window`, `tflite_*`).
         calibration: The rows of `calibration_windows`; needed when `int8` is chosen.
 
@@ -464,9 +469,10 @@ def export_android(
     """
     from attnrec_tf.export import android_assets
     from attnrec_tf.export.litert import LiteRTRecommender
+    from attnrec_tf.run_dir import load_items
 
     folder = RunDir(context.root).android_assets
-    choice = android_assets.choose_kind(dict(metrics), list(blobs))
+    choice = android_assets.choose_kind(dict(metrics), list(files))
     kind = choice["kind"]
     blob, seconds = context.convert(kind, calibration, batched=False)
     problems = tflite.op_problems(tflite.list_ops(blob))
@@ -477,7 +483,7 @@ def export_android(
         folder,
         tflite=blob,
         model_file=model_file,
-        items=context.items,
+        items=_read(load_items, context.items_path),
         top_k=context.top_k,
         choice=choice,
     )
@@ -485,7 +491,7 @@ def export_android(
     if problems:
         raise ExportError(f"{folder}: " + "; ".join(problems))
     # The unbatched file must recommend what the evaluated batched file recommends.
-    batched, unbatched = LiteRTRecommender(blobs[kind]), LiteRTRecommender(blob)
+    batched, unbatched = LiteRTRecommender(files[kind]), LiteRTRecommender(blob)
     users = context.histories[:AGREEMENT_USERS]
     same = [np.array_equal(batched(h)["item_ids"], unbatched(h)["item_ids"]) for h in users]
     context.log(f"export: android_demo_assets with {kind} ({choice['reason']})")
@@ -602,7 +608,7 @@ def _load_model(model_path: Path) -> Any:
     if not model_path.exists():
         raise ExportError(f"{model_path}: model not found (--checkpoint or a finished run)")
     try:
-        return load_model(model_path)
+        return load_model(model_path, with_optimizer=False)  # exported, never trained on
     except Exception as error:  # noqa: BLE001 - Keras raises ValueError, OSError, zip errors
         detail = " ".join(str(error).split())[:300] or type(error).__name__
         raise ExportError(

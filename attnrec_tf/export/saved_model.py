@@ -108,7 +108,7 @@ def build_archive(model: Any, vocabulary: Any, *, top_k: int) -> Any:
             f"{model.vocab_size}; were they written by the same run?"
         )
     id_dtype = tf.string if vocabulary.id_dtype == "string" else tf.int64
-    keys = tf.constant(vocabulary.raw_ids.tolist(), id_dtype)
+    keys = tf.constant(vocabulary.raw_ids, id_dtype)  # from the array, not a Python list
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(keys, tf.range(1, vocabulary.size, dtype=tf.int64)),
         default_value=0,
@@ -117,7 +117,7 @@ def build_archive(model: Any, vocabulary: Any, *, top_k: int) -> Any:
     # collection, and every later TFLite conversion in the process then logs a warning.
     initializers = tf.compat.v1.get_collection_ref(tf.compat.v1.GraphKeys.TABLE_INITIALIZERS)
     initializers[:] = [op for op in initializers if op is not None]
-    raw_by_index = tf.constant(vocabulary.decode(np.arange(vocabulary.size)).tolist(), id_dtype)
+    raw_by_index = tf.constant(vocabulary.decode(np.arange(vocabulary.size)), id_dtype)
 
     def lookup(raw: tf.Tensor) -> tf.Tensor:
         return tf.cast(table.lookup(raw), tf.int32)  # unknown -> 0 (padding)
@@ -269,7 +269,7 @@ class SavedModelClient:
         self.padding = padding_value(vocabulary)
         self.loaded = tf.saved_model.load(str(path))
         self._dtype = tf.string if vocabulary.id_dtype == "string" else tf.int64
-        self._all_items = vocabulary.raw_ids.tolist()
+        self._all_items = tf.constant(vocabulary.raw_ids, self._dtype)[None, :]  # (1, V - 1)
 
     def raw_batch(self, histories: Sequence[np.ndarray]) -> Any:
         """Vocabulary-index histories -> a right-padded raw-id tensor `(B, T)`."""
@@ -289,7 +289,7 @@ class SavedModelClient:
         Column 0 (padding) is `-inf`; this is the score function of the metric code.
         """
         history = self.raw_batch(histories)
-        candidates = self._tf.constant([self._all_items] * len(histories), self._dtype)
+        candidates = self._tf.tile(self._all_items, [len(histories), 1])  # (B, V - 1)
         out = self.loaded.signatures["rerank"](history=history, candidates=candidates)
         scores = out["scores"].numpy()  # (B, V - 1)
         return np.concatenate([np.full((len(histories), 1), -np.inf, np.float32), scores], 1)

@@ -20,12 +20,15 @@ accuracy, latency and size of both choices.
 The Android demo variant (`batched=False`) drops the batch axis (`[H]` -> `[K]`), because
 the demo app feeds `int[inputLength]` and reads `int[outputLength]` arrays.
 
-Conversion freezes the model's variables into constants first
-(`convert_variables_to_constants_v2`): converting the serving function with live resource
-variables leaves `VAR_HANDLE` / `READ_VARIABLE` ops in the file, which gave NaN scores and a
-garbage top-K under the default XNNPACK delegate (no error), and broke full-int8 calibration.
-The input and output tensors are renamed after their signature names (`history`, `item_ids`,
-`scores`, `attention`), so Java's `Tensor.name()` is meaningful too.
+Conversion goes through a SavedModel of the serving graph whose variables the converter
+freezes into constants itself (`write_serving_saved_model`): the frozen `.tflite` must not keep
+resource variables, because `VAR_HANDLE` / `READ_VARIABLE` ops in the file gave NaN scores and a
+garbage top-K under the default XNNPACK delegate (no error), and broke full-int8 calibration;
+`FORBIDDEN_OPS` rejects such a file. Freezing in C++ from the SavedModel's checkpoint, rather than
+with `convert_variables_to_constants_v2` in Python, keeps the frozen graph, and the copies of
+the item tables in it, out of the Python process (BENCHMARKS.md, "Scale", has the export's
+memory). The input and output tensors are renamed after their signature names (`history`,
+`item_ids`, `scores`, `attention`), so Java's `Tensor.name()` is meaningful too.
 
 The full-integer `int8` file differs from the float graph in three ways (BENCHMARKS.md has
 what each one changes in NDCG@10):
@@ -64,15 +67,18 @@ LiteRTRecommender(blob)(np.array([3, 5, 8]))["item_ids"]  # (10,) int32, see lit
 
 from __future__ import annotations
 
+import gc
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from attnrec_tf.errors import ExportError
-from attnrec_tf.export.litert import INPUT, litert
+from attnrec_tf.export.litert import INPUT, SIGNATURE, litert
 
 KINDS = ("float32", "float16", "dynamic_int8", "int8")
 FORBIDDEN_OPS = frozenset(
@@ -85,6 +91,8 @@ DEFAULT_HISTORY_LENGTH = 512
 FLOAT_OPS_IN_INT8 = ("DIV",)
 """Builtin ops kept in float32 in the full-integer file (LiteRT's int8 DIV is wrong for small
 quotients, see the module docstring)."""
+TFLITE_FILE_IDENTIFIER = b"TFL3"
+"""The flatbuffer file identifier of a `.tflite` model (the schema's `file_identifier`)."""
 LAYER_NORM_OPS = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT", "SUB", "MUL", "ADD")
 """The ops of LayerNormalization, also kept in float32 in the int8 file of a model with causal
 blocks (`self-attention`, `sasrec`): quantized, the per-position mean and variance of a
@@ -157,30 +165,35 @@ def resolve_history_length(max_len: int, requested: int | None = None) -> int:
     return requested
 
 
-def serving_function(
+def write_serving_saved_model(
     model: Any,
+    folder: Path,
     *,
     top_k: int,
     history_length: int | None = None,
     batched: bool = True,
     clip_negative: bool = False,
-) -> Any:
-    """The frozen (variables -> constants) concrete serving function, outputs named.
+) -> Path:
+    """Writes the serving graph, with the model's variables, as the converter's SavedModel.
+
+    The SavedModel's one signature, `serving_default`, is the graph of the `.tflite` file
+    (`serving.recommend` on the `history` input); the model's weights are saved as variables
+    that the saved object tracks. No function assigns them, so the converter freezes them into
+    constants itself, reading them from the SavedModel's checkpoint: the export never builds a
+    frozen copy of the graph, with the item tables in it, in Python.
 
     Args:
         model: The trained `AttentionRecommender`.
+        folder: An empty or missing folder to write into.
         top_k: K.
         history_length: `H`, the input width (see `resolve_history_length`).
         batched: `[1, H]` input and `[1, K]` outputs if True, else `[H]` / `[K]`.
         clip_negative: Clip the scores at 0 (`serving.recommend`), for the int8 file.
 
     Returns:
-        A `tf.types.experimental.ConcreteFunction` without variables, returning a dict.
+        `folder`.
     """
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
 
     from attnrec_tf.export import serving
 
@@ -193,15 +206,13 @@ def serving_function(
         out = serving.recommend(model, batch, top_k=top_k, clip_negative=clip_negative)
         return out if batched else {name: value[0] for name, value in out.items()}
 
-    concrete = serve.get_concrete_function()
-    frozen = convert_variables_to_constants_v2(concrete)
-    structure = concrete.structured_outputs
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
-    def named(history: tf.Tensor) -> dict[str, tf.Tensor]:
-        return tf.nest.pack_sequence_as(structure, frozen(history))
-
-    return named.get_concrete_function()
+    holder = tf.Module()
+    # The backend variables the graph reads, tracked so that they are saved and frozen (with
+    # only the Keras model tracked, the file kept VAR_HANDLE ops and none of the weights).
+    holder.weights = [getattr(weight, "value", weight) for weight in model.weights]
+    signatures = {SIGNATURE: serve.get_concrete_function()}
+    tf.saved_model.save(holder, str(folder), signatures=signatures)
+    return Path(folder)
 
 
 def representative_windows(
@@ -260,7 +271,7 @@ def convert(
         calibration: `(N, H)` int32 rows (`representative_windows`); required for `int8`.
         history_length: `H`, the `history` input width. Defaults to
             `max(DEFAULT_HISTORY_LENGTH, max_len)`.
-        batched: See `serving_function`.
+        batched: See `write_serving_saved_model`.
 
     Returns:
         The flatbuffer bytes, with tensors renamed after the signature.
@@ -270,39 +281,56 @@ def convert(
     if kind not in KINDS:
         raise ExportError(f"unknown TFLite kind {kind!r}; choose from {', '.join(KINDS)}")
     width = resolve_history_length(model.max_len, history_length)
-    function = serving_function(
-        model, top_k=top_k, history_length=width, batched=batched, clip_negative=kind == "int8"
-    )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if kind != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if kind == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if kind == "int8":
-        if calibration is None or not len(calibration):
-            raise ExportError("int8 conversion needs calibration windows")
-        windows = np.asarray(calibration, np.int32)
-        if windows.ndim != 2 or windows.shape[1] != width:
-            raise ExportError(
-                f"int8 calibration rows must be {width} wide (the history input), got "
-                f"shape {windows.shape}"
-            )
+    windows = _calibration_rows(calibration, width) if kind == "int8" else None
+    with tempfile.TemporaryDirectory(prefix="attnrec-tflite-") as folder:
+        write_serving_saved_model(
+            model,
+            Path(folder),
+            top_k=top_k,
+            history_length=width,
+            batched=batched,
+            clip_negative=kind == "int8",
+        )
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if kind != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if kind == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if windows is not None:
+            converter.representative_dataset = partial(_representative, windows, batched)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        try:
+            if kind == "int8":
+                blob = _quantize_selectively(converter, float_ops_in_int8(model))
+            else:
+                blob = converter.convert()
+        except Exception as error:  # noqa: BLE001 - the converter raises many types
+            raise ExportError(f"TFLite {kind} conversion failed: {error}") from error
+        # The converter keeps the loaded SavedModel and graphs in reference cycles: free them
+        # now, before the renaming copy of the file, not at some later collection.
+        del converter
+        gc.collect()
+    return name_tensors(blob)
 
-        def representative() -> Iterator[dict[str, np.ndarray]]:
-            for window in windows:
-                yield {INPUT: window[None, :] if batched else window}
 
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    try:
-        if kind == "int8":
-            blob = _quantize_selectively(converter, float_ops_in_int8(model))
-        else:
-            blob = converter.convert()
-    except Exception as error:  # noqa: BLE001 - the converter raises many types
-        raise ExportError(f"TFLite {kind} conversion failed: {error}") from error
-    return name_tensors(bytes(blob))
+def _calibration_rows(calibration: np.ndarray | None, width: int) -> np.ndarray:
+    """The int8 calibration rows as `(N, width)` int32, or an `ExportError`."""
+    if calibration is None or not len(calibration):
+        raise ExportError("int8 conversion needs calibration windows")
+    windows = np.asarray(calibration, np.int32)
+    if windows.ndim != 2 or windows.shape[1] != width:
+        raise ExportError(
+            f"int8 calibration rows must be {width} wide (the history input), got "
+            f"shape {windows.shape}"
+        )
+    return windows
+
+
+def _representative(windows: np.ndarray, batched: bool) -> Iterator[dict[str, np.ndarray]]:
+    """The converter's representative dataset: one `history` input per calibration row."""
+    for window in windows:
+        yield {INPUT: window[None, :] if batched else window}
 
 
 def _quantize_selectively(converter: Any, float_ops: Sequence[str]) -> bytes:
@@ -329,6 +357,10 @@ def _quantize_selectively(converter: Any, float_ops: Sequence[str]) -> bytes:
 def name_tensors(blob: bytes) -> bytes:
     """Renames each signature input/output tensor after its signature name.
 
+    The flatbuffer is read in place (its constant buffers are views of `blob`, not copies) and
+    packed once into a builder sized for the result (`_pack`), so the builder is never copied
+    while it grows. The bytes are those of LiteRT's `flatbuffer_utils` round trip.
+
     Args:
         blob: A `.tflite` flatbuffer.
 
@@ -339,12 +371,26 @@ def name_tensors(blob: bytes) -> bytes:
         DependencyError: LiteRT is missing or broken (`litert.litert`).
     """
     flatbuffer_utils = litert("tools.flatbuffer_utils")
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(blob))
+    model = flatbuffer_utils.read_model_from_bytearray(blob)
     for signature in model.signatureDefs or []:
         tensors = model.subgraphs[signature.subgraphIndex].tensors
         for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
             tensors[entry.tensorIndex].name = entry.name
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return _pack(model, size_hint=len(blob))
+
+
+def _pack(model: Any, *, size_hint: int) -> bytes:
+    """`flatbuffer_utils.convert_object_to_bytearray(model)` as `bytes`, built in one buffer.
+
+    The builder starts at `size_hint` plus some room (it still grows if that is too small), so
+    it is not copied while it grows; the result is copied out once. A flatbuffer's bytes do not
+    depend on the builder's starting size.
+    """
+    import flatbuffers  # LiteRT's flatbuffer_utils builds with it
+
+    builder = flatbuffers.Builder(size_hint + 2**16)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_FILE_IDENTIFIER)
+    return bytes(memoryview(builder.Bytes)[builder.Head() :])
 
 
 def list_ops(tflite: bytes | Path) -> list[str]:
@@ -364,7 +410,7 @@ def list_ops(tflite: bytes | Path) -> list[str]:
     schema = litert("schema_py_generated")
     flatbuffer_utils = litert("tools.flatbuffer_utils")
     data = Path(tflite).read_bytes() if isinstance(tflite, Path) else tflite
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    model = flatbuffer_utils.convert_bytearray_to_object(data)  # buffers are views of `data`
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
     used = set()
     for subgraph in model.subgraphs:

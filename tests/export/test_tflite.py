@@ -278,3 +278,40 @@ def test_latency_and_sizes_are_recorded(exported_run):
         assert 0 < artifact["latency_ms_p50"] < 1000 and artifact["conversion_seconds"] > 0
     sizes = {k: exported_run["artifacts"][tflite.artifact_name(k)]["bytes"] for k in tflite.KINDS}
     assert sizes["dynamic_int8"] < sizes["float32"] and sizes["int8"] < sizes["float32"]
+
+
+def test_name_tensors_packs_the_bytes_of_litert_s_round_trip(exported_run):
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    blob = _path(exported_run, "dynamic_int8").read_bytes()
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(blob))
+    subgraph = model.subgraphs[0]
+    for tensor in subgraph.tensors:  # names as the converter leaves them: renaming is visible
+        tensor.name = b"converter/" + tensor.name
+    renamed = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    assert tflite.name_tensors(renamed) != renamed
+    expected = flatbuffer_utils.read_model_from_bytearray(bytearray(renamed))
+    for signature in expected.signatureDefs:
+        for entry in [*signature.inputs, *signature.outputs]:
+            expected.subgraphs[0].tensors[entry.tensorIndex].name = entry.name
+    assert tflite.name_tensors(renamed) == bytes(
+        flatbuffer_utils.convert_object_to_bytearray(expected)
+    )
+    assert tflite.name_tensors(blob) == blob  # already named: unchanged
+
+
+def test_the_converter_s_saved_model_keeps_the_weights_as_variables(trained_run, tmp_path):
+    import tensorflow as tf
+
+    folder = tflite.write_serving_saved_model(trained_run.model, tmp_path / "m", top_k=TOP_K)
+    loaded = tf.saved_model.load(str(folder))
+    saved = sorted(v.shape.num_elements() for v in loaded.weights)
+    assert saved == sorted(int(np.prod(w.shape)) for w in trained_run.model.weights)
+    serve = loaded.signatures[litert.SIGNATURE]
+    history = np.zeros((1, tflite.DEFAULT_HISTORY_LENGTH), np.int32)
+    history[0, -3:] = trained_run.split.histories("test")[0][-3:]
+    out = serve(history=tf.constant(history))
+    assert sorted(out) == ["attention", "item_ids", "scores"] and out["item_ids"].shape == (
+        1,
+        TOP_K,
+    )
