@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.cli import DEFAULT_MODEL_NAME, check_top_k, existing_run_dir, tensorflow_environment
+from attnrec_tf.cli import DEFAULT_MODEL_NAME, check_top_k, existing_run_dir, quiet_tensorflow
 from attnrec_tf.errors import ConfigError, DataError
 
 RUNTIMES = ("saved_model", "tflite")
@@ -288,7 +288,7 @@ class Recommender:
         kind: str = "float32",
         model_name: str = DEFAULT_MODEL_NAME,
     ) -> None:
-        tensorflow_environment()
+        quiet_tensorflow()
         if runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {RUNTIMES}, got {runtime!r}")
         self.output = existing_run_dir(Path(run_dir))

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic
-from attnrec_tf.cli import DEFAULT_MODEL_NAME, tensorflow_environment
+from attnrec_tf.cli import DEFAULT_MODEL_NAME, quiet_tensorflow
 from attnrec_tf.errors import DependencyError, ExportError
 from attnrec_tf.export import tflite
 from attnrec_tf.run_dir import RunDir
@@ -173,7 +173,7 @@ def export_all(
     from attnrec_tf.export.litert import litert_missing
     from attnrec_tf.report import load as load_report
 
-    tensorflow_environment()
+    quiet_tensorflow()
     started = time.perf_counter()
     requested = tuple(tflite.KINDS if tflite_kinds is None else tflite_kinds)
     _check_name(model_name)
