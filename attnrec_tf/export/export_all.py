@@ -190,7 +190,7 @@ def export_all(
     )
     keras, keras_window = keras_metrics(context, report.get("metrics", {}).get("keras"))
     saved = export_saved_model(context)
-    gc.collect()  # the loaded SavedModel (its variables and functions sit in reference cycles)
+    gc.collect()  # the loaded SavedModel and its evaluation's tensors, before the conversions
     missing = litert_missing() if requested else None
     if missing is not None and litert_optional:
         print(f"export: skipped the .tflite files and Android assets: {missing}", flush=True)
