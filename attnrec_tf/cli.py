@@ -155,23 +155,27 @@ def add_tflite_kinds(container: Any, *, missing: str) -> argparse.Action:
     )
 
 
-def tensorflow_environment() -> None:
-    """Sets TensorFlow's environment defaults; a variable the user set is left as it is.
-
-    - `TF_CPP_MIN_LOG_LEVEL=2`: TensorFlow's C++ info lines are hidden.
-    - `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`: oneDNN's kernels allocate with the system allocator.
-      Their default allocator pools every buffer it frees and never returns it, so a process
-      kept the largest working set of each phase resident (training's under the export's, the
-      SavedModel evaluation's under the TFLite conversion's). The computed values are the same.
+def quiet_tensorflow() -> None:
+    """Hides TensorFlow's C++ info lines unless the user set `TF_CPP_MIN_LOG_LEVEL`.
 
     Takes effect only if called before TensorFlow is imported.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def release_freed_tensor_memory() -> None:
+    """Puts TensorFlow's CPU tensors on the system allocator, unless the user chose one.
+
+    `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`. With oneDNN on (the default), CPU tensors come from
+    TensorFlow's oneDNN allocator, which pools every buffer it frees and never returns one to
+    the system: a process keeps the largest working set of each step resident under the next
+    one's (the SavedModel evaluation's under the TFLite conversion's). The computed values are
+    the same, but large-catalog training steps are slower on the system allocator
+    (BENCHMARKS.md, "Scale"), so only `python -m attnrec_tf.export` sets it.
+
+    Takes effect only if called before TensorFlow is imported.
+    """
     os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
-
-
-quiet_tensorflow = tensorflow_environment
-"""The former name of `tensorflow_environment` (when it only hid the C++ info lines)."""
 
 
 class StoreGiven(argparse.Action):

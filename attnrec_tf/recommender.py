@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.cli import DEFAULT_MODEL_NAME, check_top_k, existing_run_dir, tensorflow_environment
+from attnrec_tf.cli import DEFAULT_MODEL_NAME, check_top_k, existing_run_dir, quiet_tensorflow
 from attnrec_tf.errors import ConfigError, DataError
 
 RUNTIMES = ("saved_model", "tflite")
@@ -295,7 +295,7 @@ class Recommender:
         model_name: str = DEFAULT_MODEL_NAME,
         explanation: str = "counterfactual",
     ) -> None:
-        tensorflow_environment()
+        quiet_tensorflow()
         if runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {RUNTIMES}, got {runtime!r}")
         self.explanation = self._checked_method(explanation)

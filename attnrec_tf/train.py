@@ -31,8 +31,8 @@ from attnrec_tf.cli import (
     add_tflite_kinds,
     command_parser,
     given,
+    quiet_tensorflow,
     run_command,
-    tensorflow_environment,
 )
 from attnrec_tf.config import PRESETS, Config, flag, preset
 from attnrec_tf.errors import ConfigError, DependencyError
@@ -306,7 +306,7 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
     Steps: choose the strategy -> read and split the data -> write the run's inputs (chief)
     -> fit and evaluate -> the report -> export -> the end of the run (table, plots).
     """
-    tensorflow_environment()
+    quiet_tensorflow()
     from attnrec_tf.run_dir import RunDir
     from attnrec_tf.training import distribute
     from attnrec_tf.training.fit import fit_and_evaluate

@@ -73,9 +73,9 @@ def write_movielens(folder: Path) -> Path:
 
 def build_demo_run(root: Path) -> Path:
     """Trains and exports the tiny run into `root / "run"` (see the module docstring)."""
-    from attnrec_tf.cli import tensorflow_environment
+    from attnrec_tf.cli import quiet_tensorflow
 
-    tensorflow_environment()  # before the imports below, which may load TensorFlow
+    quiet_tensorflow()  # before the imports below, which may load TensorFlow
     from attnrec_tf import train
     from attnrec_tf.export.export_all import export_all
     from attnrec_tf.run_dir import RunDir

@@ -90,6 +90,8 @@ def test_scale_growth_per_10x_of_catalog():
             ("c", 10_000, 100_000, None),  # not exported: no line
         ]
     }
-    (line,) = suites.scale_growth(rows)
-    assert "1,000 -> 10,000 items (x10.00): 1,000 -> 2,000 MB (x2.00; x2.00 per 10x" in line
+    (line,) = suites.scale_growth(rows, "peak_rss_mb_export", "export")
+    assert (
+        "- export, 1,000 -> 10,000 items (x10.00): 1,000 -> 2,000 MB (x2.00; x2.00 per 10x" in line
+    )
     assert "+11,111 MB per 100,000 more items" in line  # 1,000 MB / 9,000 items

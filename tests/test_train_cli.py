@@ -192,3 +192,16 @@ def test_each_phase_peak_starts_afresh():
     before = train._peak_rss_mb()
     train._start_peak_rss()
     assert train._peak_rss_mb() < before - 150  # the freed block is not in the new peak
+
+
+def test_the_export_command_returns_freed_tensor_memory_unless_told_otherwise(monkeypatch):
+    import os
+
+    from attnrec_tf import cli
+
+    monkeypatch.delenv("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", raising=False)
+    cli.release_freed_tensor_memory()
+    assert os.environ["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "1"
+    monkeypatch.setenv("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "0")
+    cli.release_freed_tensor_memory()
+    assert os.environ["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "0"

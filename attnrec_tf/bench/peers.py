@@ -66,7 +66,7 @@ import numpy as np
 
 from attnrec_tf import atomic, metrics
 from attnrec_tf.bench import peer_rectools, suites
-from attnrec_tf.cli import command_parser, run_command, tensorflow_environment
+from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import AttnRecError
 
@@ -1114,7 +1114,7 @@ def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the suite; returns the exit status (2 on a user error)."""
     args = build_parser().parse_args(argv)
-    tensorflow_environment()  # suites.save imports TensorFlow
+    quiet_tensorflow()  # suites.save imports TensorFlow
     return run_command(lambda: _compare_and_record(args))
 
 

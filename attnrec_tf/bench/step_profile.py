@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.cli import command_parser, run_command, tensorflow_environment
+from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 
 PARTS = (
     "tf.data",
@@ -216,7 +216,7 @@ def _profile_and_save(args: argparse.Namespace) -> None:
 
     from attnrec_tf import atomic
 
-    tensorflow_environment()
+    quiet_tensorflow()
     result = run(args.data, args.preset, steps=args.steps)
     atomic.write_json(args.out, result)
     print(json.dumps(result, indent=1))

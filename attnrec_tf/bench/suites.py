@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from attnrec_tf import atomic
-from attnrec_tf.cli import command_parser, run_command, tensorflow_environment
+from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.report import machine
 from attnrec_tf.run_dir import RunDir
@@ -61,6 +61,7 @@ HEADS_BUDGET = {"ml-100k": 100, "ml-1m": 240}  # seconds of training, validation
 SEEDS = (0, 1, 2)
 SCALE_ITEMS = 1_000_000
 SCALE_INTERACTIONS = (100_000, 1_000_000, 10_000_000)
+SCALE_TFLITE = "float32,dynamic_int8"
 SCALE_ARGS = [
     "--loss",
     "sampled",
@@ -79,7 +80,7 @@ SCALE_ARGS = [
     "--sampled-negatives",
     "0",
     "--tflite",
-    "float32,dynamic_int8",
+    SCALE_TFLITE,
 ]
 
 
@@ -341,8 +342,9 @@ def _mean_std(values: list[float]) -> str:
 
 
 def scale_row(report: dict[str, Any]) -> dict[str, Any]:
-    """The scale-table row of one run."""
+    """The scale-table row of one run (and of its export in a process of its own, if any)."""
     peak = report.get("peak_rss_mb", {})
+    export_process = report["bench"].get("export_process", {})
     return {
         "name": report["bench"]["name"],
         "interactions": report["dataset"]["num_interactions"],
@@ -355,6 +357,9 @@ def scale_row(report: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb_prepare": peak.get("prepare"),
         "peak_rss_mb_train": peak.get("train"),
         "peak_rss_mb_export": peak.get("export"),
+        "export_process_seconds": export_process.get("wall_seconds"),
+        "peak_rss_mb_export_process": export_process.get("peak_rss_mb"),
+        "export_process_command": export_process.get("command"),
         "wall_seconds": report["bench"]["wall_seconds"],
         "test_ndcg@10": report["metrics"]["keras"]["ndcg@10"],
         "popularity_ndcg@10": report["metrics"]["popularity"]["ndcg@10"],
@@ -367,14 +372,16 @@ def scale_markdown(rows: dict[str, Any]) -> str:
     lines = [
         "## Scale (synthetic, 1,000,000-item generator, sampled softmax, one epoch)",
         "",
-        "Peak memory is the process's resident maximum during each phase (report.json's "
-        "`peak_rss_mb`: the high-water mark is reset when a phase starts), so the export's "
-        "figure is the export's own, with the training process's leftovers in it.",
+        "Peak memory of the training command is its process's resident maximum during each "
+        "phase (report.json's `peak_rss_mb`: the high-water mark is reset when a phase "
+        "starts), so its export figure is the export's own, with what training left resident "
+        "in it. The run folder is then exported again in a process of its own (`python -m "
+        "attnrec_tf.export`, the last two columns: that process's resident maximum).",
         "",
         "| interactions | users | items in vocabulary | prepare s | 1 epoch s | examples/s "
         "| export s | peak MB prepare | peak MB train | peak MB export | test NDCG@10 "
-        "(1,000 users) | popularity |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "(1,000 users) | popularity | export s, own process | peak MB export, own process |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows.values(), key=lambda r: r["interactions"]):
         lines.append(
@@ -383,42 +390,56 @@ def scale_markdown(rows: dict[str, Any]) -> str:
             f"| {r['examples_per_second']:.0f} | {_fmt(r['export_seconds'], 1)} "
             f"| {_fmt(r['peak_rss_mb_prepare'], 0)} | {_fmt(r['peak_rss_mb_train'], 0)} "
             f"| {_fmt(r['peak_rss_mb_export'], 0)} | {_fmt(r['test_ndcg@10'])} "
-            f"| {_fmt(r['popularity_ndcg@10'])} |"
+            f"| {_fmt(r['popularity_ndcg@10'])} | {_fmt(r.get('export_process_seconds'), 1)} "
+            f"| {_fmt(r.get('peak_rss_mb_export_process'), 0)} |"
         )
-    lines += ["", *scale_growth(rows), "", "Commands:", ""]
+    lines += [
+        "",
+        "Growth of the export's peak memory with the catalog:",
+        "",
+        *scale_growth(rows, "peak_rss_mb_export", "in the training process"),
+        *scale_growth(rows, "peak_rss_mb_export_process", "own process"),
+        "",
+        "Commands:",
+        "",
+    ]
     for r in sorted(rows.values(), key=lambda r: r["interactions"]):
         lines.append(f"- `{r['command']}`")
+    exports = {r.get("export_process_command") for r in rows.values()} - {None}
+    lines += [f"- then `{command}` on each run folder" for command in sorted(exports)]
     return "\n".join(lines) + "\n"
 
 
-def scale_growth(rows: dict[str, Any]) -> list[str]:
-    """Markdown lines: how the export's peak memory grows with the catalog, row to row.
+def scale_growth(rows: dict[str, Any], key: str, label: str) -> list[str]:
+    """Markdown lines: how one peak-memory column grows with the catalog, row to row.
 
-    For consecutive rows (by interactions) with an export peak: the peaks, their ratio, the
+    For consecutive rows (by interactions) with a value in `key`: the peaks, their ratio, the
     catalog's ratio, the ratio per 10x of catalog (`(p2 / p1) ** (1 / log10(n2 / n1))`, the
     growth a 10x larger catalog would bring at the same rate) and the MB each 100,000 more
     items added (`(p2 - p1) / (n2 - n1)`).
+
+    Args:
+        rows: The scale rows.
+        key: The column, e.g. `peak_rss_mb_export`.
+        label: Named in each line (which export).
+
+    Returns:
+        One line per pair of consecutive rows (none with fewer than two values).
     """
     import itertools
     import math
 
-    ordered = [
-        r
-        for r in sorted(rows.values(), key=lambda r: r["interactions"])
-        if r.get("peak_rss_mb_export")
-    ]
+    ordered = [r for r in sorted(rows.values(), key=lambda r: r["interactions"]) if r.get(key)]
     lines = []
     for small, large in itertools.pairwise(ordered):
-        peak = large["peak_rss_mb_export"] / small["peak_rss_mb_export"]
+        peak = large[key] / small[key]
         items = large["items"] / small["items"]
         per_10x = peak ** (1 / math.log10(items)) if items > 1 else float("nan")
-        added = large["items"] - small["items"]
-        slope = (large["peak_rss_mb_export"] - small["peak_rss_mb_export"]) / added * 1e5
+        slope = (large[key] - small[key]) / (large["items"] - small["items"]) * 1e5
         lines.append(
-            f"- Export peak, {small['items']:,} -> {large['items']:,} items (x{items:.2f}): "
-            f"{small['peak_rss_mb_export']:,.0f} -> {large['peak_rss_mb_export']:,.0f} MB "
-            f"(x{peak:.2f}; x{per_10x:.2f} per 10x of catalog; {slope:+,.0f} MB per 100,000 "
-            "more items)."
+            f"- {label}, {small['items']:,} -> {large['items']:,} items (x{items:.2f}): "
+            f"{small[key]:,.0f} -> {large[key]:,.0f} MB (x{peak:.2f}; x{per_10x:.2f} per 10x "
+            f"of catalog; {slope:+,.0f} MB per 100,000 more items)."
         )
     return lines
 
@@ -594,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return peers.main(rest)
     args = build_parser().parse_args(argv)
-    tensorflow_environment()  # save() records the machine, which imports TensorFlow
+    quiet_tensorflow()  # save() records the machine, which imports TensorFlow
     return run_command(lambda: run_suites(args))
 
 
@@ -686,14 +707,42 @@ def ablation_jobs(
 
 
 def scale_suite(results: dict[str, Any], out_root: Path, results_dir: Path) -> None:
-    """The `scale` suite: one synthetic run per `SCALE_INTERACTIONS`, saved after each."""
+    """The `scale` suite: one synthetic run per `SCALE_INTERACTIONS`, saved after each.
+
+    Each run trains and exports in one process (`python -m attnrec_tf.train`), then its folder
+    is exported again in a process of its own (`run_export`), as a trained run is re-exported.
+    """
     for interactions in SCALE_INTERACTIONS:
         users = interactions // 40
         spec = f"synthetic:num_users={users},num_items={SCALE_ITEMS},mean_length=40"
         name = f"scale-{interactions}"
         report = run_train(name, ["--data", spec, *SCALE_ARGS], out_root)
+        report["bench"]["export_process"] = run_export(name, out_root / name, out_root)
         results.setdefault("scale", {})[name] = scale_row(report)
         save(results, results_dir)
+
+
+def run_export(name: str, run: Path, out_root: Path) -> dict[str, Any]:
+    """Exports a trained run folder in a process of its own; its wall time and peak memory.
+
+    Returns:
+        `{"command", "wall_seconds", "peak_rss_mb"}` (`peak_rss_mb`: the process's resident
+        maximum, from `wait4`).
+    """
+    argv = ["--output-dir", str(run.resolve()), "--tflite", SCALE_TFLITE, "--quiet"]
+    command = [sys.executable, "-m", "attnrec_tf.export", *argv]
+    print(f"[bench] {name}: {' '.join(command[1:])}", flush=True)
+    start = time.perf_counter()
+    with open(out_root / f"{name}-export.log", "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"[bench] {name} export failed; see {out_root / (name + '-export.log')}")
+    return {
+        "command": f"python -m attnrec_tf.export --output-dir RUN --tflite {SCALE_TFLITE}",
+        "wall_seconds": time.perf_counter() - start,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
 
 
 if __name__ == "__main__":

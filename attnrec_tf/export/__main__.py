@@ -27,6 +27,7 @@ from attnrec_tf.cli import (
     command_parser,
     existing_run_dir,
     given,
+    release_freed_tensor_memory,
     run_command,
 )
 
@@ -67,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status (`cli.run_command`)."""
+    """Entry point; returns the process exit status (`cli.run_command`).
+
+    An export process trains nothing, so it frees what each step used before the next
+    (`cli.release_freed_tensor_memory`, which must come before TensorFlow is imported).
+    """
+    release_freed_tensor_memory()
     args = build_parser().parse_args(argv)
     return run_command(lambda: _export(args))
 

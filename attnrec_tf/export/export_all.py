@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic
-from attnrec_tf.cli import DEFAULT_MODEL_NAME, tensorflow_environment
+from attnrec_tf.cli import DEFAULT_MODEL_NAME, quiet_tensorflow
 from attnrec_tf.errors import DependencyError, ExportError
 from attnrec_tf.export import explain_tflite, tflite
 from attnrec_tf.run_dir import RunDir
@@ -181,7 +181,7 @@ def export_all(
     from attnrec_tf.export.litert import litert_missing
     from attnrec_tf.report import load as load_report
 
-    tensorflow_environment()
+    quiet_tensorflow()
     started = time.perf_counter()
     requested = tuple(tflite.KINDS if tflite_kinds is None else tflite_kinds)
     _check_name(model_name)
@@ -198,7 +198,7 @@ def export_all(
     )
     keras, keras_window = keras_metrics(context, report.get("metrics", {}).get("keras"))
     saved = export_saved_model(context)
-    gc.collect()  # the loaded SavedModel (its variables and functions sit in reference cycles)
+    gc.collect()  # the loaded SavedModel and its evaluation's tensors, before the conversions
     missing = litert_missing() if requested else None
     if missing is not None and litert_optional:
         print(f"export: skipped the .tflite files and Android assets: {missing}", flush=True)

@@ -307,8 +307,8 @@ def convert(
                 blob = converter.convert()
         except Exception as error:  # noqa: BLE001 - the converter raises many types
             raise ExportError(f"TFLite {kind} conversion failed: {error}") from error
-        # The converter keeps the loaded SavedModel and graphs in reference cycles: free them
-        # now, before the renaming copy of the file, not at some later collection.
+        # The converter holds the SavedModel it loaded and its graphs: free them before the
+        # renaming copy of the file rather than at some later collection.
         del converter
         gc.collect()
     return name_tensors(blob)

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attnrec_tf.cli import tensorflow_environment
+from attnrec_tf.cli import quiet_tensorflow
 
-tensorflow_environment()
+quiet_tensorflow()
 
 TOP_K = 10
 MODEL_NAME = "attnrec"
