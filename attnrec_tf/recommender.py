@@ -25,7 +25,7 @@ recommender.recommend_batch([[1193, 661], [914, 3408, 2355]], k=10)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,13 +216,23 @@ def explained_document(
     catalog: Catalog,
     history: list[int],
     window: np.ndarray,
-    parts: Any,
     out: dict[str, np.ndarray],
+    because: Callable[[int, int], dict[str, Any]],
     runtime: str,
     artifact: Path,
 ) -> dict[str, Any]:
-    from attnrec_tf.explain import reasons
+    """The `--json` document: the history with its attention, each recommendation explained.
 
+    Args:
+        catalog: The run's items.
+        history: Vocabulary indices, oldest first.
+        window: `(max_len,)` the left-padded window the model saw.
+        out: The runtime's `item_ids`, `scores`, `attention`.
+        because: `(column, item) -> {"because": [...], ...}`: the explanation fields of the
+            recommendation in that column (the method's).
+        runtime: The runtime's name.
+        artifact: The artifact's path.
+    """
     attention = out["attention"]
     weight_of: dict[int, float] = {}
     for position, index in enumerate(window.tolist()):
@@ -237,29 +247,16 @@ def explained_document(
         }
         for position, index in enumerate(history)
     ]
-    recommendations = []
-    for rank, (item, score) in enumerate(zip(out["item_ids"], out["scores"], strict=True), 1):
-        item = int(item)
-        terms = parts.terms(item, attention)
-        recommendations.append(
-            {
-                "rank": rank,
-                "id": catalog.raw_id(item),
-                "title": catalog.title(item),
-                "score": round(float(score), 6),
-                "because": [
-                    {
-                        "id": catalog.raw_id(r.item),
-                        "title": catalog.title(r.item),
-                        "attention": round(r.attention, 6),
-                        "similarity": round(r.contribution / r.attention, 6),
-                        "contribution": round(r.contribution, 6),
-                    }
-                    for r in reasons(parts, item, attention, top=REASONS)
-                ],
-                "terms": {name: round(value, 6) for name, value in terms.items()},
-            }
-        )
+    recommendations = [
+        {
+            "rank": rank,
+            "id": catalog.raw_id(int(item)),
+            "title": catalog.title(int(item)),
+            "score": round(float(score), 6),
+            **because(rank - 1, int(item)),
+        }
+        for rank, (item, score) in enumerate(zip(out["item_ids"], out["scores"], strict=True), 1)
+    ]
     return {
         "runtime": runtime,
         "artifact": str(artifact),
@@ -358,27 +355,26 @@ class Recommender:
             method: `counterfactual` or `additive` (`EXPLANATIONS`); None = this
                 Recommender's `explanation`.
         """
-        from attnrec_tf.explain import score_parts
-
         method = self._checked_method(method or self.explanation)
         self._check_k(k, [indices])
         out = self.engine(indices, k)
-        model = self.model
-        window = np.zeros(model.max_len, np.int32)
-        tail = np.asarray(indices[-model.max_len :], np.int32)
-        window[model.max_len - len(tail) :] = tail
-        parts = score_parts(model, window)
-        document = explained_document(
-            self.catalog, indices, window, parts, out, self.runtime, self.artifact
-        )
+        max_len = self.model.max_len
+        window = np.zeros(max_len, np.int32)
+        tail = np.asarray(indices[-max_len:], np.int32)
+        window[max_len - len(tail) :] = tail
         if method == "counterfactual":
-            self._explain_by_removal(document, indices, out["item_ids"])
+            because = self._removal_reasons(indices, out["item_ids"])
+        else:
+            because = self._additive_reasons(window, out["attention"])
+        document = explained_document(
+            self.catalog, indices, window, out, because, self.runtime, self.artifact
+        )
         return {"explanation": method, **document}
 
-    def _explain_by_removal(
-        self, document: dict[str, Any], indices: list[int], items: np.ndarray
-    ) -> None:
-        """Replaces each recommendation's `because` by its counterfactual reasons."""
+    def _removal_reasons(
+        self, indices: list[int], items: np.ndarray
+    ) -> Callable[[int, int], dict[str, Any]]:
+        """Each recommendation's counterfactual reasons (`attnrec_tf.counterfactual`)."""
         from attnrec_tf.counterfactual import counterfactuals
         from attnrec_tf.evaluate import keras_score_fn
 
@@ -387,17 +383,47 @@ class Recommender:
         found = counterfactuals(
             self._score_fn, indices, np.asarray(items, np.int64), max_len=self.model.max_len
         )
-        for column, recommendation in enumerate(document["recommendations"]):
-            recommendation.pop("terms", None)
-            recommendation["because"] = [
-                {
-                    "id": self.catalog.raw_id(reason.item),
-                    "title": self.catalog.title(reason.item),
-                    "score_drop": round(reason.score_drop, 6),
-                    "rank_without": reason.rank_without,
-                }
-                for reason in found.reasons(column, top=REASONS)
-            ]
+
+        def because(column: int, item: int) -> dict[str, Any]:
+            return {
+                "because": [
+                    {
+                        "id": self.catalog.raw_id(reason.item),
+                        "title": self.catalog.title(reason.item),
+                        "score_drop": round(reason.score_drop, 6),
+                        "rank_without": reason.rank_without,
+                    }
+                    for reason in found.reasons(column, top=REASONS)
+                ]
+            }
+
+        return because
+
+    def _additive_reasons(
+        self, window: np.ndarray, attention: np.ndarray
+    ) -> Callable[[int, int], dict[str, Any]]:
+        """Each recommendation's largest additive terms and its three terms (`explain`)."""
+        from attnrec_tf.explain import reasons, score_parts
+
+        parts = score_parts(self.model, window)
+
+        def because(column: int, item: int) -> dict[str, Any]:
+            terms = parts.terms(item, attention)
+            return {
+                "because": [
+                    {
+                        "id": self.catalog.raw_id(r.item),
+                        "title": self.catalog.title(r.item),
+                        "attention": round(r.attention, 6),
+                        "similarity": round(r.contribution / r.attention, 6),
+                        "contribution": round(r.contribution, 6),
+                    }
+                    for r in reasons(parts, item, attention, top=REASONS)
+                ],
+                "terms": {name: round(value, 6) for name, value in terms.items()},
+            }
+
+        return because
 
     def recommend_batch(
         self, histories: Sequence[Sequence[Any]], k: int = 10
