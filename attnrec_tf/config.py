@@ -22,7 +22,11 @@ from typing import Any
 from attnrec_tf.errors import ConfigError
 
 VARIANTS = ("pooling", "self-attention", "sasrec", "mean", "last")
-LOSSES = ("softmax", "sampled")
+LOSSES = ("auto", "softmax", "sampled")
+SOFTMAX_MAX_ITEMS = 20_000
+"""`--loss auto` trains with the full softmax up to this many items, above it with
+`LARGE_CATALOG_LOSS` (BENCHMARKS.md, "Catalog size", has the measurements behind both)."""
+LARGE_CATALOG_LOSS = "sampled"
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class Config:
     dense_init_std: float = 0.0
     block_norm: str = "pre"
     concat_last: bool = True
-    loss: str = "softmax"
+    loss: str = "auto"
     num_negatives: int = 1024
     epochs: int = 20
     batch_size: int = 128
@@ -176,6 +180,25 @@ class Config:
                 f"({self.num_heads})"
             )
         return self
+
+    def resolved(self, num_items: int) -> tuple[Config, str]:
+        """This config with `loss="auto"` replaced by the loss for `num_items`, and why.
+
+        Returns:
+            `(config, reason)`; an explicit `--loss` is kept (the reason says so).
+
+        >>> config, reason = Config().resolved(60_000)
+        >>> config.loss, reason
+        ('sampled', '--loss auto: 60,000 items > 20,000, so sampled')
+        """
+        if self.loss != "auto":
+            return self, f"--loss {self.loss} (given)"
+        if num_items <= SOFTMAX_MAX_ITEMS:
+            used, relation = "softmax", "<="
+        else:
+            used, relation = LARGE_CATALOG_LOSS, ">"
+        reason = f"--loss auto: {num_items:,} items {relation} {SOFTMAX_MAX_ITEMS:,}, so {used}"
+        return self.replace(loss=used), reason
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain JSON-able values (for report.json)."""

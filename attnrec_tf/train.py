@@ -70,6 +70,7 @@ class RunOptions:
     tflite: tuple[str, ...] = TFLITE_KINDS
     tflite_given: bool = False
     eval_users: int = 0
+    validation_users: int | None = None
     resume: bool = True
     backup_every_steps: int = 0
     distribute: str = "auto"
@@ -85,6 +86,8 @@ class RunOptions:
         for name in ("eval_users", "sampled_negatives", "backup_every_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
+        if self.validation_users is not None and self.validation_users < 0:
+            raise ConfigError(f"--validation-users must be >= 0, got {self.validation_users}")
         if self.export:
             from attnrec_tf.export.tflite import parse_kinds
 
@@ -204,6 +207,14 @@ def _add_run_flags(run: Any) -> None:
         "catalogs too large to rank fully for every user. split.npz then holds those users",
     )
     run.add_argument(
+        "--validation-users",
+        type=int,
+        default=None,
+        help="validate after every epoch on a fixed random sample of this many evaluated users "
+        "(0 = all); default: all while users x items <= 2.5e8 scores, else at least 5,000 "
+        "users within that. With a sample the best model is validated on every user at the end",
+    )
+    run.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -316,6 +327,8 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
     output = RunDir(Path(options.output_dir))
     output.root.mkdir(parents=True, exist_ok=True)
     data = prepare_data(config, options)
+    config, loss_reason = config.resolved(data.vocabulary.num_items)
+    print(f"loss: {config.loss} ({loss_reason})", flush=True)
     if distribution.is_chief:
         _write_inputs(output, data)
     prepare_peak_mb = _peak_rss_mb()
@@ -333,12 +346,14 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
         backup_every_steps=options.backup_every_steps,
         distribution=distribution,
         catch_sigint=True,
+        validation_users=options.validation_users,
     )
     if not distribution.is_chief:  # the chief evaluates and writes the run folder
         print(f"worker {distribution.worker_index}: training done", flush=True)
         distribute.barrier(distribution)  # exit together with the chief
         return {"training": result.training}
     report = training_report(config, options, data, result, output, prepare_peak_mb)
+    report["loss_choice"] = {"used": config.loss, "reason": loss_reason}
     _extend_tensorboard(output, result, report)
     # The export reads model.keras; the trained model, its optimizer state and the data would
     # otherwise stay resident beside the exported copy.
@@ -436,10 +451,11 @@ def training_report(
         "validation_seconds": result.validation_seconds,
         "examples_per_second": result.examples_per_second,
         "examples_per_epoch": result.examples_per_epoch,
+        "steps_per_epoch": result.steps_per_epoch,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "history": result.history,
-        "validation": {"keras": result.best_validation},
+        "validation": {"keras": result.best_validation, "users": result.validation_users},
         "metrics": test["metrics"],
         "training": result.training,
     }

@@ -22,3 +22,46 @@ def test_cosine_warms_up_then_decays_to_one_percent():
 def test_weight_decay_selects_adamw():
     assert isinstance(make_optimizer(Config(weight_decay=0.01), 3), keras.optimizers.AdamW)
     assert type(make_optimizer(Config(), 3)) is keras.optimizers.Adam
+
+
+def test_sampled_losses_select_lazy_adam():
+    from attnrec_tf.training.optimizer import LazyAdam
+
+    assert type(make_optimizer(Config(loss="sampled"), 3)) is LazyAdam
+    assert type(make_optimizer(Config(loss="softmax"), 3)) is keras.optimizers.Adam
+
+
+def test_lazy_adam_moves_only_the_rows_a_step_saw():
+    """Two steps on a (4, 2) table, by hand: Adam's first step moves a row by lr * g / |g|
+    per coordinate (m = 0.1 g, v = 0.001 g^2, both bias-corrected back to g and g^2)."""
+    import tensorflow as tf
+
+    from attnrec_tf.training.optimizer import LazyAdam
+
+    table = keras.Variable(np.zeros((4, 2), "float32"))
+    optimizer = LazyAdam(learning_rate=0.1, epsilon=1e-12)
+    optimizer.build([table])
+    # Row 1 twice (summed to [3, -1]), row 3 once; rows 0 and 2 not seen.
+    first = tf.IndexedSlices(
+        tf.constant([[1.0, -0.5], [2.0, -0.5], [0.0, 4.0]]), tf.constant([1, 1, 3])
+    )
+    optimizer.apply([first], [table])
+    np.testing.assert_allclose(table.numpy(), [[0, 0], [-0.1, 0.1], [0, 0], [0, -0.1]], atol=1e-5)
+    # Step 2 sees row 3 only: row 1 keeps its weights (dense Adam would move it on its
+    # momentum). Row 3 at step 2 with g = 4 again: m_hat = 4, v_hat = 16 -> another -0.1.
+    second = tf.IndexedSlices(tf.constant([[0.0, 4.0]]), tf.constant([3]))
+    optimizer.apply([second], [table])
+    np.testing.assert_allclose(table.numpy(), [[0, 0], [-0.1, 0.1], [0, 0], [0, -0.2]], atol=1e-5)
+
+
+def test_lazy_adam_equals_adam_on_dense_gradients():
+    from attnrec_tf.training.optimizer import LazyAdam
+
+    gradients = [np.array([[0.5, -2.0]], "float32"), np.array([[1.0, 0.25]], "float32")]
+    results = []
+    for optimizer in (LazyAdam(0.01), keras.optimizers.Adam(0.01)):
+        weight = keras.Variable(np.ones((1, 2), "float32"))
+        for gradient in gradients:
+            optimizer.apply([gradient], [weight])
+        results.append(weight.numpy())
+    np.testing.assert_array_equal(results[0], results[1])

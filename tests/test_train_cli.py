@@ -205,3 +205,34 @@ def test_the_export_command_returns_freed_tensor_memory_unless_told_otherwise(mo
     monkeypatch.setenv("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "0")
     cli.release_freed_tensor_memory()
     assert os.environ["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "0"
+
+
+def test_per_epoch_validation_sample_then_every_user_at_the_end(tmp_path, capsys):
+    """--validation-users 10: the epochs validate 10 users, the best model all 30 at the end;
+    the report says so, and which loss --loss auto chose for 12 items."""
+    rows = ["uid\tsku\tts"]
+    for user in range(30):
+        for step in range(8):
+            rows.append(f"u{user}\titem-{(user + step) % 12}\t{step}")
+    path = tmp_path / "log.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    argv = ["--data", str(path), "--user-col", "uid", "--item-col", "sku", "--time-col", "ts"]
+    argv += ["--output-dir", str(out), "--epochs", "2", "--max-len", "5", "--embedding-dim", "8"]
+    argv += ["--attention-units", "4", "--no-export", "--min-item-interactions", "1"]
+    argv += ["--verbose", "0", "--validation-users", "10"]
+    assert train.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "val full-ranking on 10 of 30 users" in printed
+    assert "loss: softmax (--loss auto: 12 items <= 20,000, so softmax)" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["validation"]["users"] == {"per_epoch": 10, "of": 30}
+    assert report["validation"]["keras"]["num_users"] == 30  # the final, full validation
+    assert report["loss_choice"]["used"] == report["config"]["loss"] == "softmax"
+    assert report["steps_per_epoch"] == 1
+
+
+def test_validation_users_must_not_be_negative(capsys, tmp_path):
+    status, err = _run(["--validation-users", "-1", "--output-dir", str(tmp_path / "o")], capsys)
+    assert status == 2
+    assert "--validation-users must be >= 0" in err

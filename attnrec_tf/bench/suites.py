@@ -17,6 +17,9 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
 * `scale`: the synthetic generator with a 1,000,000-item catalog at 10^5, 10^6 and 10^7
   interactions, sampled softmax, one epoch, evaluation on 1,000 random users: wall time and peak
   memory of data preparation, training and export, to show how each grows.
+* `catalog`: synthetic catalogs of about 10k, 50k and 200k items, each loss for the same
+  epochs: step time, positions/s, validation time, test NDCG@10 and `.tflite` sizes
+  (`attnrec_tf/bench/catalog.py`).
 * `peers` (not part of `all`): a published SASRec (RecTools', or RecBole's) next to ours on the
   same split, cores and budget (`attnrec_tf/bench/peers.py`; its own flags: `--suite peers --help`).
 
@@ -503,6 +506,10 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", step_markdown(results["step"]).rstrip()]
     if results.get("scale"):
         lines += ["", scale_markdown(results["scale"]).rstrip()]
+    if results.get("catalog"):
+        from attnrec_tf.bench.catalog import catalog_markdown
+
+        lines += ["", catalog_markdown(results["catalog"]).rstrip()]
     if results.get("peers"):
         from attnrec_tf.bench.peers import peers_markdown
 
@@ -525,7 +532,7 @@ def save(results: dict[str, Any], root: Path) -> None:
     path = root / "BENCHMARKS.json"
     if path.exists():
         on_disk = json.loads(path.read_text())
-        for key in ("runs", "scale", "peers", "explanations"):
+        for key in ("runs", "scale", "peers", "explanations", "catalog"):
             results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
         for key in ("step", "recommend"):
             if key in on_disk and key not in results:
@@ -565,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
             "preset",
             "step",
             "scale",
+            "catalog",
             "recommend",
             "explanations",
             "render",
@@ -645,6 +653,14 @@ def run_suites(args: argparse.Namespace) -> None:
         save(results, args.results)
     if args.suite in ("all", "scale"):
         scale_suite(results, args.out, args.results)
+    if args.suite in ("all", "catalog"):
+        from attnrec_tf.bench.catalog import catalog_suite
+
+        def save_catalog(rows: dict[str, Any]) -> None:
+            results["catalog"] = rows
+            save(results, args.results)
+
+        catalog_suite(args.out, save_catalog)
     if args.suite in ("all", "explanations"):
         from attnrec_tf.bench.explanations import faithfulness
 

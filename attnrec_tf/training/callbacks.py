@@ -48,6 +48,7 @@ class FullRankingValidation(keras.callbacks.Callback):
         split: The leave-one-out split; its `valid` stage is ranked.
         max_len: History window of the model.
         exclude_history: Exclude seen items from the ranking.
+        of_users: The users `split` was sampled from, when it is a sample (for the log line).
     """
 
     def __init__(
@@ -56,9 +57,12 @@ class FullRankingValidation(keras.callbacks.Callback):
         max_len: int,
         *,
         exclude_history: bool = True,
+        of_users: int | None = None,
     ) -> None:
         super().__init__()
         self.split = split
+        sampled = of_users is not None and of_users > len(split.users)
+        self.label = f" on {len(split.users):,} of {of_users:,} users" if sampled else ""
         self.max_len = max_len
         self.exclude_history = exclude_history
         self.history: list[dict[str, float]] = []
@@ -101,8 +105,8 @@ class FullRankingValidation(keras.callbacks.Callback):
                 logs[f"val_{key}"] = result[key]
         self.history.append(row)
         print(
-            f" - val full-ranking: HR@10 {result['hr@10']:.4f}  NDCG@10 {result['ndcg@10']:.4f}"
-            f"  MRR {result['mrr']:.4f}",
+            f" - val full-ranking{self.label}: HR@10 {result['hr@10']:.4f}  "
+            f"NDCG@10 {result['ndcg@10']:.4f}  MRR {result['mrr']:.4f}",
             flush=True,
         )
 

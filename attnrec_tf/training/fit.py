@@ -31,6 +31,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +69,12 @@ class TrainingResult:
     train_seconds: float = 0.0
     validation_seconds: float = 0.0
     examples_per_epoch: int = 0
+    steps_per_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     test: dict[str, Any] | None = None
+    validation_users: dict[str, int] = field(default_factory=dict)
+    full_validation: dict[str, float] | None = None
 
     @property
     def examples_per_second(self) -> float:
@@ -80,7 +84,10 @@ class TrainingResult:
 
     @property
     def best_validation(self) -> dict[str, float]:
-        """The metrics of the history row with the best validation NDCG@10."""
+        """The best model's validation metrics: over every evaluated user when training
+        validated a sample (`full_validation`), else the history row with the best NDCG@10."""
+        if self.full_validation is not None:
+            return self.full_validation
         if not self.history:
             return {}
         best = max(self.history, key=lambda row: row["ndcg@10"])
@@ -124,6 +131,7 @@ def fit_and_evaluate(
     distribution: Distribution | None = None,
     catch_sigint: bool = False,
     deterministic: bool | None = None,
+    validation_users: int | None = None,
 ) -> TrainingResult:
     """Trains `config`'s model on `split.train` and evaluates the best one on the test stage.
 
@@ -146,6 +154,9 @@ def fit_and_evaluate(
             workers: there SIGINT stops at once, and the last saved state remains.
         deterministic: Turn on `tf.config.experimental.enable_op_determinism` (process-wide);
             None = on when no GPU is visible.
+        validation_users: Users of `eval_split` validated after every epoch (a fixed random
+            sample; 0 = all; None = `auto_validation_users`). With a sample, the best model is
+            validated on every user once at the end (`TrainingResult.full_validation`).
 
     Returns:
         The TrainingResult (only its `training` on a non-chief worker).
@@ -157,14 +168,25 @@ def fit_and_evaluate(
     from attnrec_tf.evaluate import evaluate_test
 
     distribution = distribution or _one_device()
+    config, _ = config.resolved(vocab_size - 1)
     deterministic = _set_op_determinism(deterministic)
     data = TrainingData(split.train, config)
     model = _compiled_model(config, vocab_size, item_features, data, distribution)
     evaluation = eval_split or split
+    validating = per_epoch_validation(evaluation, vocab_size, validation_users, config.seed)
     fingerprint = run_fingerprint(config, split, vocab_size, item_features)
+    fingerprint += f":validation={len(validating.users)}"
     saved = _saved_state(output, fingerprint, resume, distribution)
     run = RunCallbacks(
-        config, evaluation, output, fingerprint, data, saved, distribution, backup_every_steps
+        config,
+        validating,
+        output,
+        fingerprint,
+        data,
+        saved,
+        distribution,
+        backup_every_steps,
+        of_users=len(evaluation.users),
     )
 
     # One process only: a worker saving alone would wait forever for the others' collectives.
@@ -186,8 +208,12 @@ def fit_and_evaluate(
     result.train_seconds = run.state.train_seconds()
     result.validation_seconds = run.validation.seconds
     result.examples_per_epoch = data.positions_per_epoch
+    result.steps_per_epoch = data.steps_per_epoch
     result.history = run.validation.history
     result.best_epoch = run.checkpoint.best_epoch
+    result.validation_users = {"per_epoch": len(validating.users), "of": len(evaluation.users)}
+    if validating is not evaluation:  # the best model on every user, once
+        result.full_validation = _validate_all(model, evaluation, config)
     result.test = evaluate_test(
         model,
         evaluation,
@@ -265,6 +291,7 @@ class RunCallbacks:
         saved: TrainingState | None,
         distribution: Distribution,
         backup_every_steps: int,
+        of_users: int | None = None,
     ) -> None:
         import keras
 
@@ -272,7 +299,10 @@ class RunCallbacks:
 
         chief = distribution.is_chief
         self.validation = callbacks.FullRankingValidation(
-            evaluation, config.max_len, exclude_history=config.exclude_history
+            evaluation,
+            config.max_len,
+            exclude_history=config.exclude_history,
+            of_users=of_users,
         )
         self.checkpoint = callbacks.AtomicBestCheckpoint(output.best_checkpoint)
         self.early_stopping = callbacks.ResumableEarlyStopping(
@@ -364,6 +394,45 @@ def _set_op_determinism(deterministic: bool | None) -> bool:
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return deterministic
+
+
+VALIDATION_SCORES = 250_000_000
+"""Scores (users x items) that per-epoch validation may compute before it samples users."""
+MIN_VALIDATION_USERS = 5_000
+"""The smallest per-epoch validation sample `auto_validation_users` chooses."""
+
+
+def auto_validation_users(num_users: int, vocab_size: int) -> int:
+    """Every user while `users x items <= VALIDATION_SCORES`, else a sample of at least
+    `MIN_VALIDATION_USERS` that keeps to that many scores.
+
+    >>> auto_validation_users(6040, 3417), auto_validation_users(35000, 48341)
+    (6040, 5171)
+    """
+    if num_users * vocab_size <= VALIDATION_SCORES:
+        return num_users
+    return min(num_users, max(MIN_VALIDATION_USERS, VALIDATION_SCORES // vocab_size))
+
+
+def per_epoch_validation(
+    evaluation: LeaveOneOutSplit, vocab_size: int, requested: int | None, seed: int
+) -> LeaveOneOutSplit:
+    """The users validated after every epoch: all of `evaluation`, or a fixed sample of it."""
+    count = len(evaluation.users)
+    wanted = auto_validation_users(count, vocab_size) if requested is None else requested
+    if wanted == 0 or wanted >= count:
+        return evaluation
+    return evaluation.sample_users(wanted, seed=seed + 1)
+
+
+def _validate_all(model: Any, evaluation: LeaveOneOutSplit, config: Config) -> dict[str, float]:
+    """Full-ranking validation metrics of `model` on every user of `evaluation`, timed."""
+    from attnrec_tf.evaluate import evaluate_split, keras_score_fn
+
+    start = time.perf_counter()
+    score_fn = keras_score_fn(model, config.max_len)
+    result = evaluate_split(score_fn, evaluation, "valid", exclude_history=config.exclude_history)
+    return {**result, "validation_seconds": time.perf_counter() - start}
 
 
 def _compiled_model(
