@@ -30,6 +30,19 @@ the item tables in it, out of the Python process (BENCHMARKS.md, "Scale", has th
 memory). The input and output tensors are renamed after their signature names (`history`,
 `item_ids`, `scores`, `attention`), so Java's `Tensor.name()` is meaningful too.
 
+The two int8 kinds (`QUANTIZED_TABLE_KINDS`) hold the item table once, as an int8 constant
+with a float32 scale per row (`quantize_rows`: symmetric, `scale_r = max |row r| / 127`). The
+history lookup gathers rows and their scales; the scoring multiplies the user vector by the
+cast table and each item's score by its scale (`model.serve_outputs(quantized_items=...)`). Left
+to the converter, the float table that both the `GATHER` and the scoring matmul read was
+quantized once per consumer, two int8 copies: on a large catalog, where the table is most of the
+file, the dynamic-range file came out larger than the float16 one. Per-row scales are what the
+converter gave the scoring matmul's copy (per-channel weights); one scale for the whole table
+would give the items with short rows few levels. The graph casts the whole table to float32 on
+each request (the converter does not fold the cast into a second constant); in the full-integer
+file it then quantizes it back with a calibrated scale (`CAST`, `QUANTIZE`), and the scales are
+quantized too. The float kinds keep the float table (float16 stores it as float16).
+
 The full-integer `int8` file differs from the float graph in three ways (BENCHMARKS.md has
 what each one changes in NDCG@10):
 
@@ -84,6 +97,8 @@ KINDS = ("float32", "float16", "dynamic_int8", "int8")
 FORBIDDEN_OPS = frozenset(
     {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "DELEGATE"}
 )
+QUANTIZED_TABLE_KINDS = ("dynamic_int8", "int8")
+"""Kinds whose graph reads the item table as one per-row int8 constant (`quantize_rows`)."""
 CALIBRATION_WINDOWS = 300
 """Rows of `representative_windows` used to calibrate the full-integer file."""
 DEFAULT_HISTORY_LENGTH = 512
@@ -173,6 +188,7 @@ def write_serving_saved_model(
     history_length: int | None = None,
     batched: bool = True,
     clip_negative: bool = False,
+    quantize_items: bool = False,
 ) -> Path:
     """Writes the serving graph, with the model's variables, as the converter's SavedModel.
 
@@ -189,6 +205,9 @@ def write_serving_saved_model(
         history_length: `H`, the input width (see `resolve_history_length`).
         batched: `[1, H]` input and `[1, K]` outputs if True, else `[H]` / `[K]`.
         clip_negative: Clip the scores at 0 (`serving.recommend`), for the int8 file.
+        quantize_items: Serve from the per-row int8 item table (`quantize_rows` of
+            `model.item_representations()`, saved as two more variables) instead of the float
+            one, for the int8 kinds.
 
     Returns:
         `folder`.
@@ -199,20 +218,50 @@ def write_serving_saved_model(
 
     width = resolve_history_length(model.max_len, history_length)
     shape = [1, width] if batched else [width]
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
-    def serve(history: tf.Tensor) -> dict[str, tf.Tensor]:
-        batch = history if batched else history[None, :]
-        out = serving.recommend(model, batch, top_k=top_k, clip_negative=clip_negative)
-        return out if batched else {name: value[0] for name, value in out.items()}
-
     holder = tf.Module()
     # The backend variables the graph reads, tracked so that they are saved and frozen (with
     # only the Keras model tracked, the file kept VAR_HANDLE ops and none of the weights).
     holder.weights = [getattr(weight, "value", weight) for weight in model.weights]
+    quantized = None
+    if quantize_items:
+        table, scales = quantize_rows(np.asarray(model.item_representations(), np.float32))
+        holder.item_table = tf.Variable(table, trainable=False, name="item_table_int8")
+        holder.item_scales = tf.Variable(scales, trainable=False, name="item_scales")
+        quantized = (holder.item_table, holder.item_scales)
+        del table, scales
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
+    def serve(history: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = history if batched else history[None, :]
+        out = serving.recommend(
+            model, batch, top_k=top_k, clip_negative=clip_negative, quantized_items=quantized
+        )
+        return out if batched else {name: value[0] for name, value in out.items()}
+
     signatures = {SIGNATURE: serve.get_concrete_function()}
     tf.saved_model.save(holder, str(folder), signatures=signatures)
     return Path(folder)
+
+
+def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-row int8 quantization: `matrix[r] ~ table[r] * scales[r]`.
+
+    Args:
+        matrix: `(V, D)` float.
+
+    Returns:
+        `(table, scales)`: `(V, D)` int8 in `-127..127` and `(V,)` float32 with
+        `scales[r] = max |matrix[r]| / 127` (0 for an all-zero row, whose `table` row is 0).
+
+    >>> table, scales = quantize_rows(np.array([[1.0, -0.5], [0.0, 0.0]]))
+    >>> table.tolist(), scales.tolist()
+    ([[127, -64], [0, 0]], [0.007874015718698502, 0.0])
+    """
+    matrix = np.asarray(matrix, np.float32)
+    scales = (np.abs(matrix).max(axis=1) / 127.0).astype(np.float32)  # (V,)
+    safe = np.where(scales > 0, scales, 1.0).astype(np.float32)
+    table = np.clip(np.rint(matrix / safe[:, None]), -127, 127).astype(np.int8)
+    return table, scales
 
 
 def representative_windows(
@@ -290,6 +339,7 @@ def convert(
             history_length=width,
             batched=batched,
             clip_negative=kind == "int8",
+            quantize_items=kind in QUANTIZED_TABLE_KINDS,
         )
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
