@@ -76,6 +76,26 @@ def _table_sized_tensors(path: str) -> list[tuple[list[int], int]]:
     return found
 
 
+def _table_readers(path: str) -> tuple[list[str], tuple[float, int]]:
+    """The ops reading any `(V, D)` tensor of the file, and the first such tensor's
+    `(scale, zero point)`, as the interpreter sees them."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=path,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    tables = {
+        t["index"]: t["quantization"]
+        for t in interpreter.get_tensor_details()
+        if t["shape"].tolist() == [NUM_ITEMS + 1, DIM]
+    }
+    ops = interpreter._get_ops_details()
+    readers = sorted(op["op_name"] for op in ops for i in op["inputs"] if i in tables)
+    read = [i for op in ops for i in op["inputs"] if i in tables]
+    return readers, tables[read[0]]
+
+
 def test_int8_files_are_at_most_30_percent_of_float32_and_below_float16(files):
     sizes = {kind: os.path.getsize(path) for kind, path in files.items()}
     assert sizes["float32"] > 4 * NUM_ITEMS * DIM  # the float table dominates the file
@@ -91,6 +111,10 @@ def test_one_int8_copy_of_the_item_table_and_builtin_ops_only(files, kind):
 
     int8 = schema.TensorType.INT8
     assert _table_sized_tensors(files[kind]) == [([NUM_ITEMS + 1, DIM], int8)]
+    # the lookup and the scoring read that tensor itself: nothing casts the table at run time
+    readers, quantization = _table_readers(files[kind])
+    assert readers == ["FULLY_CONNECTED", "GATHER"]
+    assert quantization == (1.0, 0)  # its real values are the integers
     assert tflite.op_problems(tflite.list_ops(open(files[kind], "rb").read())) == []
     with open(files[kind], "rb") as file:
         assert flatbuffer_utils.count_resource_variables(file.read()) == 0
@@ -102,6 +126,11 @@ def test_float_files_keep_a_float_table(files):
     float32, float16 = schema.TensorType.FLOAT32, schema.TensorType.FLOAT16
     assert _table_sized_tensors(files["float32"]) == [([NUM_ITEMS + 1, DIM], float32)]
     assert _table_sized_tensors(files["float16"]) == [([NUM_ITEMS + 1, DIM], float16)]
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    with open(files["float32"], "rb") as file:
+        model = flatbuffer_utils.convert_bytearray_to_object(bytearray(file.read()))
+    assert tflite.fold_table_casts(model) == 0  # no int8 table: nothing to fold
 
 
 @pytest.mark.parametrize("kind", tflite.QUANTIZED_TABLE_KINDS)
