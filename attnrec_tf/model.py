@@ -296,7 +296,8 @@ class AttentionRecommender(keras.Model):
             training: Python bool.
             items: `item_representations()` of the whole catalog, when the caller has it: the
                 history rows are then gathered from it (the same numbers), so that an exported
-                graph holds one item table for both the lookup and the scoring.
+                graph holds one item table for both the lookup and the scoring. Also a
+                per-row quantized `(table, scales)` pair (see `serve_outputs`).
 
         Returns:
             `(user, attention)`: `(B, L, D)` user vectors (row t covers positions <= t) and
@@ -314,10 +315,10 @@ class AttentionRecommender(keras.Model):
     ) -> Any:
         """`(B, L, D)` item representations plus recency positions, dropout, padding zeroed.
 
-        `items`: the whole catalog's `item_representations()` to gather from (see `encode`).
+        `items`: the whole catalog's `item_representations()` to gather from, or its
+        per-row quantized `(table, scales)` (see `encode` and `serve_outputs`).
         """
-        rows = self.item_representations(history) if items is None else ops.take(items, history, 0)
-        h = ops.cast(rows, self.compute_dtype)  # (B, L, D)
+        h = ops.cast(self._item_rows(history, items), self.compute_dtype)  # (B, L, D)
         if self.embedding_scale:
             h = h * float(self.embedding_dim) ** 0.5
         if self.positions is not None:
@@ -325,6 +326,17 @@ class AttentionRecommender(keras.Model):
         return self.input_dropout(h, training=training) * ops.expand_dims(
             ops.cast(mask, h.dtype), -1
         )
+
+    def _item_rows(self, history: Any, items: Any) -> Any:
+        """`history.shape + (D,)` item rows: computed (`items` None), gathered from the
+        `(V, D)` table `items`, or dequantized from the rows of a `(table, scales)` pair."""
+        if items is None:
+            return self.item_representations(history)
+        if isinstance(items, tuple):
+            table, scales = items
+            rows = ops.cast(ops.take(table, history, axis=0), "float32")
+            return rows * ops.expand_dims(ops.take(scales, history, axis=0), -1)
+        return ops.take(items, history, axis=0)
 
     def _position_indices(self, mask: Any) -> Any:
         """`(B, L)` or `(1, L)` position of each column: from the latest item (`max_len - 1`)
@@ -373,20 +385,32 @@ class AttentionRecommender(keras.Model):
         user, _ = self.encode(history, training=training)
         return user
 
-    def serve_outputs(self, history: Any) -> tuple[Any, Any]:
+    def serve_outputs(
+        self, history: Any, quantized_items: tuple[Any, Any] | None = None
+    ) -> tuple[Any, Any]:
         """Scores over the catalog and attention over the history, at the last position.
 
         Args:
             history: `(B, L)` int item indices, left-padded with 0 (out-of-range = padding).
+            quantized_items: `(table, scales)`, the item representations quantized per row:
+                `(vocab_size, D)` int8 and `(vocab_size,)` float32 with row `r` standing for
+                `table[r] * scales[r]`. The history lookup and the scoring then both read this
+                one int8 table (a quantized export's). None: the float
+                `item_representations()`, one table for both too.
 
         Returns:
             `(scores, attention)`: `(B, vocab_size)` float32 raw scores (column 0 is the
             padding index and must be ignored) and `(B, L)` attention weights.
         """
-        items = self.item_representations()  # (V, D): one table for the lookup and the scores
+        items = self.item_representations() if quantized_items is None else quantized_items
         user, attention = self.encode(history, training=False, items=items)
         last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
-        scores = ops.matmul(last_user, ops.transpose(ops.cast(items, "float32")))  # (B, V)
+        if quantized_items is None:
+            scores = ops.matmul(last_user, ops.transpose(ops.cast(items, "float32")))  # (B, V)
+        else:
+            table, scales = quantized_items
+            scores = ops.matmul(last_user, ops.transpose(ops.cast(table, "float32")))
+            scores = scores * ops.expand_dims(scales, 0)  # (B, V), each column's row scale
         return scores, ops.cast(attention[:, -1, :], "float32")
 
     def score(self, history: Any) -> Any:

@@ -5,7 +5,8 @@ Every exported artifact runs the same graph between its input and the Keras mode
     x      = where(0 < x < V, x, 0)                  # (B, T) out-of-range / unknown -> padding
     window = compact_right(x, max_len)               # (B, max_len) real ids packed to the right,
                                                      #   in order, most recent max_len kept
-    scores, attention = model.serve_outputs(window)  # (B, V), (B, max_len)
+    scores, attention = model.serve_outputs(window)  # (B, V), (B, max_len); the int8 files
+                                                     #   read a per-row int8 table (tflite.py)
     scores = relu(scores)                            # full-integer int8 files only (see below)
     scores = where(excluded(x), floor, scores)       # every real id of x, and 0, to the bottom
     item_ids, scores = top_k(scores, K)              # (B, K), (B, K)
@@ -118,6 +119,7 @@ def recommend(
     top_k: int,
     exclude_history: bool = True,
     clip_negative: bool = False,
+    quantized_items: tuple[Any, Any] | None = None,
 ) -> dict[str, tf.Tensor]:
     """The recommendation graph on vocabulary indices.
 
@@ -131,6 +133,8 @@ def recommend(
             model's window) out of the top-K. Index 0 is always left out.
         clip_negative: Clip the scores at 0 before the top-K (for full-integer quantization;
             see the module docstring). Defaults to `False`.
+        quantized_items: The item table as per-row quantized `(int8 table, scales)`, for the
+            int8 TFLite files (`model.serve_outputs`); None for the float table.
 
     Returns:
         `{"item_ids": (B, K) int32 indices, "scores": (B, K) float32,
@@ -139,7 +143,10 @@ def recommend(
     """
     indices = clean_indices(indices, model.vocab_size)  # (B, T)
     window = compact_right(indices, model.max_len)  # (B, L)
-    scores, attention = model.serve_outputs(window)  # (B, V), (B, L)
+    if quantized_items is None:
+        scores, attention = model.serve_outputs(window)  # (B, V), (B, L)
+    else:
+        scores, attention = model.serve_outputs(window, quantized_items=quantized_items)
     scores = tf.cast(scores, tf.float32)
     if clip_negative:
         scores = tf.nn.relu(scores)  # fused into the scoring matmul by the TFLite converter

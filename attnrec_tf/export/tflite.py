@@ -30,6 +30,21 @@ the item tables in it, out of the Python process (BENCHMARKS.md, "Scale", has th
 memory). The input and output tensors are renamed after their signature names (`history`,
 `item_ids`, `scores`, `attention`), so Java's `Tensor.name()` is meaningful too.
 
+The two int8 kinds (`QUANTIZED_TABLE_KINDS`) hold the item table once, as an int8 constant
+with a float32 scale per row (`quantize_rows`: symmetric, `scale_r = max |row r| / 127`). The
+history lookup gathers rows and their scales; the scoring multiplies the user vector by the
+cast table and each item's score by its scale (`model.serve_outputs(quantized_items=...)`). Left
+to the converter, the float table that both the `GATHER` and the scoring matmul read was
+quantized once per consumer, two int8 copies: on a large catalog, where the table is most of the
+file, the dynamic-range file came out larger than the float16 one. Per-row scales are what the
+converter gave the scoring matmul's copy (per-channel weights); one scale for the whole table
+would give the items with short rows few levels. The converter keeps `cast(table)` as a `CAST`
+op (not a second constant) that would turn the whole table into a float32 activation on every
+request (and, in the full-integer file, `QUANTIZE` it back); `fold_table_casts` lets the scoring
+`FULLY_CONNECTED` read the int8 constant itself instead, as weights of scale 1, so the lookup
+and the scoring read one int8 tensor. In the full-integer file the scales are quantized too. The
+float kinds keep the float table (float16 stores it as float16).
+
 The full-integer `int8` file differs from the float graph in three ways (BENCHMARKS.md has
 what each one changes in NDCG@10):
 
@@ -84,6 +99,8 @@ KINDS = ("float32", "float16", "dynamic_int8", "int8")
 FORBIDDEN_OPS = frozenset(
     {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "DELEGATE"}
 )
+QUANTIZED_TABLE_KINDS = ("dynamic_int8", "int8")
+"""Kinds whose graph reads the item table as one per-row int8 constant (`quantize_rows`)."""
 CALIBRATION_WINDOWS = 300
 """Rows of `representative_windows` used to calibrate the full-integer file."""
 DEFAULT_HISTORY_LENGTH = 512
@@ -173,6 +190,7 @@ def write_serving_saved_model(
     history_length: int | None = None,
     batched: bool = True,
     clip_negative: bool = False,
+    quantize_items: bool = False,
 ) -> Path:
     """Writes the serving graph, with the model's variables, as the converter's SavedModel.
 
@@ -189,6 +207,9 @@ def write_serving_saved_model(
         history_length: `H`, the input width (see `resolve_history_length`).
         batched: `[1, H]` input and `[1, K]` outputs if True, else `[H]` / `[K]`.
         clip_negative: Clip the scores at 0 (`serving.recommend`), for the int8 file.
+        quantize_items: Serve from the per-row int8 item table (`quantize_rows` of
+            `model.item_representations()`, saved as two more variables) instead of the float
+            one, for the int8 kinds.
 
     Returns:
         `folder`.
@@ -199,20 +220,50 @@ def write_serving_saved_model(
 
     width = resolve_history_length(model.max_len, history_length)
     shape = [1, width] if batched else [width]
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
-    def serve(history: tf.Tensor) -> dict[str, tf.Tensor]:
-        batch = history if batched else history[None, :]
-        out = serving.recommend(model, batch, top_k=top_k, clip_negative=clip_negative)
-        return out if batched else {name: value[0] for name, value in out.items()}
-
     holder = tf.Module()
     # The backend variables the graph reads, tracked so that they are saved and frozen (with
     # only the Keras model tracked, the file kept VAR_HANDLE ops and none of the weights).
     holder.weights = [getattr(weight, "value", weight) for weight in model.weights]
+    quantized = None
+    if quantize_items:
+        table, scales = quantize_rows(np.asarray(model.item_representations(), np.float32))
+        holder.item_table = tf.Variable(table, trainable=False, name="item_table_int8")
+        holder.item_scales = tf.Variable(scales, trainable=False, name="item_scales")
+        quantized = (holder.item_table, holder.item_scales)
+        del table, scales
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
+    def serve(history: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = history if batched else history[None, :]
+        out = serving.recommend(
+            model, batch, top_k=top_k, clip_negative=clip_negative, quantized_items=quantized
+        )
+        return out if batched else {name: value[0] for name, value in out.items()}
+
     signatures = {SIGNATURE: serve.get_concrete_function()}
     tf.saved_model.save(holder, str(folder), signatures=signatures)
     return Path(folder)
+
+
+def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-row int8 quantization: `matrix[r] ~ table[r] * scales[r]`.
+
+    Args:
+        matrix: `(V, D)` float.
+
+    Returns:
+        `(table, scales)`: `(V, D)` int8 in `-127..127` and `(V,)` float32 with
+        `scales[r] = max |matrix[r]| / 127` (0 for an all-zero row, whose `table` row is 0).
+
+    >>> table, scales = quantize_rows(np.array([[1.0, -0.5], [0.0, 0.0]]))
+    >>> table.tolist(), scales.tolist()
+    ([[127, -64], [0, 0]], [0.007874015718698502, 0.0])
+    """
+    matrix = np.asarray(matrix, np.float32)
+    scales = (np.abs(matrix).max(axis=1) / 127.0).astype(np.float32)  # (V,)
+    safe = np.where(scales > 0, scales, 1.0).astype(np.float32)
+    table = np.clip(np.rint(matrix / safe[:, None]), -127, 127).astype(np.int8)
+    return table, scales
 
 
 def representative_windows(
@@ -290,6 +341,7 @@ def convert(
             history_length=width,
             batched=batched,
             clip_negative=kind == "int8",
+            quantize_items=kind in QUANTIZED_TABLE_KINDS,
         )
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -311,7 +363,7 @@ def convert(
         # renaming copy of the file rather than at some later collection.
         del converter
         gc.collect()
-    return name_tensors(blob)
+    return _finish(blob, fold_casts=kind in QUANTIZED_TABLE_KINDS)
 
 
 def _calibration_rows(calibration: np.ndarray | None, width: int) -> np.ndarray:
@@ -370,13 +422,109 @@ def name_tensors(blob: bytes) -> bytes:
     Raises:
         DependencyError: LiteRT is missing or broken (`litert.litert`).
     """
+    return _finish(blob, fold_casts=False)
+
+
+def _finish(blob: bytes, *, fold_casts: bool) -> bytes:
+    """`name_tensors(blob)`, with `fold_table_casts` first if `fold_casts` (one round trip)."""
     flatbuffer_utils = litert("tools.flatbuffer_utils")
     model = flatbuffer_utils.read_model_from_bytearray(blob)
+    if fold_casts:
+        fold_table_casts(model)
     for signature in model.signatureDefs or []:
         tensors = model.subgraphs[signature.subgraphIndex].tensors
         for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
             tensors[entry.tensorIndex].name = entry.name
     return _pack(model, size_hint=len(blob))
+
+
+def fold_table_casts(model: Any) -> int:
+    """Lets the scoring matmuls read the int8 item table itself, without a cast at run time.
+
+    The converter keeps `cast(table)` of the int8 table (`quantize_rows`) as an op that runs on
+    every request: a `CAST` to a float32 activation of the table's size, in the full-integer
+    file followed by a `QUANTIZE` back to int8. Where such a chain only feeds the weights of
+    `FULLY_CONNECTED` ops, they read the constant instead, as int8 weights of scale 1 and zero
+    point 0 (their real values are the integers, as the cast's were), and the chain's ops are
+    removed. The history lookup (`GATHER`) reads the same constant as before. Nothing else
+    changes; a file without the pattern is left as it is.
+
+    Args:
+        model: A `.tflite` model object (LiteRT's `flatbuffer_utils`), changed in place.
+
+    Returns:
+        The number of chains folded.
+    """
+    schema = litert("schema_py_generated")
+    folded = 0
+    for subgraph in model.subgraphs:
+        dropped: set[int] = set()
+        for index, op in enumerate(subgraph.operators or []):
+            chain = _table_cast_chain(model, subgraph, index)
+            if chain is None:
+                continue
+            steps, weights = chain
+            table = int(op.inputs[0])
+            for consumer in weights:
+                subgraph.operators[consumer].inputs[1] = table
+            quantization = schema.QuantizationParametersT()
+            quantization.scale, quantization.zeroPoint = [1.0], [0]
+            subgraph.tensors[table].quantization = quantization
+            dropped.update(steps)
+            folded += 1
+        subgraph.operators = [
+            op for index, op in enumerate(subgraph.operators or []) if index not in dropped
+        ]
+    return folded
+
+
+def _table_cast_chain(model: Any, subgraph: Any, index: int) -> tuple[list[int], list[int]] | None:
+    """`(ops of the chain, FULLY_CONNECTED ops fed)` if op `index` starts a foldable
+    `CAST(int8 2-D constant) [-> QUANTIZE] -> FULLY_CONNECTED weights` chain, else None."""
+    schema = litert("schema_py_generated")
+    operators = subgraph.operators
+    op = operators[index]
+    if _builtin(model, op) != schema.BuiltinOperator.CAST:
+        return None
+    source = subgraph.tensors[int(op.inputs[0])]
+    if source.type != schema.TensorType.INT8 or len(source.shape) != 2:
+        return None
+    quantized = source.quantization is not None and source.quantization.scale is not None
+    if model.buffers[source.buffer].data is None or quantized:  # a raw int8 constant only
+        return None
+    steps, value = [index], int(op.outputs[0])
+    users = _consumers(subgraph, value)
+    if len(users) == 1 and _builtin(model, operators[users[0]]) == schema.BuiltinOperator.QUANTIZE:
+        steps.append(users[0])
+        value = int(operators[users[0]].outputs[0])
+        users = _consumers(subgraph, value)
+    if not users or value in {int(t) for t in subgraph.outputs}:
+        return None
+    fully_connected = schema.BuiltinOperator.FULLY_CONNECTED
+    for user in users:
+        inputs = [int(t) for t in operators[user].inputs]
+        if _builtin(model, operators[user]) != fully_connected or inputs.count(value) != 1:
+            return None
+        if inputs.index(value) != 1:  # the weights, not the activations
+            return None
+    return steps, users
+
+
+def _builtin(model: Any, op: Any) -> int:
+    """The builtin operator code of `op`."""
+    flatbuffer_utils = litert("tools.flatbuffer_utils")
+    return int(
+        flatbuffer_utils.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex])
+    )
+
+
+def _consumers(subgraph: Any, tensor: int) -> list[int]:
+    """Indices of the ops of `subgraph` that read `tensor`."""
+    return [
+        index
+        for index, op in enumerate(subgraph.operators or [])
+        if tensor in {int(t) for t in op.inputs if t >= 0}
+    ]
 
 
 def _pack(model: Any, *, size_hint: int) -> bytes:
