@@ -62,9 +62,14 @@ class Config:
             reference code, `layers.causal_self_attention.CausalSelfAttentionBlock`).
         concat_last: Give the user projection the state at the current position beside the
             pooled vector (STAMP-style short-term + long-term interest).
-        loss: `softmax` (full softmax over the catalog; default, fine up to about 100k items) or
-            `sampled` (sampled softmax with logQ correction, for larger catalogs).
+        loss: `auto` (the default: `softmax` up to `SOFTMAX_MAX_ITEMS` items, `sampled`
+            above, see `resolved`), `softmax` (full softmax over the catalog: every step
+            scores every item, so its cost grows with the catalog) or `sampled` (sampled
+            softmax with logQ correction, whose step cost barely depends on the catalog).
         num_negatives: Shared negatives per batch for `--loss sampled`.
+        lazy_adam: With `--loss sampled`, update only the item rows each step saw
+            (`training.optimizer.LazyAdam`) instead of Adam's update of the whole table: a
+            step's cost no longer grows with the catalog, but it learns less per epoch.
         epochs: Maximum number of epochs.
         batch_size: Users per training batch.
         learning_rate: Adam learning rate.
@@ -106,6 +111,7 @@ class Config:
     concat_last: bool = True
     loss: str = "auto"
     num_negatives: int = 1024
+    lazy_adam: bool = False
     epochs: int = 20
     batch_size: int = 128
     learning_rate: float = 3e-3

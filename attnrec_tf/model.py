@@ -39,7 +39,7 @@ import tensorflow as tf
 from keras import ops
 
 from attnrec_tf import losses
-from attnrec_tf.config import LOSSES, VARIANTS, Config
+from attnrec_tf.config import VARIANTS, Config
 from attnrec_tf.layers.attention_pooling import AttentionPooling
 from attnrec_tf.layers.causal_self_attention import CausalSelfAttentionBlock
 
@@ -125,8 +125,8 @@ class AttentionRecommender(keras.Model):
         self.absolute_positions = bool(absolute_positions)
         self.dense_init_std = float(dense_init_std)
         self.block_norm = block_norm
-        if loss not in LOSSES:
-            raise ValueError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
+        if loss not in ("softmax", "sampled"):
+            raise ValueError(f"`loss` must be 'softmax' or 'sampled'. Received: loss={loss!r}")
         self.loss_type = loss
         self.num_negatives = num_negatives
         self.loss_denominator: float | None = None  # see `compute_loss`; set by training

@@ -24,11 +24,12 @@ def test_weight_decay_selects_adamw():
     assert type(make_optimizer(Config(), 3)) is keras.optimizers.Adam
 
 
-def test_sampled_losses_select_lazy_adam():
+def test_lazy_adam_is_for_the_sampled_loss_when_asked():
     from attnrec_tf.training.optimizer import LazyAdam
 
-    assert type(make_optimizer(Config(loss="sampled"), 3)) is LazyAdam
-    assert type(make_optimizer(Config(loss="softmax"), 3)) is keras.optimizers.Adam
+    assert type(make_optimizer(Config(loss="sampled", lazy_adam=True), 3)) is LazyAdam
+    assert type(make_optimizer(Config(loss="sampled"), 3)) is keras.optimizers.Adam
+    assert type(make_optimizer(Config(loss="softmax", lazy_adam=True), 3)) is keras.optimizers.Adam
 
 
 def test_lazy_adam_moves_only_the_rows_a_step_saw():

@@ -46,13 +46,13 @@ def learning_rate(
 def make_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Adam, or AdamW when `weight_decay` > 0, with the configured schedule.
 
-    With the sampled loss and no weight decay it is `LazyAdam`: a step
-    then touches only the item rows it saw instead of the whole table.
+    With `lazy_adam` (and the sampled loss, no weight decay) it is `LazyAdam`: a step then
+    touches only the item rows it saw instead of the whole table.
     """
     rate = learning_rate(config, steps_per_epoch)
     if config.weight_decay > 0:
         return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
-    if config.loss in SPARSE_LOSSES:
+    if config.lazy_adam and config.loss in SPARSE_LOSSES:
         return LazyAdam(rate)
     return keras.optimizers.Adam(rate)
 
