@@ -138,12 +138,8 @@ def training_dataset(
         return tf.gather(all_inputs, order), tf.gather(all_targets, order)
 
     if bucket:
-        num_batches = -(-num_rows // batch_size)
-        return _with_options(
-            tf.data.Dataset.range(num_batches)
-            .skip(start_batch)
-            .map(_bucketed_batch(all_inputs, all_targets, batch_size, epoch_key))
-        )
+        batches = _bucketed_epoch(all_inputs, all_targets, batch_size, epoch_key, start_batch)
+        return _with_options(tf.data.Dataset.range(1).flat_map(batches))
     dataset = tf.data.Dataset.range(num_rows).batch(batch_size).skip(start_batch).map(gather)
     return _with_options(dataset)
 
@@ -154,8 +150,15 @@ WIDTH_MULTIPLE = 8
 """A bucketed batch is cut to its longest window rounded up to this (fewer distinct shapes)."""
 
 
-def _bucketed_batch(all_inputs: Any, all_targets: Any, batch_size: int, epoch_key: Any) -> Any:
-    """`batch index -> (inputs, targets)` of one length-bucketed batch (see `training_dataset`)."""
+def _bucketed_epoch(
+    all_inputs: Any, all_targets: Any, batch_size: int, epoch_key: Any, start_batch: int
+) -> Any:
+    """`_ -> dataset of one epoch's length-bucketed batches` (see `training_dataset`).
+
+    The epoch's order (the permutation, sorted by length within chunks, and the order of the
+    batches) is computed once, when the epoch's first batch is asked for; each batch is then
+    a slice of it.
+    """
     import tensorflow as tf
 
     num_rows, width = int(all_inputs.shape[0]), int(all_inputs.shape[1])
@@ -163,22 +166,30 @@ def _bucketed_batch(all_inputs: Any, all_targets: Any, batch_size: int, epoch_ke
     lengths = tf.reduce_sum(tf.cast(all_targets > 0, tf.int64), axis=1)  # (N,)
     chunk = tf.range(num_rows, dtype=tf.int64) // (batch_size * BUCKET_CHUNK_BATCHES)
 
-    def batch(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def epoch(_: tf.Tensor) -> Any:
         key = epoch_key()
         rows = tf.range(num_rows, dtype=tf.int64)
         shuffled = tf.random.experimental.index_shuffle(rows, seed=key, max_index=num_rows - 1)
         by_length = tf.argsort(chunk * (width + 1) + tf.gather(lengths, shuffled), stable=True)
         order = tf.gather(shuffled, by_length)  # chunks of the permutation, each sorted
         which = tf.random.experimental.index_shuffle(
-            index, seed=key + tf.constant([0, 1 << 32], tf.int64), max_index=num_batches - 1
+            tf.range(num_batches, dtype=tf.int64),
+            seed=key + tf.constant([0, 1 << 32], tf.int64),
+            max_index=num_batches - 1,
         )
-        picked = order[which * batch_size : (which + 1) * batch_size]
-        x, y = tf.gather(all_inputs, picked), tf.gather(all_targets, picked)
-        longest = tf.reduce_max(tf.gather(lengths, picked))
-        cut = tf.minimum((longest + WIDTH_MULTIPLE - 1) // WIDTH_MULTIPLE * WIDTH_MULTIPLE, width)
-        return x[:, width - cut :], y[:, width - cut :]
 
-    return batch
+        def batch(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            start = which[index] * batch_size
+            picked = order[start : start + batch_size]
+            x, y = tf.gather(all_inputs, picked), tf.gather(all_targets, picked)
+            longest = tf.reduce_max(tf.gather(lengths, picked))
+            cut = (longest + WIDTH_MULTIPLE - 1) // WIDTH_MULTIPLE * WIDTH_MULTIPLE
+            cut = tf.minimum(cut, width)
+            return x[:, width - cut :], y[:, width - cut :]
+
+        return tf.data.Dataset.range(start_batch, num_batches).map(batch)
+
+    return epoch
 
 
 def _with_options(dataset: Any) -> Any:
