@@ -157,10 +157,10 @@ def time_steps(data: str, loss: str, steps: int) -> dict[str, Any]:
     config = Config(loss=loss, min_item_interactions=1).validated()
     options = train.RunOptions(data=data, export=False)
     prepared = train.prepare_data(config, options)
-    data = TrainingData(prepared.split.train, config)
-    batches = list(data.dataset().repeat().take(steps + 3))
+    training = TrainingData(prepared.split.train, config)
+    batches = list(training.dataset().repeat().take(steps + 3))
     features = prepared.features if config.item_features else None
-    model = _compiled_model(config, prepared.vocabulary.size, features, data, _one_device())
+    model = _compiled_model(config, prepared.vocabulary.size, features, training, _one_device())
     times, positions = [], []
     for index, (inputs, targets) in enumerate(batches):
         start = time.perf_counter()
