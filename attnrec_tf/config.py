@@ -66,7 +66,8 @@ class Config:
             above, see `resolved`), `softmax` (full softmax over the catalog: every step
             scores every item, so its cost grows with the catalog) or `sampled` (sampled
             softmax with logQ correction, whose step cost barely depends on the catalog).
-        num_negatives: Shared negatives per batch for `--loss sampled`.
+        num_negatives: Shared negatives per batch for `--loss sampled` (BENCHMARKS.md,
+            "Catalog size": fewer learn less per epoch).
         lazy_adam: With `--loss sampled`, update only the item rows each step saw
             (`training.optimizer.LazyAdam`) instead of Adam's update of the whole table: a
             step's cost no longer grows with the catalog, but it learns less per epoch.
@@ -110,7 +111,7 @@ class Config:
     block_norm: str = "pre"
     concat_last: bool = True
     loss: str = "auto"
-    num_negatives: int = 1024
+    num_negatives: int = 4096
     lazy_adam: bool = False
     epochs: int = 20
     batch_size: int = 128

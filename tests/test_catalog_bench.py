@@ -83,8 +83,9 @@ def test_suite_runs_the_default_first_and_skips_the_run_it_amounts_to(monkeypatc
         "catalog-10k-sampled",  # 10k's auto was the softmax: not run twice
         "catalog-50k-auto",
         "catalog-50k-softmax",
-        "catalog-50k-sampled-4096",  # 50k's auto was `sampled`
+        "catalog-50k-sampled-1024",  # 50k's auto was `sampled`
         "catalog-50k-sampled-lazy",
+        "catalog-50k-sampled-batch-512",
         "catalog-200k-auto",
         "catalog-200k-softmax",  # step time only
     ]

@@ -37,13 +37,14 @@ LOSSES = {
     "auto": ["--loss", "auto"],
     "softmax": ["--loss", "softmax"],
     "sampled": ["--loss", "sampled"],
-    "sampled-4096": ["--loss", "sampled", "--num-negatives", "4096"],
+    "sampled-1024": ["--loss", "sampled", "--num-negatives", "1024"],
     "sampled-lazy": ["--loss", "sampled", "--lazy-adam"],
+    "sampled-batch-512": ["--loss", "sampled", "--batch-size", "512", "--learning-rate", "6e-3"],
 }
 """Each run's loss flags by row name; `auto` is the default."""
 RUNS = {
     "10k": ("auto", "softmax", "sampled"),
-    "50k": ("auto", "softmax", "sampled", "sampled-4096", "sampled-lazy"),
+    "50k": ("auto", "softmax", "sampled", "sampled-1024", "sampled-lazy", "sampled-batch-512"),
     "200k": ("auto", "softmax", "sampled"),
 }
 """The rows of each catalog. `auto` runs first; the row whose flags it amounts to (its loss
