@@ -25,7 +25,9 @@ VARIANTS = ("pooling", "self-attention", "sasrec", "mean", "last")
 LOSSES = ("auto", "softmax", "sampled")
 SOFTMAX_MAX_ITEMS = 20_000
 """`--loss auto` trains with the full softmax up to this many items, above it with
-`LARGE_CATALOG_LOSS` (BENCHMARKS.md, "Catalog size", has the measurements behind both)."""
+`LARGE_CATALOG_LOSS`: about where the full softmax's step grows to twice the sampled one's
+(its cost grows with the catalog, the sampled step's hardly), while the sampled loss gives up
+a few percent of NDCG@10 (BENCHMARKS.md, "Catalog size", has the measurements)."""
 LARGE_CATALOG_LOSS = "sampled"
 
 
@@ -69,8 +71,9 @@ class Config:
         num_negatives: Shared negatives per batch for `--loss sampled` (BENCHMARKS.md,
             "Catalog size": fewer learn less per epoch).
         lazy_adam: With `--loss sampled`, update only the item rows each step saw
-            (`training.optimizer.LazyAdam`) instead of Adam's update of the whole table: a
-            step's cost no longer grows with the catalog, but it learns less per epoch.
+            (`training.optimizer.LazyAdam`) instead of Adam's (fused) update of the whole
+            table, whose cost grows with the catalog; rows then stop moving between the steps
+            that see them (BENCHMARKS.md, "Catalog size", compares the two).
         epochs: Maximum number of epochs.
         batch_size: Users per training batch.
         learning_rate: Adam learning rate.

@@ -605,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain-users", type=int, default=200, help="explanations suite: test users a run"
     )
     parser.add_argument(
+        "--catalogs", default="10k,50k,200k", help="catalog suite: comma-separated sizes to run"
+    )
+    parser.add_argument(
         "--baseline-ref", default=STEP_BASELINE, help="git revision the step suite compares with"
     )
     return parser
@@ -660,7 +663,7 @@ def run_suites(args: argparse.Namespace) -> None:
             results["catalog"] = rows
             save(results, args.results)
 
-        catalog_suite(args.out, save_catalog)
+        catalog_suite(args.out, save_catalog, check_catalogs(args.catalogs))
     if args.suite in ("all", "explanations"):
         from attnrec_tf.bench.explanations import faithfulness
 
@@ -674,6 +677,17 @@ def run_suites(args: argparse.Namespace) -> None:
         results["recommend"] = recommend_suite(args.run, args.out)
         save(results, args.results)
     print((args.results / "BENCHMARKS.md").read_text())
+
+
+def check_catalogs(text: str) -> tuple[str, ...]:
+    """The `--catalogs` sizes, each one of `catalog.CATALOGS` (ConfigError naming the flag)."""
+    from attnrec_tf.bench.catalog import CATALOGS
+
+    sizes = tuple(c for c in text.split(",") if c)
+    unknown = [c for c in sizes if c not in CATALOGS]
+    if unknown or not sizes:
+        raise ConfigError(f"--catalogs: unknown {unknown or text!r} (known: {', '.join(CATALOGS)})")
+    return sizes
 
 
 def check_datasets(text: str, data_root: Path) -> list[str]:

@@ -139,7 +139,9 @@ def training_dataset(
 
     if bucket:
         batches = _bucketed_epoch(all_inputs, all_targets, batch_size, epoch_key, start_batch)
-        return _with_options(tf.data.Dataset.range(1).flat_map(batches))
+        count = max(-(-num_rows // batch_size) - start_batch, 0)
+        epoch_batches = tf.data.Dataset.range(1).flat_map(batches)
+        return _with_options(epoch_batches.apply(tf.data.experimental.assert_cardinality(count)))
     dataset = tf.data.Dataset.range(num_rows).batch(batch_size).skip(start_batch).map(gather)
     return _with_options(dataset)
 
