@@ -51,6 +51,7 @@ def test_speedup_line_compares_the_default_with_the_full_softmax():
         ),
     }
     (line,) = catalog.speedup_lines(rows)
+    assert "default sampled: the sampled softmax trains 9,000 real positions/s" in line
     assert "**10.0x** the full softmax's 900" in line
     assert "= **98.0%** of the full softmax's 0.2000 at 2 epochs each" in line
     table = catalog.catalog_markdown(rows)
