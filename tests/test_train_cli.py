@@ -114,14 +114,20 @@ def test_help_lists_every_flag_with_defaults():
         assert name in result.stdout
 
 
-def test_generic_file_trains_end_to_end(tmp_path, capsys):
-    """A tiny string-id log goes through the whole run (without export) and writes the report."""
+def _tiny_log(tmp_path):
+    """A string-id TSV log: 30 users x 8 steps over 12 items (`uid`, `sku`, `ts`)."""
     rows = ["uid\tsku\tts"]
     for user in range(30):
         for step in range(8):
             rows.append(f"u{user}\titem-{(user + step) % 12}\t{step}")
     path = tmp_path / "log.tsv"
     path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_generic_file_trains_end_to_end(tmp_path, capsys):
+    """A tiny string-id log goes through the whole run (without export) and writes the report."""
+    path = _tiny_log(tmp_path)
     out = tmp_path / "run"
     status = train.main(
         [
@@ -210,12 +216,7 @@ def test_the_export_command_returns_freed_tensor_memory_unless_told_otherwise(mo
 def test_per_epoch_validation_sample_then_every_user_at_the_end(tmp_path, capsys):
     """--validation-users 10: the epochs validate 10 users, the best model all 30 at the end;
     the report says so, and which loss --loss auto chose for 12 items."""
-    rows = ["uid\tsku\tts"]
-    for user in range(30):
-        for step in range(8):
-            rows.append(f"u{user}\titem-{(user + step) % 12}\t{step}")
-    path = tmp_path / "log.tsv"
-    path.write_text("\n".join(rows) + "\n")
+    path = _tiny_log(tmp_path)
     out = tmp_path / "run"
     argv = ["--data", str(path), "--user-col", "uid", "--item-col", "sku", "--time-col", "ts"]
     argv += ["--output-dir", str(out), "--epochs", "2", "--max-len", "5", "--embedding-dim", "8"]
