@@ -38,10 +38,10 @@ test-slow: $(TEST_VENV)/.installed
 	$(TEST_PY) -m pytest -q -m slow $(ARGS)
 
 bench: $(TEST_VENV)/.installed
-	$(TEST_PY) -m attnrec_tf.bench $(ARGS)
+	$(TEST_PY) -m benchmarks $(ARGS)
 
 lint: $(TEST_VENV)/.installed
-	$(TEST_VENV)/bin/ruff check attnrec_tf tests
+	$(TEST_VENV)/bin/ruff check attnrec_tf tests benchmarks
 	$(TEST_VENV)/bin/mypy
 
 clean:

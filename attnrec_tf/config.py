@@ -257,7 +257,7 @@ PRESETS["ml-1m"] = {
 }
 
 # The `ml-1m` preset before issue 10 (blocks + attention pooling over every window): the
-# step benchmark's reference math (`bench --suite step`).
+# step benchmark's reference math (the repository's `benchmarks/`, `--suite step`).
 PRESETS["ml-1m-pooling"] = {
     "max_len": 200,
     "variant": "self-attention",

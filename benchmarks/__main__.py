@@ -1,8 +1,8 @@
-"""`python -m attnrec_tf.bench`: see `attnrec_tf.bench.suites`."""
+"""`python -m benchmarks`: see `benchmarks.suites`."""
 
 import sys
 
-from attnrec_tf.bench.suites import main
+from benchmarks.suites import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""`python -m attnrec_tf.bench --suite catalog`: what a larger catalog costs, loss by loss.
+"""`python -m benchmarks --suite catalog`: what a larger catalog costs, loss by loss.
 
 Synthetic logs sized like real e-commerce logs (`CATALOGS`): about 0.35M interactions of 35,000
 users over about 10k and 50k items, and 0.72M interactions of 60,000 users over about 200k
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
+from benchmarks import common
 
 CATALOGS = {
     "10k": "synthetic:num_users=35000,num_items=12000,mean_length=10,num_interests=64",
@@ -63,8 +64,6 @@ def catalog_suite(
 ) -> dict[str, Any]:
     """Runs each of `catalogs` x its losses; calls `save(rows)` after each run. Returns the
     rows."""
-    from attnrec_tf.bench.suites import run_train
-
     rows: dict[str, Any] = {}
     for catalog in catalogs:
         spec = CATALOGS[catalog]
@@ -77,7 +76,7 @@ def catalog_suite(
             if (catalog, loss) in STEP_ONLY:
                 rows[name] = steps_row(name, catalog, spec, flags, out_root)
             else:
-                report = run_train(name, ["--data", spec, *flags, *RUN_ARGS], out_root)
+                report = common.run_train(name, ["--data", spec, *flags, *RUN_ARGS], out_root)
                 rows[name] = catalog_row(report, catalog, loss)
             chosen = chosen or rows[name]["loss_used"]
             save(rows)
@@ -126,7 +125,7 @@ def steps_row(
     """A row with the step time only: `time_steps` in a process of its own."""
     out = out_root / f"{name}.json"
     loss = flags[flags.index("--loss") + 1]
-    command = [sys.executable, "-m", "attnrec_tf.bench.catalog", "--data", spec, "--loss", loss]
+    command = [sys.executable, "-m", "benchmarks.catalog", "--data", spec, "--loss", loss]
     command += ["--steps", str(STEP_ONLY_STEPS), "--out", str(out)]
     print(f"[bench] {name}: {' '.join(command[1:])}", flush=True)
     with open(out_root / f"{name}.log", "w", encoding="utf-8") as log:
@@ -142,7 +141,7 @@ def steps_row(
         "interactions": timing["interactions"],
         "step_ms": timing["step_seconds"] * 1000,
         "positions_per_second": timing["positions_per_second"],
-        "command": "python -m attnrec_tf.bench.catalog " + " ".join(command[3:-2]),
+        "command": "python -m benchmarks.catalog " + " ".join(command[3:-2]),
         "step_only": True,
     }
 
@@ -157,7 +156,7 @@ def time_steps(data: str, loss: str, steps: int) -> dict[str, Any]:
 
     from attnrec_tf import train
     from attnrec_tf.config import Config
-    from attnrec_tf.training.fit import TrainingData, _compiled_model, _one_device
+    from attnrec_tf.training.fit import TrainingData, build_compiled_model
 
     tf.config.experimental.enable_op_determinism()
     config = Config(loss=loss, min_item_interactions=1).validated()
@@ -166,7 +165,7 @@ def time_steps(data: str, loss: str, steps: int) -> dict[str, Any]:
     training = TrainingData(prepared.split.train, config)
     batches = list(training.dataset().repeat().take(steps + 3))
     features = prepared.features if config.item_features else None
-    model = _compiled_model(config, prepared.vocabulary.size, features, training, _one_device())
+    model = build_compiled_model(config, prepared.vocabulary.size, features, training)
     times, positions = [], []
     for index, (inputs, targets) in enumerate(batches):
         start = time.perf_counter()
@@ -191,7 +190,7 @@ def catalog_markdown(rows: dict[str, Any]) -> str:
         "## Catalog size (synthetic, default configuration, each loss)",
         "",
         f"Each run: `python -m attnrec_tf.train --data SPEC --loss LOSS {' '.join(RUN_ARGS)}` "
-        "(`python -m attnrec_tf.bench --suite catalog`; SPEC in `attnrec_tf/bench/catalog.py`). "
+        "(`python -m benchmarks --suite catalog`; SPEC in `benchmarks/catalog.py`). "
         "`auto` is the default: the loss it chose is named. Step time and positions/s are "
         "those of `fit` in the run, validation excluded; validation s is per epoch, on the "
         "users named (a fixed sample during training when the catalog is large, every user "
@@ -293,8 +292,8 @@ def _variant_lines(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI of `python -m attnrec_tf.bench.catalog` (the step-time-only measurement)."""
-    parser = command_parser("python -m attnrec_tf.bench.catalog", __doc__, doc=True)
+    """The CLI of `python -m benchmarks.catalog` (the step-time-only measurement)."""
+    parser = command_parser("python -m benchmarks.catalog", __doc__, doc=True)
     parser.add_argument("--data", required=True, help="a --data value (e.g. synthetic:...)")
     parser.add_argument("--loss", default="softmax")
     parser.add_argument("--steps", type=int, default=STEP_ONLY_STEPS)
@@ -303,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m attnrec_tf.bench.catalog --data SPEC --loss L --out FILE.json`."""
+    """`python -m benchmarks.catalog --data SPEC --loss L --out FILE.json`."""
     args = build_parser().parse_args(argv)
 
     def measure() -> None:

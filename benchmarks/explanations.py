@@ -22,7 +22,7 @@ thread, an `explain_tflite.LATENCY_HISTORY`-item test history and its top 10), a
 cuts its window to the history, so that is its slowest case); None when the run has no such
 file or LiteRT is missing.
 
-    python -m attnrec_tf.bench --suite explanations --explain-runs runs/ml100k,runs/ml1m
+    python -m benchmarks --suite explanations --explain-runs runs/ml100k,runs/ml1m
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def explanations_markdown(entries: dict[str, Any]) -> str:
     lines = [
         "## Are the explanations true? (faithfulness)",
         "",
-        "`python -m attnrec_tf.bench --suite explanations`: random test users x their top 10; for "
+        "`python -m benchmarks --suite explanations`: random test users x their top 10; for "
         "each pair the method's first reason is judged by the SavedModel itself (the history, "
         "and the history without each item of the model's window, scored through `rerank`). "
         "(a) the reason is the item whose removal lowers the score most; (b) removing it lowers "

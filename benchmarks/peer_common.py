@@ -2,7 +2,7 @@
 ranked by `attnrec_tf.metrics`.
 
 The peer scripts (`peer_rectools.py`, `peer_recbole.py`) run in the peer's own virtual
-environment (torch and the peer library, no TensorFlow), started by `attnrec_tf.bench.peers` as
+environment (torch and the peer library, no TensorFlow), started by `benchmarks.peers` as
 `<peer-venv>/bin/python -m attnrec_tf.peer_<name> JOB.json` with the repository on PYTHONPATH.
 This module imports numpy and `attnrec_tf.metrics` (plain numpy) only.
 """

@@ -1,12 +1,12 @@
-"""The RecBole side of `python -m attnrec_tf.bench --suite peers`: RecBole's SASRec on our split.
+"""The RecBole side of `python -m benchmarks --suite peers`: RecBole's SASRec on our split.
 
 This file runs in the peer's own virtual environment (torch and recbole, no TensorFlow), started
-by `attnrec_tf.bench.peers` as `<peer-venv>/bin/python -m attnrec_tf.bench.peer_recbole
+by `benchmarks.peers` as `<peer-venv>/bin/python -m benchmarks.peer_recbole
 JOB.json` with the repository on PYTHONPATH. It imports nothing of attnrec_tf but
-`attnrec_tf.bench.peer_common` and `attnrec_tf.metrics` (plain numpy), so validation is ranked
+`benchmarks.peer_common` and `attnrec_tf.metrics` (plain numpy), so validation is ranked
 by our code.
 
-Contract (the job file is written by `attnrec_tf.bench.peers.write_peer_job`):
+Contract (the job file is written by `benchmarks.peers.write_peer_job`):
 
 * Input, in the job's `workdir`: `data/attnrec/attnrec.inter` (every user's whole sequence,
   `user_id:token item_id:token timestamp:float`, the timestamp being the position in the
@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.bench.peer_common import EVAL_BATCH, Clock, SplitArrays, load_split, rank_metrics
+from benchmarks.peer_common import EVAL_BATCH, Clock, SplitArrays, load_split, rank_metrics
 
 DATASET = "attnrec"
 SPLIT_MISMATCH_STATUS = 3

@@ -1,12 +1,12 @@
-"""The RecTools side of `python -m attnrec_tf.bench --suite peers`: RecTools' SASRec on our split.
+"""The RecTools side of `python -m benchmarks --suite peers`: RecTools' SASRec on our split.
 
 This module runs in the peer's own virtual environment (torch, pytorch-lightning and rectools, no
-TensorFlow), started by `attnrec_tf.bench.peers` as `<peer-venv>/bin/python -m
-attnrec_tf.bench.peer_rectools JOB.json` with the repository on PYTHONPATH. Of attnrec_tf it
-imports `attnrec_tf.bench.peer_common` and `attnrec_tf.metrics` (plain numpy), so validation is
+TensorFlow), started by `benchmarks.peers` as `<peer-venv>/bin/python -m
+benchmarks.peer_rectools JOB.json` with the repository on PYTHONPATH. Of attnrec_tf it
+imports `benchmarks.peer_common` and `attnrec_tf.metrics` (plain numpy), so validation is
 ranked by our code.
 
-Contract (the job file is written by `attnrec_tf.bench.peers.write_peer_job`):
+Contract (the job file is written by `benchmarks.peers.write_peer_job`):
 
 * Input, in the job's `workdir`: `split.npz` (our split, the `run_dir.save_split` layout).
 * The model: `rectools.models.SASRecModel` with `loss="softmax"` (full softmax over the
@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from attnrec_tf.bench.peer_common import EVAL_BATCH, Clock, SplitArrays, load_split, rank_metrics
+from benchmarks.peer_common import EVAL_BATCH, Clock, SplitArrays, load_split, rank_metrics
 
 RECOMMEND_MISMATCH_STATUS = 4
 # RecTools' SASRecModel settings of the SASRec+ recipe (our `--preset sasrec`); the job's

@@ -1,4 +1,4 @@
-"""`python -m attnrec_tf.bench --suite peers`: published SASRec implementations next to ours.
+"""`python -m benchmarks --suite peers`: published SASRec implementations next to ours.
 
 A peer is another library's SASRec, installed into its own virtual environment
 (`runs/peers-venv`: torch 2.13.0 CPU first, so no dependency can pull a CUDA build, then the
@@ -9,10 +9,10 @@ separated for several in one table):
   position of a user's latest window at once with the full softmax over the catalog, set up like
   our `--preset sasrec` (SASRec+: d 64, 2 blocks, 1 head, dropout 0.1, our `max_len`, lr 1e-3,
   batch 128), validated after each epoch and stopped by the same wall-clock rule as our
-  `--time-budget` (`attnrec_tf/bench/peer_rectools.py`);
+  `--time-budget` (`benchmarks/peer_rectools.py`);
 - `recbole`: RecBole's SASRec (CE over the catalog, RecBole's defaults, our `max_len`), which
   trains one example per prefix, so its epochs are far longer than RecTools' or ours (see below;
-  `attnrec_tf/bench/peer_recbole.py`).
+  `benchmarks/peer_recbole.py`).
 
 One run:
 
@@ -31,12 +31,12 @@ One run:
    excluded, ties pessimistic), as our run ranks ours;
 5. prints the table (test NDCG@10, HR@10, train seconds, seconds to reach validation NDCG@10
    0.15 and 0.17), plots validation NDCG@10 against wall-clock seconds for every model, and
-   records them in BENCHMARKS.json/BENCHMARKS.md (`--no-save` leaves them alone).
+   records them in benchmarks/results.json and BENCHMARKS.md (`--no-save` leaves them alone).
 
-    python -m attnrec_tf.bench --suite peers                      # ML-1M, RecTools, 1800 s
-    python -m attnrec_tf.bench --suite peers --dataset ml-100k --budget-seconds 120
-    python -m attnrec_tf.bench --suite peers --peer rectools,recbole --dataset ml-100k
-    python -m attnrec_tf.bench --suite peers --ours runs/ml1m     # reuse a finished run
+    python -m benchmarks --suite peers                      # ML-1M, RecTools, 1800 s
+    python -m benchmarks --suite peers --dataset ml-100k --budget-seconds 120
+    python -m benchmarks --suite peers --peer rectools,recbole --dataset ml-100k
+    python -m benchmarks --suite peers --ours runs/ml1m     # reuse a finished run
 
 What an epoch costs each peer: RecTools pads every batch of users to `session_max_len`
 positions and computes the full softmax over the catalog at each (torch eager on CPU), where our
@@ -44,7 +44,7 @@ batches are cut to their longest window. RecBole trains one example per prefix o
 sequence, each encoding its whole window and scoring only its last position, so an epoch has
 about as many examples as the training set has positions (`--peer-option
 MAX_ITEM_LIST_LENGTH=50` is RecBole's own default window). Measured epoch times, data
-preparation and memory are in BENCHMARKS.md.
+preparation and memory are in benchmarks/NOTES.md.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,12 +65,12 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic, metrics
-from attnrec_tf.bench import peer_rectools, suites
 from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import AttnRecError
+from benchmarks import peer_rectools
+from benchmarks.common import PLOTS, RESULTS_JSON, RESULTS_MD, ROOT, load_results
 
-ROOT = suites.ROOT
 DATASETS = ("ml-100k", "ml-1m")
 DEFAULT_VENV = ROOT / "runs" / "peers-venv"
 TORCH_REQUIREMENT = "torch==2.13.0"
@@ -108,7 +108,7 @@ PEERS = {
     "rectools": Peer(
         key="rectools",
         name="RecTools SASRec (softmax)",
-        module="attnrec_tf.bench.peer_rectools",
+        module="benchmarks.peer_rectools",
         imports=("torch", "pytorch_lightning", "rectools"),
         # rectools 0.19.0 allows torch<3 (so the CPU torch stays) and needs numpy<2 below
         # Python 3.13; numpy<2 and pandas<3 also keep RecBole working in the same venv.
@@ -128,7 +128,7 @@ PEERS = {
     "recbole": Peer(
         key="recbole",
         name="RecBole SASRec (CE)",
-        module="attnrec_tf.bench.peer_recbole",
+        module="benchmarks.peer_recbole",
         imports=("torch", "recbole"),
         # RecBole 1.2.1 predates numpy 2 (it sets np.float_) and pandas 3.
         requirements=("recbole==1.2.1", "numpy<2", "pandas<3"),
@@ -424,7 +424,7 @@ def peers_markdown(entries: dict[str, Any]) -> str:
     lines = [
         "## Published SASRec implementations on our split",
         "",
-        "`python -m attnrec_tf.bench --suite peers` (not run in CI): another library's SASRec in",
+        "`python -m benchmarks --suite peers` (not run in CI): another library's SASRec in",
         "its own venv (torch 2.13.0 CPU), fed our run's leave-one-out split, on the same cores",
         "and for the same wall-clock budget as our run (`--time-budget`). Both test rankings and",
         "every validation point are computed by `attnrec_tf.metrics` (full ranking over the",
@@ -673,7 +673,7 @@ def run_peer(
     """Runs a peer module on a job; returns its result with `history` and `test_scores`.
 
     The module runs as `python -m MODULE JOB.json` in the job's folder, with the repository on
-    PYTHONPATH (it imports `attnrec_tf.bench.peer_common` and `attnrec_tf.metrics`, no TensorFlow).
+    PYTHONPATH (it imports `benchmarks.peer_common` and `attnrec_tf.metrics`, no TensorFlow).
 
     Raises:
         PeerError: the peer failed or did not write its outputs (the message names the log).
@@ -707,9 +707,9 @@ def run_peer(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The suite's flags (`python -m attnrec_tf.bench --suite peers --help`)."""
+    """The suite's flags (`python -m benchmarks --suite peers --help`)."""
     parser = command_parser(
-        "python -m attnrec_tf.bench --suite peers", __doc__, doc=True, allow_abbrev=False
+        "python -m benchmarks --suite peers", __doc__, doc=True, allow_abbrev=False
     )
     _add_folder_flags(parser)
     _add_our_side_flags(parser)
@@ -738,7 +738,7 @@ def _add_folder_flags(parser: argparse.ArgumentParser) -> None:
         "--results",
         type=Path,
         default=ROOT,
-        help="folder of BENCHMARKS.md/json (the plot goes to <results>/docs/)",
+        help=f"where results go: {RESULTS_JSON}, {RESULTS_MD} and the plot ({PLOTS}/) under it",
     )
 
 
@@ -813,7 +813,7 @@ def _add_record_flags(parser: argparse.ArgumentParser) -> None:
         "--save",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="record the result in BENCHMARKS.json/md and the plot in docs/",
+        help=f"record the result in {RESULTS_JSON} and {RESULTS_MD}, the plot in {PLOTS}/",
     )
 
 
@@ -1075,7 +1075,7 @@ def probe_seconds(args: argparse.Namespace) -> float:
 def suite_command(args: argparse.Namespace) -> str:
     """The bench command that reproduces this comparison (run folders left out)."""
     parts = [
-        "python -m attnrec_tf.bench --suite peers",
+        "python -m benchmarks --suite peers",
         f"--dataset {args.dataset}",
         f"--budget-seconds {args.budget_seconds:g}",
     ]
@@ -1098,27 +1098,32 @@ def entry_key(entry: dict[str, Any]) -> str:
     return "-".join([entry["data"], *(row["peer"] for row in entry["peers"])])
 
 
-def record(entry: dict[str, Any], results_dir: Path, key: str) -> None:
-    """Copies the plot to `<results>/docs/peers-<key>.png` and saves the entry in BENCHMARKS."""
-    plot = results_dir / "docs" / f"peers-{key}.png"
+Save = Callable[[dict[str, Any], Path, str], None]
+"""`suites.save(results, results_dir, suite)`: merges and writes the results and their tables."""
+
+
+def record(entry: dict[str, Any], results_dir: Path, key: str, save: Save) -> None:
+    """Copies the plot to `<results>/benchmarks/peers-<key>.png` and saves the entry in the
+    results (`save`)."""
+    plot = results_dir / PLOTS / f"peers-{key}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(entry["plot"], plot)
-    entry = {**entry, "plot": f"docs/{plot.name}"}
+    entry = {**entry, "plot": (PLOTS / plot.name).as_posix()}
     entry.pop("ours_run")
-    path = results_dir / "BENCHMARKS.json"
-    results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    results = load_results(results_dir)
     results.setdefault("peers", {})[key] = entry
-    suites.save(results, results_dir)
+    save(results, results_dir, "peers")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the suite; returns the exit status (2 on a user error)."""
+def main(argv: Sequence[str] | None, save: Save) -> int:
+    """Entry point of `python -m benchmarks --suite peers`, which passes its `save`; returns
+    the exit status (2 on a user error)."""
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()  # suites.save imports TensorFlow
-    return run_command(lambda: _compare_and_record(args))
+    quiet_tensorflow()  # save() imports TensorFlow
+    return run_command(lambda: _compare_and_record(args, save))
 
 
-def _compare_and_record(args: argparse.Namespace) -> None:
+def _compare_and_record(args: argparse.Namespace, save: Save) -> None:
     check_args(args)
     work = args.out / f"peers-{args.dataset}"
     work.mkdir(parents=True, exist_ok=True)
@@ -1127,9 +1132,5 @@ def _compare_and_record(args: argparse.Namespace) -> None:
     print(f"\nplot: {entry['plot']}")
     atomic.write_json(work / f"peers-{entry_key(entry)}.json", entry)
     if args.save:
-        record(entry, args.results, entry_key(entry))
-        print(f"recorded in {args.results / 'BENCHMARKS.md'}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        record(entry, args.results, entry_key(entry), save)
+        print(f"recorded in {args.results / RESULTS_MD}")

@@ -1,6 +1,6 @@
 """The `recommend` suite: batch recommendations for every user of a run, users per second.
 
-`python -m attnrec_tf.bench --suite recommend --run runs/bench/ml-1m-preset` writes the top 10
+`python -m benchmarks --suite recommend --run runs/bench/ml-1m-preset` writes the top 10
 of every user of the run (`recommend --all-users`) to Parquet through each runtime (the
 SavedModel; the dynamic-int8 `.tflite` in LiteRT), times it, and checks a sample of users
 against the SavedModel's `serving_default` called one user at a time.
@@ -84,7 +84,7 @@ def recommend_markdown(entry: dict[str, Any]) -> str:
     lines = [
         "## Batch recommendations for every user",
         "",
-        f"`python -m attnrec_tf.bench --suite recommend --run {entry['run']}`: the top "
+        f"`python -m benchmarks --suite recommend --run {entry['run']}`: the top "
         f"{entry['top_k']} of each of the {entry['users']:,} users of the run (histories from "
         f"`{Path(entry['histories'].split()[0]).name}`, each user's whole history excluded) "
         "written to Parquet in batches of 256 (`recommend --all-users --out recs.parquet`), after "

@@ -14,7 +14,7 @@ Each part is the difference between two cumulative gradient computations (`embed
 `embed + blocks`, ...), so the parts add up to the measured step. `matmul_gflops` measures this
 machine's fp32 matmul rate in the same process, and `useful_gflop` counts the step's matmul work
 on real positions only, so the step's achieved rate is a fraction of what the machine can do.
-`python -m attnrec_tf.bench --suite step` runs it and writes its table to BENCHMARKS.md.
+`python -m benchmarks --suite step` runs it and writes its table to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -192,8 +192,8 @@ def describe(profile: dict[str, Any], machine_gflops: float) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI of `python -m attnrec_tf.bench.step_profile`."""
-    parser = command_parser("python -m attnrec_tf.bench.step_profile", __doc__, doc=True)
+    """The CLI of `python -m benchmarks.step_profile`."""
+    parser = command_parser("python -m benchmarks.step_profile", __doc__, doc=True)
     parser.add_argument("--data", required=True, help="a MovieLens folder (or any --data value)")
     parser.add_argument("--preset", default="ml-1m")
     parser.add_argument("--steps", type=int, default=8)
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m attnrec_tf.bench.step_profile --data DIR --preset P --out FILE.json`.
+    """`python -m benchmarks.step_profile --data DIR --preset P --out FILE.json`.
 
     Returns:
         The exit status (`cli.run_command`).

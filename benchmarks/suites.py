@@ -1,4 +1,4 @@
-"""`python -m attnrec_tf.bench`: real-data runs -> BENCHMARKS.md and BENCHMARKS.json.
+"""`python -m benchmarks`: real-data runs -> benchmarks/results.json and BENCHMARKS.md.
 
 Each run is a fresh `python -m attnrec_tf.train` process (so peak memory is that run's own, read
 with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`). Suites:
@@ -19,17 +19,18 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
   memory of data preparation, training and export, to show how each grows.
 * `catalog`: synthetic catalogs of about 10k, 50k and 200k items, each loss for the same
   epochs: step time, positions/s, validation time, test NDCG@10 and `.tflite` sizes
-  (`attnrec_tf/bench/catalog.py`).
+  (`benchmarks/catalog.py`).
 * `peers` (not part of `all`): a published SASRec (RecTools', or RecBole's) next to ours on the
-  same split, cores and budget (`attnrec_tf/bench/peers.py`; its own flags: `--suite peers --help`).
+  same split, cores and budget (`benchmarks/peers.py`; its own flags: `--suite peers --help`).
 
-    python -m attnrec_tf.bench                       # every suite (hours on 2 cores)
-    python -m attnrec_tf.bench --suite ablation --datasets ml-100k
-    python -m attnrec_tf.bench --suite preset
+    python -m benchmarks                       # every suite (hours on 2 cores)
+    python -m benchmarks --suite ablation --datasets ml-100k
+    python -m benchmarks --suite preset
 
-Results are merged into BENCHMARKS.json by run name, and BENCHMARKS.md is regenerated from it, so
-suites can be run one at a time. It runs from a source checkout only (`make bench`); from an
-installed package it stops with a one-line error saying so.
+Results are merged into `benchmarks/results.json` by run name, and BENCHMARKS.md (the tables,
+each under its command and machine) is regenerated from it, so suites can be run one at a time.
+It runs from the repository root of a source checkout (`make bench`); `benchmarks/` is not
+installed with the package.
 """
 
 from __future__ import annotations
@@ -47,10 +48,18 @@ from attnrec_tf import atomic
 from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.report import machine
-from attnrec_tf.run_dir import RunDir
+from benchmarks import catalog, explanations, peers, recommend_bench, step_profile
+from benchmarks.common import (
+    PLOTS,
+    RESULTS_JSON,
+    RESULTS_MD,
+    ROOT,
+    checkout_problem,
+    fmt,
+    load_results,
+    run_train,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-"""The source checkout: the folder that holds `attnrec_tf/` (see `checkout_problem`)."""
 DATASETS = {"ml-100k": "ml-100k", "ml-1m": "ml-1m"}
 ABLATION = {
     # One budget for every variant (the default config, with a window that fits the data):
@@ -90,42 +99,6 @@ SCALE_ARGS = [
 STEP_BASELINE = "634f319"  # the code before the step work (issue 10): its preset epoch
 STEP_PRESET = "ml-1m-pooling"  # that tree's `--preset ml-1m`, under its name in this one
 STEP_EPOCHS = ["--epochs", "2", "--no-export", "--sampled-negatives", "0"]
-
-
-def run_train(
-    name: str, argv: list[str], out_root: Path, *, source: Path | None = None
-) -> dict[str, Any]:
-    """Runs one training process and returns its report with wall time and peak memory.
-
-    `source` runs the `attnrec_tf` of another checkout (its folder goes first on PYTHONPATH).
-    """
-    output = (out_root / name).resolve()
-    command = [sys.executable, "-m", "attnrec_tf.train", "--output-dir", str(output), *argv]
-    env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")])
-    print(f"[bench] {name}: {' '.join(command[1:])}", flush=True)
-    start = time.perf_counter()
-    log = open(out_root / f"{name}.log", "w", encoding="utf-8")  # noqa: SIM115
-    with log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=source or ROOT, env=env
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"[bench] {name} failed; see {out_root / (name + '.log')}")
-    report = json.loads(RunDir(output).report.read_text())
-    report["bench"] = {
-        "name": name,
-        "command": "python -m attnrec_tf.train " + " ".join(argv),
-        "wall_seconds": wall,
-        # The run resets its high-water mark at each phase (train.py), so the process's own
-        # figure at exit may be the last phase's: the peak is the largest of them all.
-        "peak_rss_mb": max(usage.ru_maxrss / 1024, *report.get("peak_rss_mb", {}).values()),
-    }
-    print(f"[bench] {name}: done in {wall:.0f}s", flush=True)
-    return report
 
 
 def row(report: dict[str, Any]) -> dict[str, Any]:
@@ -186,8 +159,8 @@ def ablation_markdown(runs: dict[str, Any]) -> str:
             return "-" if not other else f"{(pooled / other - 1) * 100:+.1f}%"
 
         lines.append(
-            f"| {dataset} | {_fmt(cells['last'])} | {_fmt(cells['mean'])} "
-            f"| {_fmt(cells['pooling'])} | {_fmt(cells['self-attention'])} "
+            f"| {dataset} | {fmt(cells['last'])} | {fmt(cells['mean'])} "
+            f"| {fmt(cells['pooling'])} | {fmt(cells['self-attention'])} "
             f"| {rel(cells['mean'])} | {rel(cells['last'])} |"
         )
     return "\n".join(lines) + "\n"
@@ -199,7 +172,7 @@ def step_suite(data_root: Path, out_root: Path, baseline: str) -> dict[str, Any]
     command = [
         sys.executable,
         "-m",
-        "attnrec_tf.bench.step_profile",
+        "benchmarks.step_profile",
         "--data",
         str(data_root / "ml-1m"),
         "--preset",
@@ -246,8 +219,6 @@ def _checkout(revision: str, folder: Path) -> Path:
 
 def step_markdown(step: dict[str, Any]) -> str:
     """The step section of BENCHMARKS.md."""
-    from attnrec_tf.bench.step_profile import describe
-
     profile = step["profile"]
     gflops = profile["matmul_gflops"]
     lines = [
@@ -255,7 +226,7 @@ def step_markdown(step: dict[str, Any]) -> str:
         "issue 10)",
         "",
         f"Cumulative forward+backward timings on the same 8 pipeline batches, interleaved "
-        f"(`python -m attnrec_tf.bench --suite step`). This machine's fp32 matmul: "
+        f"(`python -m benchmarks --suite step`). This machine's fp32 matmul: "
         f"{gflops:.0f} GFLOP/s, measured in the same process. An epoch has "
         f"{profile['epoch_real_positions']:,} real positions in "
         f"{profile['epoch_positions']:,} window cells.",
@@ -268,7 +239,7 @@ def step_markdown(step: dict[str, Any]) -> str:
             "",
             "| part | ms | share / rate |",
             "|---|---|---|",
-            *describe(p, gflops),
+            *step_profile.describe(p, gflops),
         ]
     lines += [
         "",
@@ -283,7 +254,7 @@ def step_markdown(step: dict[str, Any]) -> str:
     for label, r in rates.items():
         lines.append(
             f"| {label} | {r['examples_per_second']:.0f} | {r['train_seconds']:.0f} "
-            f"| {_fmt(r['validation_seconds'], 1)} | {r['examples_per_second'] / first:.2f}x |"
+            f"| {fmt(r['validation_seconds'], 1)} | {r['examples_per_second'] / first:.2f}x |"
         )
     return "\n".join(lines) + "\n"
 
@@ -315,7 +286,7 @@ def heads_markdown(runs: dict[str, Any]) -> str:
         "",
         "The `sasrec` recipe (`--preset sasrec`) with three heads, the same wall-clock budget of "
         "training (validation included) and seeds 0, 1, 2: test NDCG@10 / HR@10, mean ± "
-        "standard deviation over seeds (`python -m attnrec_tf.bench --suite heads`).",
+        "standard deviation over seeds (`python -m benchmarks --suite heads`).",
         "",
         "| dataset | budget s | head | seeds | epochs (mean) | test NDCG@10 | test HR@10 |",
         "|---|---|---|---|---|---|---|",
@@ -390,11 +361,11 @@ def scale_markdown(rows: dict[str, Any]) -> str:
         lines.append(
             f"| {r['interactions']:,} | {r['users']:,} | {r['items']:,} "
             f"| {r['prepare_seconds']:.1f} | {r['epoch_seconds']:.1f} "
-            f"| {r['examples_per_second']:.0f} | {_fmt(r['export_seconds'], 1)} "
-            f"| {_fmt(r['peak_rss_mb_prepare'], 0)} | {_fmt(r['peak_rss_mb_train'], 0)} "
-            f"| {_fmt(r['peak_rss_mb_export'], 0)} | {_fmt(r['test_ndcg@10'])} "
-            f"| {_fmt(r['popularity_ndcg@10'])} | {_fmt(r.get('export_process_seconds'), 1)} "
-            f"| {_fmt(r.get('peak_rss_mb_export_process'), 0)} |"
+            f"| {r['examples_per_second']:.0f} | {fmt(r['export_seconds'], 1)} "
+            f"| {fmt(r['peak_rss_mb_prepare'], 0)} | {fmt(r['peak_rss_mb_train'], 0)} "
+            f"| {fmt(r['peak_rss_mb_export'], 0)} | {fmt(r['test_ndcg@10'])} "
+            f"| {fmt(r['popularity_ndcg@10'])} | {fmt(r.get('export_process_seconds'), 1)} "
+            f"| {fmt(r.get('peak_rss_mb_export_process'), 0)} |"
         )
     lines += [
         "",
@@ -453,32 +424,75 @@ def _tflite(r: dict[str, Any], prefix: str) -> str:
     if ndcg is None:
         return "-"
     kb = (r.get(f"{prefix}bytes") or 0) / 1024
-    return f"{ndcg:.4f} / {kb:.0f} / {_fmt(r.get(prefix + 'latency_ms_p50'), 3)}"
+    return f"{ndcg:.4f} / {kb:.0f} / {fmt(r.get(prefix + 'latency_ms_p50'), 3)}"
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+def machine_line(info: dict[str, Any]) -> str:
+    """`cores, CPU; Python, TensorFlow, Keras, LiteRT versions` of a `report.machine()` dict."""
+    return (
+        f"{info.get('cores')} cores, {info.get('cpu')}; Python {info.get('python')}, "
+        f"TensorFlow {info.get('tensorflow')}, Keras {info.get('keras')}, "
+        f"LiteRT {info.get('ai_edge_litert')}"
+    )
+
+
+def with_source(section: str, command: str, info: dict[str, Any]) -> str:
+    """`section` (a `## ` heading first) with the command and machine that made it under its
+    heading."""
+    heading, _, rest = section.rstrip().partition("\n")
+    source = f"Command: `{command}`. Machine: {machine_line(info)}."
+    return f"{heading}\n\n{source}\n{rest}"
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """BENCHMARKS.md from the merged JSON."""
-    info = results["machine"]
+    """BENCHMARKS.md from the merged JSON: the tables only, each under its command and machine
+    (the notes on what was tried are benchmarks/NOTES.md, written by hand)."""
+    machines = results.get("machines", {})
+
+    def source(section: str, suite: str, command: str = "") -> list[str]:
+        info = machines.get(suite, results["machine"])
+        return ["", with_source(section, command or f"python -m benchmarks --suite {suite}", info)]
+
     lines = [
         "# Benchmarks",
         "",
-        "Generated by `python -m attnrec_tf.bench` (edit the code, not this file). Protocol:",
-        "leave-one-out, full ranking over the whole catalog, items in the history excluded,",
-        "model chosen by validation NDCG@10. Latency: LiteRT interpreter, one thread, one request,",
-        "median after warm-up.",
+        "Generated by `python -m benchmarks` from `benchmarks/results.json` (edit the code, not "
+        "this file; `benchmarks/README.md` says what each suite measures, `benchmarks/NOTES.md` "
+        "what was tried). Protocol: leave-one-out, full ranking over the whole catalog, items in "
+        "the history excluded, model chosen by validation NDCG@10. Latency: LiteRT interpreter, "
+        "one thread, one request, median after warm-up.",
         "",
-        f"Machine: {info.get('cores')} cores, {info.get('cpu')}; Python {info.get('python')}, "
-        f"TensorFlow {info.get('tensorflow')}, Keras {info.get('keras')}, "
-        f"LiteRT {info.get('ai_edge_litert')}. Updated {results.get('updated')}.",
-        "",
+        f"Machine: {machine_line(results['machine'])}. Updated {results.get('updated')}.",
+    ]
+    accuracy = accuracy_markdown(results["runs"])
+    command = "python -m benchmarks --suite ablation` and `python -m benchmarks --suite preset"
+    lines += source(accuracy, "preset", command)
+    lines += source(ablation_markdown(results["runs"]), "ablation")
+    if any(name.startswith("heads-") for name in results["runs"]):
+        lines += source(heads_markdown(results["runs"]), "heads")
+    if results.get("step"):
+        lines += source(step_markdown(results["step"]), "step")
+    if results.get("scale"):
+        lines += source(scale_markdown(results["scale"]), "scale")
+    if results.get("catalog"):
+        lines += source(catalog.catalog_markdown(results["catalog"]), "catalog")
+    if results.get("peers"):
+        lines += source(peers.peers_markdown(results["peers"]), "peers")
+    if results.get("explanations"):
+        text = explanations.explanations_markdown(results["explanations"])
+        lines += source(text, "explanations")
+    if results.get("recommend"):
+        run = results["recommend"].get("run", "RUN")
+        command = f"python -m benchmarks --suite recommend --run {run}"
+        lines += source(
+            recommend_bench.recommend_markdown(results["recommend"]), "recommend", command
+        )
+    return "\n".join(lines) + "\n"
+
+
+def accuracy_markdown(runs: dict[str, Any]) -> str:
+    """The accuracy table: every run of the ablation and preset suites, with its command."""
+    lines = [
         "## Accuracy",
         "",
         "| run | variant | epochs (best) | train s | ex/s | val HR@10 | val NDCG@10 | test HR@10 "
@@ -486,83 +500,43 @@ def markdown(results: dict[str, Any]) -> str:
         "| int8 NDCG@10 / KB / p50 ms | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    table = {k: r for k, r in results["runs"].items() if not k.startswith("heads-")}
+    table = {k: r for k, r in runs.items() if not k.startswith("heads-")}
     for r in sorted(table.values(), key=lambda r: (r["dataset"], r["name"])):
         lines.append(
             f"| {r['name']} | {r['variant']} | {r['epochs']} ({r['best_epoch']}) "
             f"| {r['train_seconds']:.0f} | {r['examples_per_second']:.0f} "
-            f"| {_fmt(r['valid_hr@10'])} | {_fmt(r['valid_ndcg@10'])} | {_fmt(r['test_hr@10'])} "
-            f"| {_fmt(r['test_ndcg@10'])} | {_fmt(r['test_mrr'])} "
-            f"| {_fmt(r['popularity_ndcg@10'])} | {_tflite(r, 'dynamic_int8_')} "
+            f"| {fmt(r['valid_hr@10'])} | {fmt(r['valid_ndcg@10'])} | {fmt(r['test_hr@10'])} "
+            f"| {fmt(r['test_ndcg@10'])} | {fmt(r['test_mrr'])} "
+            f"| {fmt(r['popularity_ndcg@10'])} | {_tflite(r, 'dynamic_int8_')} "
             f"| {_tflite(r, 'int8_')} | {r['peak_rss_mb']:.0f} |"
         )
     lines += ["", "Commands:", ""]
     for r in sorted(table.values(), key=lambda r: r["name"]):
         lines.append(f"- `{r['name']}`: `{r['command']}`")
-    lines += ["", ablation_markdown(results["runs"]).rstrip()]
-    if any(name.startswith("heads-") for name in results["runs"]):
-        lines += ["", heads_markdown(results["runs"]).rstrip()]
-    if results.get("step"):
-        lines += ["", step_markdown(results["step"]).rstrip()]
-    if results.get("scale"):
-        lines += ["", scale_markdown(results["scale"]).rstrip()]
-    if results.get("catalog"):
-        from attnrec_tf.bench.catalog import catalog_markdown
-
-        lines += ["", catalog_markdown(results["catalog"]).rstrip()]
-    if results.get("peers"):
-        from attnrec_tf.bench.peers import peers_markdown
-
-        lines += ["", peers_markdown(results["peers"]).rstrip()]
-    if results.get("explanations"):
-        from attnrec_tf.bench.explanations import explanations_markdown
-
-        lines += ["", explanations_markdown(results["explanations"]).rstrip()]
-    if results.get("recommend"):
-        from attnrec_tf.bench.recommend_bench import recommend_markdown
-
-        lines += ["", recommend_markdown(results["recommend"]).rstrip()]
-    for section in results.get("sections", []):
-        lines += ["", section.rstrip()]
     return "\n".join(lines) + "\n"
 
 
-def save(results: dict[str, Any], root: Path) -> None:
-    """Merges `results` into what is on disk (another bench may have written meanwhile)."""
-    path = root / "BENCHMARKS.json"
-    if path.exists():
-        on_disk = json.loads(path.read_text())
-        for key in ("runs", "scale", "peers", "explanations", "catalog"):
-            results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
-        for key in ("step", "recommend"):
-            if key in on_disk and key not in results:
-                results[key] = on_disk[key]
+def save(results: dict[str, Any], root: Path, suite: str | None = None) -> None:
+    """Merges `results` into what is on disk (another bench may have written meanwhile), then
+    writes `RESULTS_JSON` and `RESULTS_MD` under `root`; `suite` records this machine as the
+    one that ran that suite."""
+    on_disk = load_results(root)
+    for key in ("runs", "scale", "peers", "explanations", "catalog", "machines"):
+        results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
+    for key in ("step", "recommend"):
+        if key in on_disk and key not in results:
+            results[key] = on_disk[key]
     results["machine"] = machine()
+    if suite is not None:
+        results["machines"][suite] = results["machine"]
     results["updated"] = time.strftime("%Y-%m-%d")
-    atomic.write_json(root / "BENCHMARKS.json", results)
-    atomic.write_text(root / "BENCHMARKS.md", markdown(results))
-
-
-def checkout_problem(root: Path | None = None) -> str | None:
-    """Why `root` (default `ROOT`) is not a source checkout of attnrec_tf, or None if it is one.
-
-    The bench needs one: it writes BENCHMARKS.md/json beside the package, reads
-    `../shared/data` beside it and starts its training processes there. An installed package
-    (`pip install attnrec_tf`) has `site-packages` instead.
-    """
-    root = ROOT if root is None else root
-    if (root / "pyproject.toml").is_file() and (root / "attnrec_tf").is_dir():
-        return None
-    return (
-        f"python -m attnrec_tf.bench runs from a source checkout of attnrec_tf, and {root} "
-        "(where this attnrec_tf is installed) is not one; clone the repository and run "
-        "`make bench` in it"
-    )
+    atomic.write_json(root / RESULTS_JSON, results)
+    atomic.write_text(root / RESULTS_MD, markdown(results))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI of `python -m attnrec_tf.bench` (the peers suite has its own: `peers.py`)."""
-    parser = command_parser("python -m attnrec_tf.bench", __doc__, doc=True)
+    """The CLI of `python -m benchmarks` (the peers suite has its own: `peers.py`)."""
+    parser = command_parser("python -m benchmarks", __doc__, doc=True)
     parser.add_argument(
         "--suite",
         choices=(
@@ -578,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
             "render",
             "peers",
         ),
-        help="render: rewrite BENCHMARKS.md from BENCHMARKS.json without running anything",
+        help="render: rewrite BENCHMARKS.md from benchmarks/results.json without running anything",
         default="all",
     )
     parser.add_argument(
@@ -589,7 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "runs" / "bench", help="run folders and logs"
     )
-    parser.add_argument("--results", type=Path, default=ROOT, help="folder of BENCHMARKS.md/json")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT,
+        help=f"where results go: {RESULTS_JSON}, {RESULTS_MD} and the plots ({PLOTS}/) under it",
+    )
     parser.add_argument(
         "--run",
         type=Path,
@@ -622,9 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     first.add_argument("--suite")
     known, rest = first.parse_known_args(argv)
     if known.suite == "peers":
-        from attnrec_tf.bench import peers
-
-        return peers.main(rest)
+        return peers.main(rest, save)
     args = build_parser().parse_args(argv)
     quiet_tensorflow()  # save() records the machine, which imports TensorFlow
     return run_command(lambda: run_suites(args))
@@ -641,52 +618,46 @@ def run_suites(args: argparse.Namespace) -> None:
         raise ConfigError(problem)
     datasets = check_datasets(args.datasets, args.data_root)
     if args.suite == "render":
-        save(json.loads((args.results / "BENCHMARKS.json").read_text()), args.results)
+        save(json.loads((args.results / RESULTS_JSON).read_text()), args.results)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     data_root = Path(os.path.relpath(args.data_root.resolve(), ROOT))  # short, portable commands
-    json_path = args.results / "BENCHMARKS.json"
-    results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": {}}
+    results = load_results(args.results)
     for name, job_argv in train_jobs(args.suite, data_root, datasets, args.variants.split(",")):
         report = run_train(name, job_argv, args.out)
         results["runs"][name] = row(report)
-        save(results, args.results)
+        save(results, args.results, job_suite(name))
     if args.suite in ("all", "step"):
         results["step"] = step_suite(data_root, args.out, args.baseline_ref)
-        save(results, args.results)
+        save(results, args.results, "step")
     if args.suite in ("all", "scale"):
         scale_suite(results, args.out, args.results)
     if args.suite in ("all", "catalog"):
-        from attnrec_tf.bench.catalog import catalog_suite
 
         def save_catalog(rows: dict[str, Any]) -> None:
             results["catalog"] = rows
-            save(results, args.results)
+            save(results, args.results, "catalog")
 
-        catalog_suite(args.out, save_catalog, check_catalogs(args.catalogs))
+        catalog.catalog_suite(args.out, save_catalog, check_catalogs(args.catalogs))
     if args.suite in ("all", "explanations"):
-        from attnrec_tf.bench.explanations import faithfulness
-
         for run in (Path(r) for r in args.explain_runs.split(",") if r):
-            entry = faithfulness(run, users=args.explain_users)
+            entry = explanations.faithfulness(run, users=args.explain_users)
             results.setdefault("explanations", {})[run.name] = entry
-            save(results, args.results)
+            save(results, args.results, "explanations")
     if args.suite in ("all", "recommend"):
-        from attnrec_tf.bench.recommend_bench import recommend_suite
-
-        results["recommend"] = recommend_suite(args.run, args.out)
-        save(results, args.results)
-    print((args.results / "BENCHMARKS.md").read_text())
+        results["recommend"] = recommend_bench.recommend_suite(args.run, args.out)
+        save(results, args.results, "recommend")
+    print((args.results / RESULTS_MD).read_text())
 
 
 def check_catalogs(text: str) -> tuple[str, ...]:
     """The `--catalogs` sizes, each one of `catalog.CATALOGS` (ConfigError naming the flag)."""
-    from attnrec_tf.bench.catalog import CATALOGS
-
     sizes = tuple(c for c in text.split(",") if c)
-    unknown = [c for c in sizes if c not in CATALOGS]
+    unknown = [c for c in sizes if c not in catalog.CATALOGS]
     if unknown or not sizes:
-        raise ConfigError(f"--catalogs: unknown {unknown or text!r} (known: {', '.join(CATALOGS)})")
+        raise ConfigError(
+            f"--catalogs: unknown {unknown or text!r} (known: {', '.join(catalog.CATALOGS)})"
+        )
     return sizes
 
 
@@ -703,6 +674,13 @@ def check_datasets(text: str, data_root: Path) -> list[str]:
         if not (data_root / DATASETS[name]).is_dir():
             raise ConfigError(f"--data-root: {data_root / DATASETS[name]} not found")
     return datasets
+
+
+def job_suite(name: str) -> str:
+    """The suite of a training run of `train_jobs`, by its name."""
+    if name.startswith("heads-"):
+        return "heads"
+    return "preset" if name.endswith("-preset") else "ablation"
 
 
 def train_jobs(
@@ -749,7 +727,7 @@ def scale_suite(results: dict[str, Any], out_root: Path, results_dir: Path) -> N
         report = run_train(name, ["--data", spec, *SCALE_ARGS], out_root)
         report["bench"]["export_process"] = run_export(name, out_root / name, out_root)
         results.setdefault("scale", {})[name] = scale_row(report)
-        save(results, results_dir)
+        save(results, results_dir, "scale")
 
 
 def run_export(name: str, run: Path, out_root: Path) -> dict[str, Any]:

@@ -435,6 +435,19 @@ def _validate_all(model: Any, evaluation: LeaveOneOutSplit, config: Config) -> d
     return {**result, "validation_seconds": time.perf_counter() - start}
 
 
+def build_compiled_model(
+    config: Config,
+    vocab_size: int,
+    item_features: np.ndarray | None,
+    data: TrainingData,
+    distribution: Distribution | None = None,
+) -> Any:
+    """The model and optimizer of a run, built and compiled as `fit_and_evaluate` builds them,
+    for tools that time or inspect the training step without fitting. `distribution` defaults
+    to the default strategy on one device."""
+    return _compiled_model(config, vocab_size, item_features, data, distribution or _one_device())
+
+
 def _compiled_model(
     config: Config,
     vocab_size: int,

@@ -1,6 +1,6 @@
 """The benchmark's tables, from made-up rows (the real runs live in `make bench`)."""
 
-from attnrec_tf.bench import suites
+from benchmarks import suites
 
 
 def _row(name, dataset, variant, ndcg):

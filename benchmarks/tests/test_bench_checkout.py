@@ -1,4 +1,4 @@
-"""The bench needs a source checkout; from an installed package it says so in one line."""
+"""The bench needs a source checkout; outside one it says so in one line."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from attnrec_tf.bench import suites
+from benchmarks import common, suites
 
 
 def test_the_tests_run_in_a_checkout() -> None:
-    assert suites.checkout_problem() is None
+    assert common.checkout_problem() is None
 
 
 def test_outside_a_checkout_one_line_error_and_status_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(suites, "ROOT", tmp_path / "site-packages")
+    monkeypatch.setattr(common, "ROOT", tmp_path / "site-packages")
     assert suites.main(["--suite", "render", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attnrec_tf.bench import catalog
+from benchmarks import catalog, common
 
 
 def _report(name: str, loss: str, positions: float, ndcg: float) -> dict[str, Any]:
@@ -73,9 +73,7 @@ def test_suite_runs_the_default_first_and_skips_the_run_it_amounts_to(monkeypatc
         runs.append(name)
         return {"name": name, "catalog": catalog_name, "loss": "softmax", "loss_used": "softmax"}
 
-    from attnrec_tf.bench import suites
-
-    monkeypatch.setattr(suites, "run_train", fake_train)
+    monkeypatch.setattr(common, "run_train", fake_train)
     monkeypatch.setattr(catalog, "steps_row", fake_steps)
     saved: list[int] = []
     rows = catalog.catalog_suite(tmp_path, lambda r: saved.append(len(r)))

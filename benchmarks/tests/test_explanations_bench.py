@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnrec_tf.bench.explanations import METHODS, explanations_markdown, faithfulness
+from benchmarks.explanations import METHODS, explanations_markdown, faithfulness
 from tests.demo_run import demo_run as build_or_reuse_demo_run
 
 

@@ -1,6 +1,6 @@
-"""The peers suite (`attnrec_tf.bench.peers`): our split as the peers read it (RecTools'
+"""The peers suite (`benchmarks.peers`): our split as the peers read it (RecTools'
 interactions, RecBole's atomic file), the RecTools script's numpy parts (item mapping, windows,
-stopping rule), a peer's dumped scores ranked by our metric code, the table, plot and BENCHMARKS
+stopping rule), a peer's dumped scores ranked by our metric code, the table, plot and results
 entry; and (slow) the real RecTools and RecBole peers, skipped when the peer venv lacks them.
 
 Every split here is made up; no MovieLens data is read.
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from attnrec_tf import metrics
-from attnrec_tf.bench import peer_common, peer_rectools, peers, suites
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.run_dir import save_split
+from benchmarks import peer_common, peer_rectools, peers, suites
 
 RECTOOLS = peers.PEERS["rectools"]
 RECBOLE = peers.PEERS["recbole"]
@@ -306,7 +306,7 @@ def _entry(plot: str) -> dict[str, Any]:
         "peers": [rectools, recbole],
         "ours_command": "python -m attnrec_tf.train ...",
         "plot": plot,
-        "command": "python -m attnrec_tf.bench --suite peers --dataset ml-100k",
+        "command": "python -m benchmarks --suite peers --dataset ml-100k",
     }
 
 
@@ -315,7 +315,7 @@ def test_benchmarks_markdown_renders_the_peers_section() -> None:
         "machine": {"cores": 2, "cpu": "X"},
         "updated": "2026-12-01",
         "runs": {},
-        "peers": {"ml-100k-rectools-recbole": _entry("docs/peers-ml-100k-rectools-recbole.png")},
+        "peers": {"ml-100k-rectools-recbole": _entry("benchmarks/peers-ml-100k-rectools-recbole.png")},
     }
     text = suites.markdown(results)
     assert "## Published SASRec implementations on our split" in text
@@ -328,7 +328,7 @@ def test_benchmarks_markdown_renders_the_peers_section() -> None:
     assert "943 users in 8 batches" in text and "1 items never in training" in text
     assert "RecBole's own evaluator" in text
     assert "attnrec_tf (ours) -, RecTools SASRec (softmax) 5.2, RecBole SASRec (CE) -" in text
-    assert "![validation NDCG@10 against seconds](docs/peers-ml-100k-rectools-recbole.png)" in text
+    assert "![validation NDCG@10 against seconds](benchmarks/peers-ml-100k-rectools-recbole.png)" in text
 
 
 def test_an_entry_of_the_recbole_only_layout_still_renders() -> None:
@@ -478,11 +478,11 @@ def test_suite_reuses_our_run_ranks_the_peers_and_records_them(
     )  # fmt: skip
     assert status == 0
     rectools, recbole = jobs
-    assert rectools["module"] == "attnrec_tf.bench.peer_rectools"
+    assert rectools["module"] == "benchmarks.peer_rectools"
     assert rectools["max_len"] == 8 and rectools["seed"] == 7 and rectools["budget_seconds"] == 5
     assert rectools["patience"] == 3 and rectools["max_epochs"] == 1000  # our run's patience
     assert rectools["options"] == {"n_factors": 32} and rectools["vocab_size"] == 31
-    assert recbole["module"] == "attnrec_tf.bench.peer_recbole" and recbole["probe_seconds"] == 0.5
+    assert recbole["module"] == "benchmarks.peer_recbole" and recbole["probe_seconds"] == 0.5
     assert recbole["options"] == {"train_batch_size": 64}
     printed = capsys.readouterr().out
     assert "| attnrec_tf (ours) | 0.3000 | 0.5000 | 10 | 2 (2) | ~5 | not reached |" in printed
@@ -490,7 +490,7 @@ def test_suite_reuses_our_run_ranks_the_peers_and_records_them(
         "| RecTools SASRec (softmax) | 1.0000 | 1.0000 | 4 | 1 (1) | 3 | not reached |" in printed
     )
     assert "| RecBole SASRec (CE) | 1.0000 | 1.0000 | 4 | 1 (1) | 3 | not reached |" in printed
-    saved = json.loads((tmp_path / "results" / "BENCHMARKS.json").read_text())
+    saved = json.loads((tmp_path / "results" / "benchmarks" / "results.json").read_text())
     entry = saved["peers"]["ml-1m-rectools-recbole"]
     assert [row["peer"] for row in entry["peers"]] == ["rectools", "recbole"]
     assert entry["peers"][0]["test_ndcg@10"] == 1.0
@@ -498,7 +498,7 @@ def test_suite_reuses_our_run_ranks_the_peers_and_records_them(
     assert "recbole_test" not in entry["peers"][0] and "recbole_test" in entry["peers"][1]
     markdown = (tmp_path / "results" / "BENCHMARKS.md").read_text()
     assert "RecTools SASRec (softmax)" in markdown and "RecBole SASRec (CE)" in markdown
-    png = tmp_path / "results" / "docs" / "peers-ml-1m-rectools-recbole.png"
+    png = tmp_path / "results" / "benchmarks" / "peers-ml-1m-rectools-recbole.png"
     assert png.read_bytes().startswith(PNG)
 
 
@@ -521,10 +521,11 @@ def test_the_default_peer_is_rectools_and_ours_gets_the_same_budget(
     (data / "ml-100k").mkdir(parents=True)
     status = peers.main(
         ["--dataset", "ml-100k", "--data-root", str(data), "--budget-seconds", "120",
-         "--out", str(tmp_path / "work"), "--no-save"]
+         "--out", str(tmp_path / "work"), "--no-save"],
+        suites.save,
     )  # fmt: skip
     assert status == 0
-    assert [job["module"] for job in jobs] == ["attnrec_tf.bench.peer_rectools"]
+    assert [job["module"] for job in jobs] == ["benchmarks.peer_rectools"]
     assert "--preset sasrec --epochs 1000 --time-budget 120 --no-export" in commands[0]
     assert (tmp_path / "work" / "peers-ml-100k" / "peers-ml-100k-rectools.json").is_file()
 
@@ -535,7 +536,8 @@ def test_missing_peer_with_no_install_names_the_install_command(
     run = fake_run(tmp_path / "ours", tiny_split(), 6)
     status = peers.main(
         ["--ours", str(run), "--no-install", "--peer-venv", str(tmp_path / "venv"),
-         "--out", str(tmp_path / "work"), "--no-save"]
+         "--out", str(tmp_path / "work"), "--no-save"],
+        suites.save,
     )  # fmt: skip
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1

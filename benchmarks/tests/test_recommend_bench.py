@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attnrec_tf.bench.recommend_bench import recommend_markdown, recommend_suite
+from benchmarks.recommend_bench import recommend_markdown, recommend_suite
 from tests.demo_run import demo_run as build_or_reuse_demo_run
 
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from attnrec_tf.bench import step_profile
 from attnrec_tf.config import Config
 from attnrec_tf.data.pipeline import training_dataset
 from attnrec_tf.model import build_model
 from attnrec_tf.training.optimizer import make_optimizer
+from benchmarks import step_profile
 
 
 def test_useful_flops_count_real_positions_only_by_hand():
