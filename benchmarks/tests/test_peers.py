@@ -310,12 +310,15 @@ def _entry(plot: str) -> dict[str, Any]:
     }
 
 
+PLOT = "benchmarks/peers-ml-100k-rectools-recbole.png"
+
+
 def test_benchmarks_markdown_renders_the_peers_section() -> None:
     results = {
         "machine": {"cores": 2, "cpu": "X"},
         "updated": "2026-12-01",
         "runs": {},
-        "peers": {"ml-100k-rectools-recbole": _entry("benchmarks/peers-ml-100k-rectools-recbole.png")},
+        "peers": {"ml-100k-rectools-recbole": _entry(PLOT)},
     }
     text = suites.markdown(results)
     assert "## Published SASRec implementations on our split" in text
@@ -328,7 +331,7 @@ def test_benchmarks_markdown_renders_the_peers_section() -> None:
     assert "943 users in 8 batches" in text and "1 items never in training" in text
     assert "RecBole's own evaluator" in text
     assert "attnrec_tf (ours) -, RecTools SASRec (softmax) 5.2, RecBole SASRec (CE) -" in text
-    assert "![validation NDCG@10 against seconds](benchmarks/peers-ml-100k-rectools-recbole.png)" in text
+    assert f"![validation NDCG@10 against seconds]({PLOT})" in text
 
 
 def test_an_entry_of_the_recbole_only_layout_still_renders() -> None:
