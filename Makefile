@@ -37,6 +37,7 @@ test: $(TEST_VENV)/.installed
 test-slow: $(TEST_VENV)/.installed
 	$(TEST_PY) -m pytest -q -m slow $(ARGS)
 
+# benchmarks/ is not installed with the package: it runs from this checkout (benchmarks/README.md).
 bench: $(TEST_VENV)/.installed
 	$(TEST_PY) -m benchmarks $(ARGS)
 

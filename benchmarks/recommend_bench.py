@@ -23,7 +23,7 @@ def recommend_suite(run: Path, out: Path) -> dict[str, Any]:
     """Batch recommendations of every user of `run` through each of `RUNTIMES`.
 
     Returns:
-        The BENCHMARKS.json entry: the run, the users, and per runtime the seconds, users per
+        The results.json entry: the run, the users, and per runtime the seconds, users per
         second, and the share of the sampled users whose top 10 equals `serving_default`'s.
     """
     from attnrec_tf.recommend_all import recommend_all, user_histories
