@@ -1,4 +1,4 @@
-# `make train` = create .venv with the package and its dependencies (TensorFlow, Keras, LiteRT,
+# `make train` = create .venv with the package, TensorFlow's CPU build and the dependencies (Keras, LiteRT,
 # matplotlib), then train on the embedded synthetic data, evaluate, export into runs/latest.
 # `make test` = create .venv-test with the package and the test extra, then run the test suite.
 # Two venvs, so that neither target hides an install step the other one is missing; `.ci/run`
@@ -14,12 +14,12 @@ ARGS ?=
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[cpu]"
 	touch $@
 
 $(TEST_VENV)/.installed: pyproject.toml
 	test -x $(TEST_PY) || $(PYTHON) -m venv $(TEST_VENV)
-	$(TEST_PY) -m pip install --quiet -e ".[test]"
+	$(TEST_PY) -m pip install --quiet -e ".[cpu,test]"
 	$(TEST_PY) -m pip install --quiet --no-deps "tensorflow-serving-api>=2.21,<2.22"
 	touch $@
 

@@ -1,4 +1,4 @@
-"""The shape the codebase keeps: short functions, and a README module table that is the tree."""
+"""The shape the codebase keeps: short functions, and a module table (docs/design.md) that is the tree."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "attnrec_tf"
-README = PACKAGE.parent / "README.md"
+DESIGN = PACKAGE.parent / "docs" / "design.md"
 MAX_LINES = 80
 """Lines of a function's body, its docstring left out; a longer one says why (`# long: ...`)."""
 
@@ -52,11 +52,11 @@ def test_no_function_is_longer_than_80_lines_without_a_reason() -> None:
 
 
 def _table_modules() -> set[str]:
-    """The paths in README's "each step in its own module" table, relative to `attnrec_tf/`.
+    """The paths in docs/design.md's "each step in its own module" table, under `attnrec_tf/`.
 
     In a row's module cell, `` `folder/`: `a.py`, `b.py` `` names `folder/a.py` and `folder/b.py`.
     """
-    text = README.read_text(encoding="utf-8")
+    text = DESIGN.read_text(encoding="utf-8")
     table = text.split("| step | module |", 1)[1].split("\n\n", 1)[0]
     named = set()
     for row in table.splitlines()[2:]:
@@ -69,10 +69,10 @@ def _table_modules() -> set[str]:
     return named
 
 
-def test_readme_module_table_names_every_module_and_only_existing_ones() -> None:
+def test_design_module_table_names_every_module_and_only_existing_ones() -> None:
     named = _table_modules()
     missing_files = sorted(p for p in named if not (PACKAGE / p).exists())
-    assert missing_files == [], "README names modules that do not exist"
+    assert missing_files == [], "docs/design.md names modules that do not exist"
     covered = {p for p in named if p.endswith(".py")}
     folders = tuple(p for p in named if p.endswith("/"))
     modules = {
@@ -81,4 +81,4 @@ def test_readme_module_table_names_every_module_and_only_existing_ones() -> None
         if p.name != "__init__.py" and not p.name.startswith("_")
     }
     unnamed = sorted(m for m in modules if m not in covered and not m.startswith(folders))
-    assert unnamed == [], "README's module table leaves these out"
+    assert unnamed == [], "docs/design.md's module table leaves these out"

@@ -1,0 +1,78 @@
+"""The README's commands are real: each one parses with the command it names.
+
+What each command does is run elsewhere: `make train` and `make test` by `.ci/run` (which also
+checks the README's table against the run's report), the Python example by
+`tests/test_recommend_all.py`, the CLI's flags by the tests of each command. This test keeps the
+README from naming a flag, module, make target, extra or file that does not exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def shell_commands(text: str) -> list[str]:
+    """The commands of the ```bash blocks, continuation lines joined, comments dropped."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line and not line.startswith("#"):
+                commands.extend(part.strip() for part in line.split("&&"))
+    return commands
+
+
+def test_shell_commands_joins_continuations_and_drops_comments() -> None:
+    text = "```bash\n# note\nmake a   # why\npython -m x --a 1 \\\n    --b 2\n(cd d && npm ci)\n```"
+    assert shell_commands(text) == ["make a", "python -m x --a 1      --b 2", "(cd d", "npm ci)"]
+
+
+COMMANDS = shell_commands(README.read_text(encoding="utf-8"))
+MODULE_COMMANDS = [c for c in COMMANDS if c.startswith("python -m attnrec_tf.")]
+
+
+def test_the_readme_has_the_commands_it_promises() -> None:
+    assert "make train" in " ".join(COMMANDS) and "make test" in " ".join(COMMANDS)
+    assert len(MODULE_COMMANDS) >= 8
+
+
+@pytest.mark.parametrize("command", MODULE_COMMANDS)
+def test_each_module_command_parses_with_its_own_parser(command: str) -> None:
+    words = shlex.split(command)
+    module = importlib.import_module(words[2])
+    if not hasattr(module, "build_parser"):
+        module = importlib.import_module(words[2] + ".__main__")
+    module.build_parser().parse_args(words[3:])  # an unknown flag or bad value exits 2
+
+
+def test_make_targets_extras_and_scripts_exist() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    for command in COMMANDS:
+        words = shlex.split(command.strip("()"))
+        if words[0] == "make":
+            assert re.search(rf"^{words[1]}:", makefile, flags=re.M), command
+        elif words[:2] == ["pip", "install"]:
+            for extra in re.findall(r"\[([\w,-]+)\]", command)[0].split(","):
+                assert extra in extras, command
+        elif words[0] == "python" and words[1].endswith(".py"):
+            assert (ROOT / words[1]).is_file(), command
+        elif words[0] == "cd":
+            assert (ROOT / words[1]).is_dir(), command
+
+
+def test_every_linked_file_exists() -> None:
+    text = README.read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#:]+)\)", text)
+    assert links and [link for link in links if not (ROOT / link).exists()] == []
