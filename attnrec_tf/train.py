@@ -57,7 +57,8 @@ def add_option_flags(parser: argparse.ArgumentParser, cls: type, default_label: 
         if name not in groups:
             groups[name] = parser.add_argument_group(name)
         kind = option_type(cls, field.name)
-        shown = ",".join(field.default) if kind is tuple else field.default
+        default: Any = field.default
+        shown = ",".join(default) if kind is tuple else default
         help_text = f"{field.metadata['help']} ({default_label}: {shown})".replace("%", "%%")
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text}
         if kind is bool:
