@@ -5,9 +5,9 @@ The public API (loaded lazily, so `attnrec_tf.data` stays free of TensorFlow):
 - `AttentionPooling`: the reusable Keras layer, e_i = v^T tanh(W h_i + b), a = softmax(e).
 - `CausalSelfAttentionBlock`: the SASRec-style encoder block.
 - `AttentionRecommender`, `build_model`: the recommender.
-- `Config`, `preset`: hyperparameters.
-- `train(data=..., output_dir=..., preset=..., **options) -> Run`: a training run from Python
-  (`attnrec_tf.api`; `attnrec_tf.train` is also the CLI module, called as a function).
+- `Config`, `preset`: hyperparameters; `RunOptions`: the data and run options.
+- `fit(data=..., output_dir=..., preset=..., **options) -> Run`: a training run from Python
+  (`attnrec_tf.api`), the keywords being the flags of `python -m attnrec_tf.train`.
 - `load(run_dir, runtime=..., kind=...) -> Recommender`: an exported run loaded once;
   `Recommender.recommend(history, k)` and `recommend_batch(histories, k)`.
 """
@@ -25,19 +25,17 @@ _EXPORTS = {
     "build_model": "attnrec_tf.model",
     "Config": "attnrec_tf.config",
     "preset": "attnrec_tf.config",
+    "RunOptions": "attnrec_tf.run_options",
+    "fit": "attnrec_tf.api",
     "Run": "attnrec_tf.api",
     "load": "attnrec_tf.recommender",
     "Recommender": "attnrec_tf.recommender",
 }
 
-__all__ = sorted([*_EXPORTS, "train"])
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "train":  # the module, callable as `api.train`
-        import importlib
-
-        return importlib.import_module("attnrec_tf.train")
     if name in _EXPORTS:
         import importlib
 

@@ -1,22 +1,30 @@
 """Hyperparameters in one dataclass, and named presets.
 
-Every field is a command-line flag of `python -m attnrec_tf.train` (underscores become dashes),
-so the dataclass is the single source of truth for names and defaults.
+Every field of `Config` (and of `run_options.RunOptions`, the data and run options) is declared
+once, with `option`: its type, default, help text, choices and check. The flags of
+`python -m attnrec_tf.train` (underscores become dashes) and the keywords of `attnrec_tf.fit`
+are generated from those fields and validated by the same code (`check_fields`), so a bad value
+reads the same from both: `--max-len must be a positive integer, got 0`.
 
 Example:
 
+>>> import dataclasses
 >>> from attnrec_tf.config import Config, preset
 >>> config = preset("default")
 >>> config.max_len
 50
 >>> config.replace(epochs=3).epochs
 3
+>>> [f.metadata["help"] for f in dataclasses.fields(Config) if f.name == "max_len"]
+['Length of the history window fed to the model (most recent items).']
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from attnrec_tf.errors import ConfigError
@@ -32,158 +40,247 @@ LARGE_CATALOG_LOSS = "sampled"
 
 
 @dataclass(frozen=True)
-class Config:
-    """Everything that decides a training run.
+class Check:
+    """A rule a field's value must satisfy; `must` ends the error message."""
 
-    Attributes:
-        max_len: Length of the history window fed to the model (most recent items).
-        min_user_interactions: Users with fewer raw interactions are dropped (SASRec's rule).
-        min_item_interactions: Items with fewer raw interactions are dropped.
-        variant: `pooling` (AttentionPooling over position-aware item embeddings),
-            `self-attention` (causal self-attention blocks under the AttentionPooling head),
-            `sasrec` (the blocks alone: the output at each position is the user vector, as in
-            SASRec),
-            `mean` (mean pooling) or `last` (last item) for the ablation baselines.
-        embedding_dim: Size of item embeddings and of the user vector.
-        attention_units: Hidden size of the AttentionPooling scorer (`W`, `v`).
-        num_blocks: Causal self-attention blocks (variants `self-attention`, `sasrec`).
-        num_heads: Attention heads per block.
-        dropout: Dropout on embeddings and inside blocks.
-        attention_dropout: Dropout on the pooling attention weights.
-        position_embedding: Add a learned position embedding to the history.
-        item_features: Add item side features (MovieLens genres) to the item representation.
-        embedding_init_std: Standard deviation of the truncated-normal item embedding initialiser.
-        embedding_scale: Multiply the history's item embeddings by `sqrt(embedding_dim)` before
-            adding positions (SASRec).
-        absolute_positions: Number positions from the oldest item of the window (SASRec's
-            right padding) instead of from the latest.
-        dense_init_std: Std of the truncated-normal initializer of the causal blocks' output
-            and feed-forward kernels (0 = Keras's glorot_uniform; SASRec+ uses 0.02); the
-            query/key/value kernel stays glorot_uniform, as in PyTorch.
-        block_norm: `pre` (pre-norm blocks) or `sasrec` (the residual layout of the SASRec
-            reference code, `layers.causal_self_attention.CausalSelfAttentionBlock`).
-        concat_last: Give the user projection the state at the current position beside the
-            pooled vector (STAMP-style short-term + long-term interest).
-        loss: `auto` (the default: `softmax` up to `SOFTMAX_MAX_ITEMS` items, `sampled`
-            above, see `resolved`), `softmax` (full softmax over the catalog: every step
-            scores every item, so its cost grows with the catalog) or `sampled` (sampled
-            softmax with logQ correction, whose step cost barely depends on the catalog).
-        num_negatives: Shared negatives per batch for `--loss sampled` (BENCHMARKS.md,
-            "Catalog size": fewer learn less per epoch).
-        lazy_adam: With `--loss sampled`, update only the item rows each step saw
-            (`training.optimizer.LazyAdam`) instead of Adam's (fused) update of the whole
-            table, whose cost grows with the catalog; rows then stop moving between the steps
-            that see them (BENCHMARKS.md, "Catalog size", compares the two).
-        epochs: Maximum number of epochs.
-        batch_size: Users per training batch.
-        learning_rate: Adam learning rate.
-        lr_schedule: `constant`, or `cosine` (one epoch of linear warm-up, then cosine decay
-            to 1% of `learning_rate` at the last epoch).
-        weight_decay: Decoupled weight decay (AdamW); 0 disables.
-        patience: Early stopping patience in epochs, on validation NDCG@10.
-        time_budget: Wall-clock seconds of training (validation included): no epoch is started
-            that would end past it (0 = no budget). For comparisons at equal compute; the
-            number of epochs then depends on the machine's speed.
-        seed: Seed for data generation, shuffling and initialisation.
-        exclude_history: Exclude items already in the history when ranking.
-        top_k: K of the exported top-K and of the Android demo.
-        jit_compile: Compile the train step with XLA.
-        all_windows: Train on every `max_len` window of long sequences, not only the latest.
-        length_buckets: Batch windows of similar length together and cut each batch to its
-            longest window, so no step computes on columns that are padding in every row
-            (`data.pipeline.training_dataset`); the model's numbers per batch are the same as
-            at full width.
+    must: str
+    holds: Callable[[Any], bool]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int)
+
+
+POSITIVE_INT = Check("a positive integer", lambda v: _is_int(v) and v > 0)
+NON_NEGATIVE_INT = Check("a non-negative integer", lambda v: _is_int(v) and v >= 0)
+POSITIVE = Check("positive", lambda v: v > 0)
+AT_LEAST_ZERO = Check(">= 0", lambda v: v >= 0)
+SECONDS = Check(">= 0 seconds", lambda v: v >= 0)
+FRACTION = Check("in [0, 1)", lambda v: 0.0 <= v < 1.0)
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    check: Check | None = None,
+    choices: Sequence[Any] | None = None,
+    show_choices: bool = False,
+    group: str = "model and training (override the preset)",
+) -> Any:
+    """A dataclass field that is also a flag of the train CLI and a keyword of `fit`.
+
+    Args:
+        default: The value when the option is not given.
+        help: What it does (the flag's `--help` text).
+        check: The rule its value must satisfy. Defaults to `None` (none).
+        choices: The values it may take. Defaults to `None` (any).
+        show_choices: Also let argparse check the choices and list them in the usage line
+            (else they are checked with the other rules: one line naming the flag).
+        group: The `--help` section of the flag.
+
+    Returns:
+        A `dataclasses.field`, its metadata holding the rest.
+    """
+    metadata = {"help": help, "check": check, "choices": choices, "show_choices": show_choices,
+                "group": group}  # fmt: skip
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a field: `max_len` -> `--max-len`."""
+    return "--" + name.replace("_", "-")
+
+
+def option_fields(cls: type) -> list[dataclasses.Field[Any]]:
+    """The fields of `cls` declared with `option` (the flags and keywords), in order."""
+    return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+def option_type(cls: type, name: str) -> type:
+    """The value type of field `name` of `cls`, None left out: `int | None` -> `int`.
+
+    A union of several types gives its first (`str | float | None` -> `str`: the command line's
+    form); `tuple[str, ...]` gives `tuple` (a comma-separated flag).
+    """
+    hint = typing.get_type_hints(cls)[name]
+    members = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    if typing.get_origin(hint) is tuple:
+        return tuple
+    return typing.get_origin(members[0]) or members[0]
+
+
+def check_fields(instance: Any) -> None:
+    """Checks every `option` field of a dataclass instance against its rule and choices.
+
+    A field whose default is None may be None. Raises `ConfigError` naming the flag.
+    """
+    for field in option_fields(type(instance)):
+        value = getattr(instance, field.name)
+        if value is None and field.default is None:
+            continue
+        choices, check = field.metadata["choices"], field.metadata["check"]
+        if choices is not None and value not in choices:
+            allowed = ", ".join(str(choice) for choice in choices)
+            raise ConfigError(f"{flag(field.name)} must be one of {allowed}, got {value!r}")
+        if check is not None and not _holds(check, value):
+            raise ConfigError(f"{flag(field.name)} must be {check.must}, got {value!r}")
+
+
+def _holds(check: Check, value: Any) -> bool:
+    try:
+        return bool(check.holds(value))
+    except TypeError:  # e.g. a string where a number belongs
+        return False
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides a training run: the hyperparameters a preset names.
+
+    Each field is declared with `option`: `python -m attnrec_tf.train --help` prints its help
+    text, and `preset(name)` gives the named values the given options override.
     """
 
-    max_len: int = 50
-    min_user_interactions: int = 5
-    min_item_interactions: int = 5
-    variant: str = "pooling"
-    embedding_dim: int = 64
-    attention_units: int = 64
-    num_blocks: int = 2
-    num_heads: int = 1
-    dropout: float = 0.2
-    attention_dropout: float = 0.0
-    position_embedding: bool = True
-    item_features: bool = True
-    embedding_init_std: float = 0.05
-    embedding_scale: bool = False
-    absolute_positions: bool = False
-    dense_init_std: float = 0.0
-    block_norm: str = "pre"
-    concat_last: bool = True
-    loss: str = "auto"
-    num_negatives: int = 4096
-    lazy_adam: bool = False
-    epochs: int = 20
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    lr_schedule: str = "constant"
-    weight_decay: float = 0.0
-    patience: int = 5
-    time_budget: float = 0.0
-    seed: int = 0
-    exclude_history: bool = True
-    top_k: int = 10
-    jit_compile: bool = False
-    all_windows: bool = False
-    length_buckets: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    max_len: int = option(
+        50,
+        "Length of the history window fed to the model (most recent items).",
+        check=POSITIVE_INT,
+    )
+    min_user_interactions: int = option(
+        5,
+        "Users with fewer raw interactions are dropped (SASRec's rule).",
+        check=NON_NEGATIVE_INT,
+    )
+    min_item_interactions: int = option(
+        5, "Items with fewer raw interactions are dropped.", check=NON_NEGATIVE_INT
+    )
+    variant: str = option(
+        "pooling",
+        "pooling (AttentionPooling over position-aware item embeddings), self-attention "
+        "(causal self-attention blocks under the AttentionPooling head), sasrec (the blocks "
+        "alone: the output at each position is the user vector, as in SASRec), mean (mean "
+        "pooling) or last (last item) for the ablation baselines.",
+        choices=VARIANTS,
+    )
+    embedding_dim: int = option(
+        64, "Size of item embeddings and of the user vector.", check=POSITIVE_INT
+    )
+    attention_units: int = option(
+        64, "Hidden size of the AttentionPooling scorer (W, v).", check=POSITIVE_INT
+    )
+    num_blocks: int = option(
+        2,
+        "Causal self-attention blocks (variants self-attention, sasrec).",
+        check=NON_NEGATIVE_INT,
+    )
+    num_heads: int = option(1, "Attention heads per block.", check=POSITIVE_INT)
+    dropout: float = option(0.2, "Dropout on embeddings and inside blocks.", check=FRACTION)
+    attention_dropout: float = option(
+        0.0, "Dropout on the pooling attention weights.", check=FRACTION
+    )
+    position_embedding: bool = option(True, "Add a learned position embedding to the history.")
+    item_features: bool = option(
+        True, "Add item side features (MovieLens genres) to the item representation."
+    )
+    embedding_init_std: float = option(
+        0.05,
+        "Standard deviation of the truncated-normal item embedding initialiser.",
+        check=POSITIVE,
+    )
+    embedding_scale: bool = option(
+        False,
+        "Multiply the history's item embeddings by sqrt(embedding_dim) before adding "
+        "positions (SASRec).",
+    )
+    absolute_positions: bool = option(
+        False,
+        "Number positions from the oldest item of the window (SASRec's right padding) instead "
+        "of from the latest.",
+    )
+    dense_init_std: float = option(
+        0.0,
+        "Std of the truncated-normal initializer of the causal blocks' output and "
+        "feed-forward kernels (0 = Keras's glorot_uniform; SASRec+ uses 0.02); the "
+        "query/key/value kernel stays glorot_uniform, as in PyTorch.",
+        check=AT_LEAST_ZERO,
+    )
+    block_norm: str = option(
+        "pre",
+        "pre (pre-norm blocks) or sasrec (the residual layout of the SASRec reference code, "
+        "layers.causal_self_attention.CausalSelfAttentionBlock).",
+        choices=("pre", "sasrec"),
+    )
+    concat_last: bool = option(
+        True,
+        "Give the user projection the state at the current position beside the pooled vector "
+        "(STAMP-style short-term + long-term interest).",
+    )
+    loss: str = option(
+        "auto",
+        f"auto (softmax up to {SOFTMAX_MAX_ITEMS:,} items, sampled above; report.json's "
+        "loss_choice says which), softmax (full softmax over the catalog: every step scores "
+        "every item, so its cost grows with the catalog) or sampled (sampled softmax with logQ "
+        "correction, whose step cost barely depends on the catalog).",
+        choices=LOSSES,
+    )
+    num_negatives: int = option(
+        4096,
+        'Shared negatives per batch for --loss sampled (BENCHMARKS.md, "Catalog size": '
+        "fewer learn less per epoch).",
+        check=POSITIVE_INT,
+    )
+    lazy_adam: bool = option(
+        False,
+        "With --loss sampled, update only the item rows each step saw "
+        "(training.optimizer.LazyAdam) instead of Adam's (fused) update of the whole table, "
+        "whose cost grows with the catalog; rows then stop moving between the steps that see "
+        'them (BENCHMARKS.md, "Catalog size", compares the two).',
+    )
+    epochs: int = option(20, "Maximum number of epochs.", check=POSITIVE_INT)
+    batch_size: int = option(128, "Users per training batch.", check=POSITIVE_INT)
+    learning_rate: float = option(3e-3, "Adam learning rate.", check=POSITIVE)
+    lr_schedule: str = option(
+        "constant",
+        "constant, or cosine (one epoch of linear warm-up, then cosine decay to 1% of "
+        "--learning-rate at the last epoch).",
+        choices=("constant", "cosine"),
+    )
+    weight_decay: float = option(
+        0.0, "Decoupled weight decay (AdamW); 0 disables.", check=AT_LEAST_ZERO
+    )
+    patience: int = option(
+        5, "Early stopping patience in epochs, on validation NDCG@10.", check=POSITIVE_INT
+    )
+    time_budget: float = option(
+        0.0,
+        "Wall-clock seconds of training (validation included): no epoch is started that would "
+        "end past it (0 = no budget). For comparisons at equal compute; the number of epochs "
+        "then depends on the machine's speed.",
+        check=SECONDS,
+    )
+    seed: int = option(0, "Seed for data generation, shuffling and initialisation.")
+    exclude_history: bool = option(True, "Exclude items already in the history when ranking.")
+    top_k: int = option(10, "K of the exported top-K and of the Android demo.", check=POSITIVE_INT)
+    jit_compile: bool = option(False, "Compile the train step with XLA.")
+    all_windows: bool = option(
+        False, "Train on every --max-len window of long sequences, not only the latest."
+    )
+    length_buckets: bool = option(
+        True,
+        "Batch windows of similar length together and cut each batch to its longest window, "
+        "so no step computes on columns that are padding in every row "
+        "(data.pipeline.training_dataset); the model's numbers per batch are the same as at "
+        "full width.",
+    )
 
     def replace(self, **changes: Any) -> Config:
         """Returns a copy with `changes` applied and validated."""
         return dataclasses.replace(self, **changes).validated()
 
     def validated(self) -> Config:
-        """Checks every value; raises `ConfigError` naming the flag."""
-        positive_ints = (
-            "max_len",
-            "embedding_dim",
-            "attention_units",
-            "num_heads",
-            "epochs",
-            "batch_size",
-            "patience",
-            "top_k",
-        )
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{flag(name)} must be a positive integer, got {value!r}")
-        for name in ("min_user_interactions", "min_item_interactions", "num_blocks"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{flag(name)} must be a non-negative integer, got {value!r}")
-        for name in ("dropout", "attention_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"{flag(name)} must be in [0, 1), got {value!r}")
-        for name in ("learning_rate", "embedding_init_std"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{flag(name)} must be positive, got {getattr(self, name)!r}")
-        if self.block_norm not in ("pre", "sasrec"):
-            raise ConfigError(f"--block-norm must be 'pre' or 'sasrec', got {self.block_norm!r}")
-        if self.time_budget < 0:
-            raise ConfigError(f"--time-budget must be >= 0 seconds, got {self.time_budget!r}")
-        if self.dense_init_std < 0:
-            raise ConfigError(f"--dense-init-std must be >= 0, got {self.dense_init_std!r}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay!r}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.num_negatives <= 0:
-            raise ConfigError(
-                f"--num-negatives must be a positive integer, got {self.num_negatives!r}"
-            )
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(
-                f"--lr-schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
-            )
-        if self.variant not in VARIANTS:
-            raise ConfigError(
-                f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}"
-            )
+        """Checks every value (`check_fields`); raises `ConfigError` naming the flag."""
+        check_fields(self)
         if self.embedding_dim % self.num_heads:
             raise ConfigError(
                 f"--embedding-dim ({self.embedding_dim}) must be divisible by --num-heads "
@@ -213,11 +310,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain JSON-able values (for report.json)."""
         return dataclasses.asdict(self)
-
-
-def flag(name: str) -> str:
-    """The command-line flag of a `Config` field: `max_len` -> `--max-len`."""
-    return "--" + name.replace("_", "-")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -154,14 +154,15 @@ def time_steps(data: str, loss: str, steps: int) -> dict[str, Any]:
     """
     import tensorflow as tf
 
-    from attnrec_tf import train
     from attnrec_tf.config import Config
+    from attnrec_tf.run_options import RunOptions
     from attnrec_tf.training.fit import TrainingData, build_compiled_model
+    from attnrec_tf.training.run import prepare_data
 
     tf.config.experimental.enable_op_determinism()
     config = Config(loss=loss, min_item_interactions=1).validated()
-    options = train.RunOptions(data=data, export=False)
-    prepared = train.prepare_data(config, options)
+    options = RunOptions(data=data, export=False)
+    prepared = prepare_data(config, options)
     training = TrainingData(prepared.split.train, config)
     batches = list(training.dataset().repeat().take(steps + 3))
     features = prepared.features if config.item_features else None

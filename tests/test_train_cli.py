@@ -195,9 +195,11 @@ def test_each_phase_peak_starts_afresh():
         pytest.skip("no /proc/self/clear_refs: the peaks stay cumulative here")
     block = np.ones(25_000_000)  # 200 MB, touched
     del block
-    before = train._peak_rss_mb()
-    train._start_peak_rss()
-    assert train._peak_rss_mb() < before - 150  # the freed block is not in the new peak
+    from attnrec_tf.training.run import _peak_rss_mb, _start_peak_rss
+
+    before = _peak_rss_mb()
+    _start_peak_rss()
+    assert _peak_rss_mb() < before - 150  # the freed block is not in the new peak
 
 
 def test_the_export_command_returns_freed_tensor_memory_unless_told_otherwise(monkeypatch):

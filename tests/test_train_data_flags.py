@@ -142,9 +142,10 @@ def test_bad_files_are_one_line_naming_file_and_line(
 
 
 def test_the_python_api_checks_the_new_options_before_training(tmp_path):
+    import attnrec_tf
     from attnrec_tf.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--split must be one of leave-one-out, temporal"):
-        train(output_dir=tmp_path / "o", split="sideways")
+        attnrec_tf.fit(output_dir=tmp_path / "o", split="sideways")
     with pytest.raises(ConfigError, match="--split-fraction needs --split temporal"):
-        train(output_dir=tmp_path / "o", split_fraction=0.5)
+        attnrec_tf.fit(output_dir=tmp_path / "o", split_fraction=0.5)

@@ -2,6 +2,8 @@
 
 Modules, in the order a run goes through them:
 
+- `run.py`: one whole run (data -> fit -> evaluate -> report -> export), for the train CLI
+  and `attnrec_tf.fit`;
 - `fit.py`: `fit_and_evaluate`, the run as a short sequence of named steps;
 - `distribute.py`: the `tf.distribute` strategy and which process writes;
 - `optimizer.py`: the optimizer and its learning-rate schedule;

@@ -1,6 +1,6 @@
 """Split -> fitted model -> validation and test metrics (the part of a run that needs TensorFlow).
 
-`train.py` owns the command line, the files and the report; this module owns `model.fit`.
+`run.py` owns the run (its files and report); this module owns `model.fit`.
 `fit_and_evaluate` reads top to bottom as the steps of a run: determinism, the `tf.data`
 pipeline, the model and optimizer under the distribution strategy (`distribute.py`) with the
 Keras workarounds it needs (`keras_compat.py`), the callbacks (validation NDCG@10 every epoch,
@@ -48,7 +48,7 @@ from attnrec_tf.training.resume_state import STATE_FILE, TrainingState
 
 @dataclass
 class TrainingResult:
-    """What a training run produced, for `train.run` to report.
+    """What a training run produced, for `training.run.run` to report.
 
     A non-chief worker of a multi-worker run has only `training` (the chief evaluates and
     writes); `model` and `test` are None there.

@@ -1,0 +1,315 @@
+"""One training run: data -> fit -> evaluate -> report -> export, for the CLI and the Python API.
+
+`run(config, options)` is what `python -m attnrec_tf.train` and `attnrec_tf.fit` both call
+once their options are resolved (`run_options.resolve`):
+
+    read and split the data (`prepare_data`) -> write the run's inputs -> `fit_and_evaluate`
+    -> report.json (`training_report`) -> export (SavedModel, TFLite, Android assets)
+    -> the printed table and the plots.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attnrec_tf.cli import quiet_tensorflow
+from attnrec_tf.config import Config
+from attnrec_tf.errors import DependencyError
+from attnrec_tf.run_options import RunOptions
+
+PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
+
+
+@dataclass
+class PreparedData:
+    """The data of a run, read and split (`prepare_data`)."""
+
+    loaded: Any
+    vocabulary: Any
+    stats: Any
+    sequences: Any
+    split: Any
+    evaluation: Any
+    features: Any
+    feature_names: list[str]
+    seconds: float
+
+
+def run(config: Config, options: RunOptions) -> dict[str, Any]:
+    """Trains, evaluates and (optionally) exports; returns the report.
+
+    Steps: choose the strategy -> read and split the data -> write the run's inputs (chief)
+    -> fit and evaluate -> the report -> export -> the end of the run (table, plots).
+    """
+    quiet_tensorflow()
+    from attnrec_tf.run_dir import RunDir
+    from attnrec_tf.training import distribute
+    from attnrec_tf.training.fit import fit_and_evaluate
+
+    # Before TensorFlow runs any op (MultiWorkerMirroredStrategy requires it).
+    distribution = distribute.choose(options.distribute)
+    output = RunDir(Path(options.output_dir))
+    output.root.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(config, options)
+    config, loss_reason = config.resolved(data.vocabulary.num_items)
+    print(f"loss: {config.loss} ({loss_reason})", flush=True)
+    if distribution.is_chief:
+        _write_inputs(output, data)
+    prepare_peak_mb = _peak_rss_mb()
+    _start_peak_rss()  # the training phase's own peak from here
+    result = fit_and_evaluate(
+        config,
+        data.split,
+        data.vocabulary.size,
+        data.features if config.item_features else None,
+        output,
+        sampled_negatives=options.sampled_negatives,
+        eval_split=data.evaluation,
+        verbose=options.verbose,
+        resume=options.resume,
+        backup_every_steps=options.backup_every_steps,
+        distribution=distribution,
+        catch_sigint=True,
+        validation_users=options.validation_users,
+    )
+    if not distribution.is_chief:  # the chief evaluates and writes the run folder
+        print(f"worker {distribution.worker_index}: training done", flush=True)
+        distribute.barrier(distribution)  # exit together with the chief
+        return {"training": result.training}
+    report = training_report(config, options, data, result, output, prepare_peak_mb)
+    report["loss_choice"] = {"used": config.loss, "reason": loss_reason}
+    _extend_tensorboard(output, result, report)
+    # The export reads model.keras; the trained model, its optimizer state and the data would
+    # otherwise stay resident beside the exported copy.
+    del data, result
+    gc.collect()
+    return _finish(config, options, output, report, distribution)
+
+
+def prepare_data(config: Config, options: RunOptions) -> PreparedData:
+    """Reads the interactions, builds the vocabulary and sequences, splits them.
+
+    The split is leave-one-out or temporal (`options.split`; `data.temporal.make_split`).
+    """
+    from attnrec_tf.data import sources, temporal
+    from attnrec_tf.data.item_features import item_feature_matrix
+    from attnrec_tf.data.sequences import build_sequences
+
+    started = time.perf_counter()
+    loaded = sources.load(
+        options.data,
+        cache_dir=options.cache_dir,
+        user_col=options.user_col,
+        item_col=options.item_col,
+        time_col=options.time_col,
+        feature_cols=options.feature_cols,
+        delimiter=options.delimiter,
+        synthetic_seed=config.seed,
+        rating_col=options.rating_col,
+        min_rating=options.min_rating,
+    )
+    vocabulary, sequences, stats = build_sequences(
+        loaded.interactions,
+        min_user_interactions=config.min_user_interactions,
+        min_item_interactions=config.min_item_interactions,
+    )
+    split = temporal.make_split(
+        loaded.interactions,
+        vocabulary,
+        sequences,
+        split=options.split,
+        split_time=options.split_time,
+        split_fraction=options.split_fraction,
+    )
+    evaluation = (
+        split.sample_users(options.eval_users, seed=config.seed) if options.eval_users else split
+    )
+    features, feature_names = item_feature_matrix(vocabulary, loaded.items)
+    data = PreparedData(
+        loaded, vocabulary, stats, sequences, split, evaluation, features, feature_names,
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
+    below = loaded.row_filters.get("rows_below_min_rating")
+    rated = "" if below is None else f", {below} rows rated below --min-rating"
+    print(
+        f"data: {loaded.name} from {loaded.source}: {stats.users_kept} users, "
+        f"{vocabulary.num_items} items, {stats.interactions_kept} interactions "
+        f"({stats.users_dropped_too_few} users dropped for too few interactions{rated}); "
+        f"{len(feature_names)} item feature values; prepared in {data.seconds:.1f}s",
+        flush=True,
+    )
+    if (line := temporal.describe(split)) is not None:
+        print(line, flush=True)
+    return data
+
+
+def _write_inputs(output: Any, data: PreparedData) -> None:
+    """vocabulary.json, split.npz, histories.npz and items.json of the run folder."""
+    from attnrec_tf.run_dir import item_table, save_histories, save_items, save_split
+
+    data.vocabulary.save(output.vocabulary)
+    save_split(output.split, data.evaluation)
+    save_histories(output.histories, data.sequences.users, data.sequences.sequences)
+    save_items(output.items, item_table(data.vocabulary, data.loaded.items, data.split.train))
+
+
+def training_report(
+    config: Config,
+    options: RunOptions,
+    data: PreparedData,
+    result: Any,
+    output: Any,
+    prepare_peak_mb: float,
+) -> dict[str, Any]:
+    """report.json of a trained run (the export adds its entries later)."""
+    from attnrec_tf.data.temporal import protocol_entry
+    from attnrec_tf.report import machine
+
+    test = result.test or {}
+    report: dict[str, Any] = {
+        "dataset": _dataset_entry(config, data),
+        "config": {**config.to_dict(), "preset": options.preset},
+        "prepare_seconds": data.seconds,
+        "peak_rss_mb": {"prepare": prepare_peak_mb, "train": _peak_rss_mb()},
+        "train_seconds": result.train_seconds,
+        "validation_seconds": result.validation_seconds,
+        "examples_per_second": result.examples_per_second,
+        "examples_per_epoch": result.examples_per_epoch,
+        "steps_per_epoch": result.steps_per_epoch,
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "validation": {"keras": result.best_validation, "users": result.validation_users},
+        "metrics": test["metrics"],
+        "training": result.training,
+    }
+    if "sampled_protocol" in test:
+        report["sampled_protocol"] = test["sampled_protocol"]
+    report["protocol"] = {
+        **PROTOCOL,
+        "split": protocol_entry(data.split),
+        "exclude_history": config.exclude_history,
+        "eval_users": len(data.evaluation.users),
+    }
+    report["machine"] = machine()
+    report["artifacts"] = {"keras": {"path": str(output.model)}}
+    return report
+
+
+def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
+    from attnrec_tf.data import sources
+    from attnrec_tf.data.fingerprint import data_sha256
+
+    loaded, stats = data.loaded, data.stats
+    synthetic = {"seed": config.seed} if loaded.name == sources.SYNTHETIC else None
+    return {
+        "name": loaded.name,
+        "source": str(loaded.source),
+        "num_users": int(stats.users_kept),
+        "num_items": int(data.vocabulary.num_items),
+        "num_interactions": int(stats.interactions_kept),
+        "raw_interactions": int(stats.interactions_in),
+        "users_dropped_too_few_interactions": int(stats.users_dropped_too_few),
+        "items_dropped": int(stats.items_in - stats.items_kept),
+        "item_features": data.feature_names if config.item_features else [],
+        **loaded.row_filters,
+        **data_sha256(loaded, synthetic_params=synthetic),
+    }
+
+
+def _extend_tensorboard(output: Any, result: Any, report: dict[str, Any]) -> None:
+    """The test metrics beside the validation curves, and the items in the projector."""
+    from attnrec_tf.run_dir import load_items
+    from attnrec_tf.training.tensorboard import log_test_metrics, write_projector
+
+    epoch = result.best_epoch or len(result.history)
+    log_test_metrics(output.logs, report["metrics"]["keras"], epoch=epoch)
+    write_projector(output.logs, result.model, load_items(output.items))
+
+
+def _finish(
+    config: Config, options: RunOptions, output: Any, report: dict[str, Any], distribution: Any
+) -> dict[str, Any]:
+    """Saves the report, exports, ends the run (table, plots); raises a deferred error."""
+    from attnrec_tf.plots import write_plots
+    from attnrec_tf.report import format_table
+    from attnrec_tf.report import save as save_report
+    from attnrec_tf.training import distribute
+    from attnrec_tf.training.fit import training_state_path
+
+    save_report(output.report, report)
+    missing = None
+    if options.export:
+        report, missing = _export(output, config, options, report)
+    # The run is complete: the next run in this folder starts afresh.
+    training_state_path(output).unlink(missing_ok=True)
+    distribute.barrier(distribution)
+    print()
+    print(format_table(report["metrics"]))
+    print(
+        f"\ntrained in {report['train_seconds']:.1f}s ({report['epochs_run']} epochs, "
+        f"{report['examples_per_second']:.0f} examples/s); report: {output.report}"
+    )
+    write_plots(output, report)  # PNGs when matplotlib is installed, else a one-line note
+    if missing is not None:  # --tflite was given: the run is kept, and the exit status says so
+        raise missing
+    return report
+
+
+def _export(
+    output: Any, config: Config, options: RunOptions, report: dict[str, Any]
+) -> tuple[dict[str, Any], DependencyError | None]:
+    """Exports the run (SavedModel, TFLite, Android assets) and adds the timings to the report.
+
+    Returns:
+        The saved report, and the error to raise once the run is complete when the TFLite
+        kinds were given explicitly but LiteRT is missing (None otherwise; a default run skips
+        with a note).
+    """
+    from attnrec_tf.export.export_all import export_all
+    from attnrec_tf.report import load as load_report
+    from attnrec_tf.report import save as save_report
+
+    started = time.perf_counter()
+    missing = None
+    train_peak = max(report["peak_rss_mb"]["train"], _peak_rss_mb())  # training ends here
+    _start_peak_rss()  # the export phase's own peak from here
+    try:
+        report = export_all(
+            output,
+            model_name=options.model_name,
+            top_k=config.top_k,
+            report=report,
+            tflite_kinds=list(options.tflite),
+            litert_optional=not options.tflite_given,
+        )
+    except DependencyError as error:  # the SavedModel and report are written
+        missing, report = error, load_report(output.report)
+    report["export_seconds"] = time.perf_counter() - started
+    report["peak_rss_mb"].update(train=train_peak, export=_peak_rss_mb())
+    save_report(output.report, report)
+    return load_report(output.report), missing
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory in MB, since the last `_start_peak_rss` (if any)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _start_peak_rss() -> None:
+    """Starts a new resident-memory peak, so `_peak_rss_mb` measures the next phase alone.
+
+    Linux resets the high-water mark when `5` is written to `/proc/self/clear_refs`; where that
+    file cannot be written, nothing changes and the peaks stay cumulative.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:
+        pass
