@@ -165,4 +165,5 @@ def test_the_script_runs_from_the_root_and_from_its_folder(where: str) -> None:
     cwd = REPO if where == "root" else SERVER.parent
     said = _run_script(cwd, "--help")
     assert said.returncode == 0, said.stderr
-    assert said.stdout.startswith("usage: python web_demo/server.py") and "--demo-dir" in said.stdout
+    assert said.stdout.startswith("usage: python web_demo/server.py")
+    assert "--demo-dir" in said.stdout
