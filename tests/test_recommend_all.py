@@ -136,7 +136,7 @@ def _readme_python_example() -> str:
 def test_the_readme_python_example_runs_end_to_end(tmp_path, monkeypatch):
     """The README's example as written, on the synthetic data, with a shorter training."""
     code = _readme_python_example()
-    assert "attnrec_tf.train(" in code and "attnrec_tf.load(" in code
+    assert "attnrec_tf.fit(" in code and "attnrec_tf.load(" in code  # fit: the API rename
     monkeypatch.chdir(tmp_path)
     code = code.replace("epochs=3", "epochs=1, max_len=20")
     namespace: dict = {}
