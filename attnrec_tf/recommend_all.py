@@ -11,7 +11,8 @@ user, in the run's user order (or the file's):
 
 Parquet has the same columns (`user` string, `item_ids` list, `scores` list of float32). The
 file is written to a hidden sibling and renamed into place when complete. Progress goes to
-stderr: a line updated in place on a terminal, a line per tenth otherwise.
+stderr (`attnrec_tf.progress`: a bar updated in place on a terminal, a plain line every
+10 s otherwise, and a last one with the count, the time and the rate).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from attnrec_tf import atomic
 from attnrec_tf.errors import ConfigError, MissingDependencyError
+from attnrec_tf.progress import ProgressBar, progress_bar
 from attnrec_tf.recommender import Recommender
 
 FORMATS = (".jsonl", ".parquet")
@@ -111,12 +113,11 @@ def recommend_all(
         raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
     writer = _parquet_writer if out.suffix == ".parquet" else _jsonl_writer
     started = time.perf_counter()
-    meter = _Progress(len(users), progress)
-    rows = _rows(recommender, users, histories, k, batch_size, meter)
-    with atomic.staged_path(out) as tmp:
-        writer(tmp, rows)
+    with progress_bar(len(users), progress, desc="recommend", unit=" users") as bar:
+        rows = _rows(recommender, users, histories, k, batch_size, bar)
+        with atomic.staged_path(out) as tmp:
+            writer(tmp, rows)
     seconds = time.perf_counter() - started
-    meter.done()
     return {
         "users": len(users),
         "seconds": seconds,
@@ -131,7 +132,7 @@ def _rows(
     histories: list[np.ndarray],
     k: int,
     batch_size: int,
-    meter: _Progress,
+    bar: ProgressBar,
 ) -> Iterator[dict[str, Any]]:
     """One output row a user, in the given user order.
 
@@ -146,7 +147,7 @@ def _rows(
         ids[rows], scores[rows] = recommender.recommend_indices(
             [histories[row].tolist() for row in rows], k
         )
-        meter.update(len(rows))
+        bar.update(len(rows))
     catalog = recommender.catalog
     for row, user in enumerate(users):
         yield {
@@ -187,36 +188,3 @@ def _parquet_writer(path: Path, rows: Iterator[dict[str, Any]], chunk: int = 409
         flush()
     assert writer is not None
     writer.close()
-
-
-class _Progress:
-    """`recommend: 3,000/6,040 users, 1,234 users/s, ETA 2 s` on stderr."""
-
-    def __init__(self, total: int, stream: IO[str] | None) -> None:
-        self.total, self.stream, self.done_count = total, stream, 0
-        self.started = time.perf_counter()
-        self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
-        self._next_tenth = 1
-
-    def update(self, count: int) -> None:
-        self.done_count += count
-        if self.stream is None:
-            return
-        tenth = self.done_count * 10 // max(self.total, 1)
-        if self.tty or tenth >= self._next_tenth:
-            self._next_tenth = tenth + 1
-            end = "\r" if self.tty else "\n"
-            print(self.line(), end=end, file=self.stream, flush=True)
-
-    def line(self) -> str:
-        seconds = max(time.perf_counter() - self.started, 1e-9)
-        rate = self.done_count / seconds
-        eta = (self.total - self.done_count) / rate if rate else 0.0
-        return (
-            f"recommend: {self.done_count:,}/{self.total:,} users, {rate:,.0f} users/s, "
-            f"ETA {eta:.0f} s"
-        )
-
-    def done(self) -> None:
-        if self.stream is not None and self.tty:
-            print(file=self.stream, flush=True)

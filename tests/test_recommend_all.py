@@ -99,8 +99,10 @@ def test_progress_line_counts_users_and_rate(run, tmp_path):
         recommender, users[:20], histories[:20], tmp_path / "r.jsonl", k=3, batch_size=4,
         progress=stream,
     )  # fmt: skip
+    assert "\r" not in stream.getvalue()  # not a terminal: plain lines, for logs
     lines = stream.getvalue().splitlines()
-    assert lines[-1].startswith("recommend: 20/20 users, ") and "users/s, ETA 0 s" in lines[-1]
+    assert lines[-1].startswith("recommend: 100%|") and "| 20/20 [" in lines[-1]
+    assert lines[-1].endswith(" users/s]")
     assert result["users"] == 20 and result["users_per_second"] > 0
 
 

@@ -10,9 +10,9 @@ network is not used. Otherwise:
 3. the zip is extracted into a temporary folder next to the final one and renamed into place in
    one step, so an interrupted run never leaves a folder that looks complete.
 
-Progress goes to stderr: a line naming the URL and the cache folder, then a bar redrawn in place
-with the bytes, the rate and the ETA when stderr is a terminal (a plain line every
-`PLAIN_INTERVAL` seconds otherwise, for logs), and a last line saying where the data is cached.
+Progress goes to stderr: a line naming the URL and the cache folder, then the package's progress
+bar (`attnrec_tf.progress`: the bytes, the rate and the ETA, redrawn in place on a terminal, a
+plain line every 10 s otherwise, for logs), and a last line saying where the data is cached.
 A cache hit prints one line naming the cached folder.
 
 Pinned SHA-256 digests come from TensorFlow Datasets' `url_checksums/movielens.txt`; releases
@@ -37,26 +37,21 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
 from attnrec_tf.data.movielens import detect_movielens
 from attnrec_tf.errors import DataError
+from attnrec_tf.progress import progress_bar
 
 DEFAULT_BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 CACHE_ENV = "ATTNREC_CACHE"
 _LOG = logging.getLogger(__name__)
 _BLOCK = 1 << 20
-PLAIN_INTERVAL = 10.0
-"""Seconds between two progress lines when stderr is not a terminal."""
-_REDRAW_INTERVAL = 0.1
-_BAR_WIDTH = 24
 
 
 @dataclass(frozen=True)
@@ -120,85 +115,6 @@ def _megabytes(count: float) -> str:
     return f"{count / 1e6:.1f} MB"
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-
-
-class Progress:
-    """Download progress on a stream: a bar redrawn in place on a terminal, else plain lines.
-
-    Args:
-        total: int. Expected bytes (0 when the server did not say).
-        stream: TextIO. Where to write (stderr in `fetch`).
-        clock: Callable[[], float]. Seconds, for the rate and the ETA. Defaults to
-            `time.monotonic`.
-        interval: float | None. Seconds between two plain lines; None is `PLAIN_INTERVAL`.
-            Defaults to `None`.
-
-    Example:
-        >>> import io
-        >>> out, now = io.StringIO(), iter([0.0, 2.0]).__next__
-        >>> progress = Progress(4_000_000, out, clock=now, interval=1.0)
-        >>> progress.update(1_000_000)
-        >>> out.getvalue()
-        'download: 1.0 of 4.0 MB (25%), 0.5 MB/s, ETA 6s\\n'
-    """
-
-    def __init__(
-        self,
-        total: int,
-        stream: TextIO,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        interval: float | None = None,
-    ) -> None:
-        self.total, self.stream, self.clock = total, stream, clock
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.interval = _REDRAW_INTERVAL if self.tty else (interval or PLAIN_INTERVAL)
-        self.done = 0
-        self.started = clock()
-        self.shown = self.started
-
-    def status(self, now: float) -> str:
-        """The bytes so far (of the total), the rate and the ETA at time `now`."""
-        elapsed = max(now - self.started, 1e-9)
-        rate = self.done / elapsed
-        if not self.total:
-            return f"{_megabytes(self.done)}, {rate / 1e6:.1f} MB/s"
-        share = min(self.done / self.total, 1.0)
-        eta = _duration((self.total - self.done) / rate) if rate > 0 else "?"
-        sizes = f"{self.done / 1e6:.1f} of {_megabytes(self.total)}"
-        return f"{sizes} ({share:.0%}), {rate / 1e6:.1f} MB/s, ETA {eta}"
-
-    def update(self, count: int) -> None:
-        """Adds `count` bytes; redraws (terminal) or writes a line (not more often than due)."""
-        self.done += count
-        now = self.clock()
-        if now - self.shown < self.interval:
-            return
-        self.shown = now
-        if self.tty:
-            filled = int(_BAR_WIDTH * self.done / self.total) if self.total else 0
-            bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
-            self.stream.write(f"\rdownload: [{bar}] {self.status(now)}   ")
-        else:
-            self.stream.write(f"download: {self.status(now)}\n")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        """Ends the bar's line (terminal) and writes the total and the time it took."""
-        if self.tty:
-            self.stream.write("\n")
-        seconds = self.clock() - self.started
-        self.stream.write(f"download: {_megabytes(self.done)} in {_duration(seconds)}\n")
-        self.stream.flush()
-
-
 def _download(url: str, target: Path, timeout: float, stream: TextIO) -> tuple[str, str]:
     """Streams `url` into `target` with progress on `stream`; returns its (md5, sha256)."""
     md5 = hashlib.md5(usedforsecurity=False)
@@ -208,13 +124,14 @@ def _download(url: str, target: Path, timeout: float, stream: TextIO) -> tuple[s
             total = int(response.headers.get("Content-Length") or 0)
             size = f" ({_megabytes(total)})" if total else ""
             stream.write(f"download: {url}{size} into {target.parent}\n")
-            progress = Progress(total, stream)
-            while block := response.read(_BLOCK):
-                out.write(block)
-                md5.update(block)
-                sha256.update(block)
-                progress.update(len(block))
-            progress.finish()
+            with progress_bar(
+                total, stream, desc="download", unit="B", unit_scale=True, unit_divisor=1000
+            ) as bar:
+                while block := response.read(_BLOCK):
+                    out.write(block)
+                    md5.update(block)
+                    sha256.update(block)
+                    bar.update(len(block))
     except (urllib.error.URLError, OSError) as err:
         raise _network_error(url, err) from None
     return md5.hexdigest(), sha256.hexdigest()

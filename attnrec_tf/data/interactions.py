@@ -1,9 +1,10 @@
-"""The common in-memory form of a data set, and the generic file reader.
+"""The generic interaction file reader: CSV/TSV, RecBole `.inter`, and (through
+`data/parquet.py`) Parquet, into the common in-memory form `LoadedData`.
 
 Every source (MovieLens folders, a user's file, the synthetic generator) ends up as a
-`LoadedData`: raw (user, item, timestamp) rows in file order, plus optional item metadata
-(titles and categorical features such as genres). Later steps (vocabulary, sequences) work on
-this form only.
+`LoadedData` (`data/loaded.py`, re-exported here with `Interactions` and `ItemMetadata`): raw
+(user, item, timestamp) rows in file order, plus optional item metadata (titles and categorical
+features such as genres). Later steps (vocabulary, sequences) work on this form only.
 
 A generic file needs a header. Ids may be strings; the timestamp column holds numbers (epoch
 seconds or any increasing ordinal) or ISO-8601 dates (converted to epoch seconds, UTC when no
@@ -30,12 +31,38 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from attnrec_tf.data import _text
+from attnrec_tf.data.loaded import (
+    Interactions,
+    ItemMetadata,
+    LoadedData,
+    find_column,
+    first_values_per_item,
+    loaded_data,
+    min_rating_filters,
+    no_rows_left,
+    split_multi_value,
+)
 from attnrec_tf.errors import DataError
+
+__all__ = [
+    "ATOMIC_SUFFIX",
+    "ATOMIC_TYPES",
+    "PARQUET_SUFFIXES",
+    "Interactions",
+    "ItemMetadata",
+    "LoadedData",
+    "find_column",
+    "loaded_data",
+    "min_rating_filters",
+    "no_rows_left",
+    "read_interaction_file",
+    "split_multi_value",
+    "split_tokens",
+]
 
 _EXTENSION_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".inter": "\t"}
 _TITLE_COLUMN = "title"
@@ -43,113 +70,6 @@ ATOMIC_SUFFIX = ".inter"
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 """The field types of RecBole's atomic files (`name:type` in the header)."""
 PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-@dataclass(frozen=True, eq=False)
-class Interactions:
-    """Raw interaction rows in file order.
-
-    Attributes:
-        users: np.ndarray. Raw user ids, shape (n,): int64, or object array of str.
-        items: np.ndarray. Raw item ids, shape (n,): int64 if every id in the source is an
-            integer, else object array of str.
-        timestamps: np.ndarray. float64 seconds (or any ordinal), shape (n,). Rows with equal
-            timestamps keep their file order when sequences are built.
-    """
-
-    users: np.ndarray
-    items: np.ndarray
-    timestamps: np.ndarray
-
-    def __post_init__(self) -> None:
-        if not len(self.users) == len(self.items) == len(self.timestamps):
-            raise ValueError(
-                "users, items and timestamps must have the same length. Received: "
-                f"{len(self.users)}, {len(self.items)}, {len(self.timestamps)}"
-            )
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-
-@dataclass(frozen=True, eq=False)
-class ItemMetadata:
-    """What is known about items besides their ids.
-
-    Attributes:
-        titles: dict. Raw item id -> title; may be empty.
-        features: dict[str, dict]. Feature name -> {raw item id -> tuple of str values}.
-            MovieLens puts genres under "genres".
-    """
-
-    titles: dict = field(default_factory=dict)
-    features: dict[str, dict] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, eq=False)
-class LoadedData:
-    """A data set ready for sequence building.
-
-    Attributes:
-        name: str. Short name, e.g. "movielens-1m", "synthetic" or the file name.
-        source: str. Where it came from: a path, a URL or "synthetic(seed=0)".
-        interactions: Interactions. The rows.
-        items: ItemMetadata. Titles and item features.
-        row_filters: dict. What reading dropped, for report.json's dataset entry: with
-            `--min-rating`, `{"min_rating": X, "rows_below_min_rating": N}`; else empty.
-    """
-
-    name: str
-    source: str
-    interactions: Interactions
-    items: ItemMetadata = field(default_factory=ItemMetadata)
-    row_filters: dict[str, Any] = field(default_factory=dict)
-
-
-def find_column(names: Sequence[str], file: str, name: str, flag: str) -> int:
-    """The index of column `name` (exact, else the one case-insensitive match).
-
-    Raises:
-        DataError: No such column; the message names the file, the columns found and `flag`.
-    """
-    if name in names:
-        return list(names).index(name)
-    folded = [i for i, found in enumerate(names) if found.lower() == name.lower()]
-    if len(folded) == 1:
-        return folded[0]
-    raise DataError(
-        f"{file}: no column {name!r} in the header (found: {', '.join(names)}); "
-        f"choose the column with {flag}"
-    )
-
-
-def _first_values_per_item(
-    items: np.ndarray, values: list[str], into: dict, parse: type | object = str
-) -> None:
-    """Adds `values[row]` for the first row of every item not yet in `into` (vectorised)."""
-    if not len(items):
-        return
-    order_key = items.astype(str) if items.dtype == object else items
-    _, first = np.unique(order_key, return_index=True)
-    for row in first.tolist():
-        key = items[row]
-        key = key if isinstance(key, str) else int(key)
-        if key not in into:
-            into[key] = parse(values[row])  # type: ignore[operator]
-
-
-def split_multi_value(value: str) -> tuple[str, ...]:
-    """Splits a categorical cell on '|' into stripped non-empty values.
-
-    Example:
-        >>> split_multi_value(" Comedy|Drama ||")
-        ('Comedy', 'Drama')
-    """
-    return tuple(v for v in (part.strip() for part in value.split("|")) if v)
-
-
-def _with_string_keys(mapping: dict) -> dict:
-    return {str(k): v for k, v in mapping.items()}
 
 
 @dataclass(frozen=True)
@@ -252,9 +172,9 @@ def _parse_blocks(
             times = _text.to_timestamps(cols[2], rows, names[columns.time])
             values = cols[3 : 3 + len(columns.features)]
             for name, cells, split in zip(feature_cols, values, splitters, strict=True):
-                _first_values_per_item(items, cells, parsed.features[name], split)
+                first_values_per_item(items, cells, parsed.features[name], split)
             if columns.title is not None:
-                _first_values_per_item(items, cols[-1], parsed.titles, str.strip)
+                first_values_per_item(items, cols[-1], parsed.titles, str.strip)
             parsed.rows_in += len(rows)
             if columns.rating is not None and min_rating is not None:
                 ratings = _text.to_floats(
@@ -266,21 +186,6 @@ def _parse_blocks(
             parsed.items.append(items)
             parsed.times.append(times)
     return parsed
-
-
-def min_rating_filters(min_rating: float | None, rows_in: int, rows_kept: int) -> dict[str, Any]:
-    """`LoadedData.row_filters` after keeping ratings >= `min_rating` (empty without one)."""
-    if min_rating is None:
-        return {}
-    return {"min_rating": min_rating, "rows_below_min_rating": rows_in - rows_kept}
-
-
-def no_rows_left(file: str | Path, column: str, min_rating: float) -> DataError:
-    """The error for a file whose every row is below `--min-rating`."""
-    return DataError(
-        f"{file}: no row has {column} >= {min_rating:g}; lower --min-rating (or choose the "
-        "column with --rating-col)"
-    )
 
 
 def read_interaction_file(
@@ -365,16 +270,3 @@ def read_interaction_file(
         path, interactions, parsed.titles, parsed.features,
         min_rating_filters(min_rating, parsed.rows_in, len(interactions)),
     )  # fmt: skip
-
-
-def loaded_data(
-    path: Path, interactions: Interactions, titles: dict, features: dict[str, dict],
-    row_filters: dict[str, Any],
-) -> LoadedData:  # fmt: skip
-    """The LoadedData of a generic file; metadata keys become str when some item id is one."""
-    if interactions.items.dtype == object:  # some block had non-integer ids: keys become str
-        titles = _with_string_keys(titles)
-        features = {name: _with_string_keys(m) for name, m in features.items()}
-    return LoadedData(
-        path.name, str(path), interactions, ItemMetadata(titles, features), row_filters
-    )

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf.data import _text
-from attnrec_tf.data.interactions import (
+from attnrec_tf.data.loaded import (
     Interactions,
-    _first_values_per_item,
     find_column,
+    first_values_per_item,
     loaded_data,
     min_rating_filters,
     no_rows_left,
@@ -112,10 +112,10 @@ def read_parquet_file(
     times = _timestamps(pa, columns[names[2]], rows, names[2])
     features: dict[str, dict] = {name: {} for name in feature_cols}
     for name in feature_cols:
-        _first_values_per_item(items, _cells(pa, columns[name]), features[name], split_multi_value)
+        first_values_per_item(items, _cells(pa, columns[name]), features[name], split_multi_value)
     titles: dict = {}
     if title is not None:
-        _first_values_per_item(items, _cells(pa, columns[title]), titles, str.strip)
+        first_values_per_item(items, _cells(pa, columns[title]), titles, str.strip)
     rows_in = len(users)
     if min_rating is not None:
         keep = _ratings(pa, columns[rating_col], rows, rating_col) >= min_rating

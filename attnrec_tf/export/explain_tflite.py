@@ -57,6 +57,7 @@ import numpy as np
 
 from attnrec_tf.counterfactual import Counterfactuals
 from attnrec_tf.errors import ExportError
+from attnrec_tf.export.context import ExportContext, Exported
 from attnrec_tf.export.litert import INPUT, SIGNATURE, interpreter
 
 ARTIFACT = "tflite_explain"
@@ -350,14 +351,14 @@ def latency_ms(explainer: LiteRTExplainer, history: np.ndarray, candidates: np.n
     return median_latency_ms(lambda: explainer.run(window, row))
 
 
-def export_explain(context: Any) -> Any:
+def export_explain(context: ExportContext) -> Exported:
     """The export step: converts, checks, writes, checks through LiteRT and times the file.
 
     Args:
-        context: The `export_all.ExportContext`.
+        context: The export's `ExportContext`.
 
     Returns:
-        An `export_all.Exported` named `ARTIFACT`, with no metrics and the record `path`,
+        An `Exported` named `ARTIFACT`, with no metrics and the record `path`,
         `bytes`, `latency_ms_p50` (one thread), `latency_history_length`, `conversion_seconds`,
         `ops`, `num_threads`, `inputs`, `outputs` and `agreement` (see `agreement`).
 
@@ -367,7 +368,6 @@ def export_explain(context: Any) -> Any:
     """
     from attnrec_tf import atomic
     from attnrec_tf.export import tflite
-    from attnrec_tf.export.export_all import Exported
     from attnrec_tf.run_dir import RunDir
 
     model, top_k, width = context.model, context.top_k, context.history_length

@@ -51,7 +51,6 @@ import gc
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,6 +61,7 @@ from attnrec_tf import atomic
 from attnrec_tf.cli import DEFAULT_MODEL_NAME, quiet_tensorflow
 from attnrec_tf.errors import DependencyError, ExportError
 from attnrec_tf.export import explain_tflite, tflite
+from attnrec_tf.export.context import ExportContext, Exported
 from attnrec_tf.run_dir import RunDir
 
 AGREEMENT_USERS = 50
@@ -73,70 +73,6 @@ EXPORT_ORDER = (
     explain_tflite.ARTIFACT,
 )
 """The report keys this export writes to `metrics` and `artifacts`, placed last in this order."""
-
-
-@dataclass(frozen=True)
-class ExportContext:
-    """What every export step reads: the run's files and the export's options.
-
-    Attributes:
-        root: The run folder.
-        model_name: TF Serving model name (and TFLite file prefix).
-        model_path: The `.keras` file exported.
-        model: The loaded `AttentionRecommender`.
-        vocabulary: The run's `Vocabulary`.
-        split: The run's `LeaveOneOutSplit`.
-        items_path: `items.json`, read by the Android step only (the records of a large
-            catalog are not held through the rest of the export).
-        top_k: K of every artifact's outputs.
-        history_length: `H`, the width of the TFLite files' `history` input.
-        exclude: Leave the history out of the ranking (the run's protocol).
-        histories: The test histories (`split.histories("test")`).
-        targets: The test targets.
-        log: Where the one-line-per-artifact progress goes.
-    """
-
-    root: Path
-    model_name: str
-    model_path: Path
-    model: Any
-    vocabulary: Any
-    split: Any
-    items_path: Path
-    top_k: int
-    history_length: int
-    exclude: bool
-    histories: list[np.ndarray]
-    targets: np.ndarray
-    log: Callable[[str], None]
-
-    def convert(
-        self, kind: str, calibration: np.ndarray | None, *, batched: bool = True
-    ) -> tuple[bytes, float]:
-        """`tflite.timed_convert` of the model with this export's K and `H`: (bytes, seconds)."""
-        return tflite.timed_convert(
-            self.model,
-            kind,
-            top_k=self.top_k,
-            calibration=calibration,
-            history_length=self.history_length,
-            batched=batched,
-        )
-
-
-@dataclass(frozen=True)
-class Exported:
-    """One written and evaluated artifact, as it goes into report.json.
-
-    Attributes:
-        name: Its key in `metrics` and `artifacts` (`saved_model`, `tflite_<kind>`).
-        metrics: Its test metrics.
-        artifact: Its record (`path`, `bytes`, `latency_ms_p50`, ...).
-    """
-
-    name: str
-    metrics: dict[str, Any]
-    artifact: dict[str, Any]
 
 
 def export_all(

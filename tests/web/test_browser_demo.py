@@ -1,7 +1,7 @@
 """End to end: the browser demo in headless Chromium equals the Python LiteRT interpreter, and
 its reasons equal the Python API's.
 
-Serves `web_demo/` and the tiny demo run's Android assets with `attnrec_tf.web_demo` on
+Serves `web_demo/` and the tiny demo run's Android assets with `web_demo/server.py` on
 127.0.0.1, drives the page with playwright-core (`drive_demo.mjs`: search and pick
 `max_len + 2` movies, read the recommendations, their reasons and the attention bars, take a
 screenshot into the test's tmp dir), and checks the page's top-K ids, scores and attention
@@ -61,7 +61,7 @@ def test_page_recommendations_equal_python_litert(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     from attnrec_tf.export.litert import LiteRTRecommender
-    from attnrec_tf.web_demo import serve_in_thread
+    from tests.web.demo_server import load
 
     run = build_or_reuse_demo_run(tmp_path_factory)
     assets = run / "android_demo_assets"
@@ -71,7 +71,7 @@ def test_page_recommendations_equal_python_litert(
     movies = json.loads((assets / config["movieList"]).read_text())
     chosen = movies[::2][: export["max_len"] + 2]  # popular to rare, two beyond the window
 
-    server, url = serve_in_thread(run, port=0)
+    server, url = load().serve_in_thread(run, port=0)
     screenshot = tmp_path / "web_demo.png"
     try:
         driven = subprocess.run(

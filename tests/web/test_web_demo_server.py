@@ -1,8 +1,11 @@
-"""The demo's static server (`attnrec_tf.web_demo`): what it serves, and what it refuses."""
+"""The demo's static server (`web_demo/server.py`): what it serves, and what it refuses."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -10,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from attnrec_tf.errors import ConfigError
-from attnrec_tf.web_demo import make_server, serve_in_thread
+from tests.web.demo_server import REPO, SERVER, load
+
+make_server = load().make_server
+serve_in_thread = load().serve_in_thread
 
 
 def _fake_demo(root: Path) -> tuple[Path, Path]:
@@ -74,7 +80,7 @@ def test_missing_assets_or_libraries_are_user_errors(tmp_path: Path) -> None:
 
 
 def test_a_folder_without_the_page_names_demo_dir_and_npm_ci(tmp_path: Path) -> None:
-    """An installed package has no web_demo/ beside it: the error says where the page is."""
+    """A folder that is not the page: the error says which flag and what to run."""
     _, run = _fake_demo(tmp_path)
     with pytest.raises(ConfigError, match="--demo-dir .*no index.html.*npm ci"):
         make_server(run, port=0, demo_dir=tmp_path / "nowhere")
@@ -121,3 +127,43 @@ def test_a_run_without_the_explain_file_has_no_explain_urls(tmp_path: Path) -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _run_script(cwd: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`python <checkout>/web_demo/server.py ARGS` run from `cwd`, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, str(SERVER), *map(str, args)],
+        cwd=cwd,
+        env={**env, "CUDA_VISIBLE_DEVICES": "-1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("missing", ["page", "node_modules"])
+def test_the_script_refuses_a_demo_dir_without_the_page_in_one_line(
+    tmp_path: Path, missing: str
+) -> None:
+    """Exit 2 and one line naming --demo-dir and npm ci: no traceback, nothing served."""
+    demo, run = _fake_demo(tmp_path)
+    if missing == "page":
+        demo = tmp_path / "nowhere"
+    else:
+        (demo / "node_modules" / "@litertjs" / "wasm-utils" / "package.json").unlink()
+    said = _run_script(REPO, "--output-dir", run, "--port", "0", "--demo-dir", demo)
+    assert said.returncode == 2, said.stderr
+    lines = (said.stdout + said.stderr).strip().splitlines()
+    assert len(lines) == 1 and "serving" not in lines[0], lines
+    assert "--demo-dir" in lines[0] and "npm ci" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("where", ["root", "web_demo"])
+def test_the_script_runs_from_the_root_and_from_its_folder(where: str) -> None:
+    """Without PYTHONPATH, the script finds the checkout's attnrec_tf from either folder."""
+    cwd = REPO if where == "root" else SERVER.parent
+    said = _run_script(cwd, "--help")
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.startswith("usage: python web_demo/server.py")
+    assert "--demo-dir" in said.stdout

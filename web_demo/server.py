@@ -1,10 +1,11 @@
-"""`python -m attnrec_tf.web_demo`: serves the browser demo and a run's on-device model locally.
+"""`python web_demo/server.py`: serves the browser demo and a run's on-device model locally.
 
-Runs:
+Runs, from a source checkout (the page and this server live together in `web_demo/`, outside
+the installed package; the server imports `attnrec_tf` for the rest):
 
-    (cd web_demo && npm ci)                     # once: LiteRT.js (@litertjs/core) into node_modules
-    python -m attnrec_tf.web_demo --output-dir runs/latest            # http://127.0.0.1:8000/
-    python -m attnrec_tf.web_demo --output-dir runs/latest --port 0   # any free port (printed)
+    (cd web_demo && npm ci)                   # once: LiteRT.js (@litertjs/core) into node_modules
+    python web_demo/server.py --output-dir runs/latest            # http://127.0.0.1:8000/
+    python web_demo/server.py --output-dir runs/latest --port 0   # any free port (printed)
 
 The page runs the model in the browser (LiteRT.js, WebAssembly); this server only hands out
 files, from these URLs and nowhere else:
@@ -26,10 +27,12 @@ The explain file (`attnrec_tf.export.explain_tflite`) stays in the run's `tflite
 
 It listens on 127.0.0.1 only. The first line it prints is `serving http://127.0.0.1:<port>/`.
 
-The page and its npm packages live in the source checkout's `web_demo/` folder, not in the
-installed package: `--demo-dir` defaults to that folder when running from a checkout, else to
-`./web_demo`. A folder without the page, or without `npm ci` run in it, is a one-line error
-naming `--demo-dir` and the step to take.
+`--demo-dir` defaults to this file's folder. A folder without the page, or without `npm ci`
+run in it, is a one-line error naming `--demo-dir` and the step to take (exit status 2).
+
+Run as a script (from the checkout's root or from inside `web_demo/`), it imports the
+`attnrec_tf` of the checkout it sits in, the version the page was written for; a copy of this
+folder outside a checkout uses the installed package.
 """
 
 from __future__ import annotations
@@ -45,14 +48,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from attnrec_tf.cli import DEFAULT_MODEL_NAME, add_output_dir, command_parser, run_command
-from attnrec_tf.errors import ConfigError
-from attnrec_tf.run_dir import RunDir
+DEMO_DIR = Path(__file__).resolve().parent
+"""The default `--demo-dir`: the page's folder, this file's."""
+CHECKOUT = DEMO_DIR.parent
+if (CHECKOUT / "attnrec_tf" / "__init__.py").is_file() and CHECKOUT not in {
+    Path(entry or ".").resolve() for entry in sys.path
+}:
+    sys.path.insert(0, str(CHECKOUT))  # run as a script: sys.path[0] is web_demo/, not the root
 
-CHECKOUT_DEMO_DIR = Path(__file__).resolve().parent.parent / "web_demo"
-"""The page's folder beside the package, in a source checkout (editable install)."""
-DEMO_DIR = CHECKOUT_DEMO_DIR if CHECKOUT_DEMO_DIR.is_dir() else Path("web_demo")
-"""The default `--demo-dir`: the checkout's `web_demo/`, else `web_demo/` in the current folder."""
+from attnrec_tf.cli import (  # noqa: E402 - after the checkout is on sys.path
+    DEFAULT_MODEL_NAME,
+    add_output_dir,
+    command_parser,
+    run_command,
+)
+from attnrec_tf.errors import ConfigError  # noqa: E402
+from attnrec_tf.run_dir import RunDir  # noqa: E402
+
 VENDOR_PACKAGES = ("@litertjs/core", "@litertjs/wasm-utils")
 EXPLAIN_URL = "/explain/"
 """Where the page finds the explain file and `config.json` describing it."""
@@ -78,8 +90,8 @@ def roots(demo_dir: Path, output_dir: Path) -> dict[str, Path]:
         )
     if not (demo_dir / "index.html").is_file():
         raise ConfigError(
-            f"--demo-dir {demo_dir}: no index.html; the page is the web_demo/ folder of a source "
-            "checkout of attnrec_tf: pass --demo-dir CHECKOUT/web_demo, after running npm ci there"
+            f"--demo-dir {demo_dir}: no index.html; pass the web_demo/ folder of an attnrec_tf "
+            "checkout (the default: this script's folder), after running npm ci there"
         )
     mapping = {"/run/": assets}
     for package in VENDOR_PACKAGES:
@@ -214,9 +226,9 @@ def serve_in_thread(output_dir: Path, **kwargs: Any) -> tuple[ThreadingHTTPServe
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI of `python -m attnrec_tf.web_demo`."""
+    """The CLI of `python web_demo/server.py`."""
     parser = command_parser(
-        "python -m attnrec_tf.web_demo",
+        "python web_demo/server.py",
         "Serve the browser demo (LiteRT.js) with a run's on-device model.",
     )
     add_output_dir(parser, "an exported run")
@@ -225,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo-dir",
         type=Path,
         default=DEMO_DIR,
-        help="the page's folder: web_demo/ of a source checkout, after `npm ci` in it",
+        help="the page's folder (this script's), after `npm ci` in it",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
