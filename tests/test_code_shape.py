@@ -1,4 +1,7 @@
-"""The shape the codebase keeps: short functions, and a module table (docs/design.md) that is the tree."""
+"""The shape the codebase keeps: short functions, and a module table that is the tree.
+
+The table is in docs/design.md.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import re
 import shlex
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,6 +54,7 @@ def test_each_module_command_parses_with_its_own_parser(command: str) -> None:
 
 
 def test_make_targets_extras_and_scripts_exist() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
         "optional-dependencies"
