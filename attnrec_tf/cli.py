@@ -38,7 +38,8 @@ def run_command(body: Callable[[], int | None]) -> int:
     A user error (`AttnRecError`: bad flag value, bad input file, missing package) prints one
     line `error: ...` on stderr and gives exit status 2; Ctrl-C (or training stopped after
     saving its state, a `KeyboardInterrupt` whose message says where) prints `interrupted`
-    with that message and gives 130. No traceback in either case.
+    with that message and gives 130. TensorFlow missing (the package leaves its build to the
+    user: `NO_TENSORFLOW`) is a user error too. No traceback in any of these cases.
 
     Args:
         body: The command; returns its exit status (None means 0).
@@ -54,7 +55,19 @@ def run_command(body: Callable[[], int | None]) -> int:
     except KeyboardInterrupt as interrupt:
         print(f"interrupted{': ' + str(interrupt) if str(interrupt) else ''}", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        if error.name != "tensorflow":
+            raise
+        print(f"error: {NO_TENSORFLOW}", file=sys.stderr)
+        return 2
     return 0 if status is None else status
+
+
+NO_TENSORFLOW = (
+    'TensorFlow is not installed: pip install "attnrec_tf[cpu]" (or attnrec_tf[and-cuda] for '
+    "NVIDIA GPUs, or the tensorflow build of your choice, 2.21)"
+)
+"""What a command says when TensorFlow cannot be imported (it is an extra, not a dependency)."""
 
 
 def command_parser(

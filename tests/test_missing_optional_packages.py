@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from attnrec_tf.cli import NO_TENSORFLOW
 from attnrec_tf.errors import DependencyError, MissingDependencyError
 
 BLOCK_LITERT = (
@@ -85,3 +86,15 @@ def test_litert_helper_tells_a_missing_package_from_a_broken_one(
         litert.LiteRTRecommender(b"")
     assert str(raised.value) == INSTALL
     assert str(litert.litert_missing()) == INSTALL
+
+
+def test_a_run_without_tensorflow_says_how_to_install_it_in_one_line(tmp_path: Path) -> None:
+    block = BLOCK_LITERT.replace("'ai_edge_litert'", "'tensorflow'")
+    result = subprocess.run(
+        [sys.executable, "-c", block, *TINY, "--output-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [f"error: {NO_TENSORFLOW}"]
