@@ -4,10 +4,11 @@
 
 Standard library only, so any Python runs it. Fails (exit 1, one line per problem) unless
 RUN_DIR/report.json holds test metrics for `keras`, `saved_model` and every `.tflite` kind, and
-both plots are non-empty PNG files. With `--readme`, the README's table of `make train` must also
-show the run's `keras`, `popularity` and `saved_model` rows as the run printed them (the TensorFlow
-rows: the `.tflite` rows come from LiteRT's CPU kernels, which may differ in the last digit
-between processors).
+the three plots are non-empty PNG files. Only the artifacts of ARTIFACTS are read from `metrics`,
+so its entries that are not one artifact's metrics (`by_history_length`) are skipped. With
+`--readme`, the README's table of `make train` must also show the run's `keras`, `popularity` and
+`saved_model` rows as the run printed them (the TensorFlow rows: the `.tflite` rows come from
+LiteRT's CPU kernels, which may differ in the last digit between processors).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ARTIFACTS = (
     "tflite_dynamic_int8",
     "tflite_int8",
 )
-PLOTS = ("training_curves.png", "attention_heatmap.png")
+PLOTS = ("training_curves.png", "attention_heatmap.png", "by_history_length.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 README_ROWS = ("keras", "popularity", "saved_model")
 COLUMNS = ("hr@10", "ndcg@10", "mrr")

@@ -6,6 +6,10 @@ own score function (the SavedModel) or top-K lists (the TFLite files, `metrics.t
 into the same code (`export/export_all.py`), so every number in report.json is computed the
 same way.
 
+`evaluate_by_history_length` measures the model, the popularity baseline and an item-to-item
+baseline (item-kNN) when given only the last L items of each test history (report.json's
+`metrics.by_history_length`).
+
 `evaluate_split_windowed` is the Keras side of the TFLite comparison: the Keras model's own
 top-K lists, made the way the exported TFLite graph makes them (report.json's `keras_window`).
 """
@@ -22,9 +26,13 @@ from attnrec_tf import metrics
 from attnrec_tf.data.pipeline import pad_left
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.metrics import batch_size_for_vocab as batch_size_for_vocab  # re-exported
+from attnrec_tf.report import BY_HISTORY_LENGTH
 
 ScoreFn = Callable[[Sequence[np.ndarray]], np.ndarray]
 
+
+BY_LENGTH_USERS = 10_000
+"""The most test users `evaluate_by_history_length` evaluates (a seeded sample beyond)."""
 
 WIDTH_MULTIPLE = 8
 """A scoring batch is padded to its longest history rounded up to this (at most `max_len`)."""
@@ -124,6 +132,7 @@ def evaluate_test(
     counts_from: LeaveOneOutSplit | None = None,
     sampled_negatives: int = 100,
     seed: int = 0,
+    by_history_length: bool = True,
 ) -> dict[str, Any]:
     """The test-stage evaluation of a trained model beside the popularity baseline.
 
@@ -134,12 +143,14 @@ def evaluate_test(
         counts_from: The split whose training counts make the popularity baseline (default
             `split`; the whole data set when `split` is a sample of its users).
         sampled_negatives: Also rank the target among this many sampled unseen items (0 = no).
-        seed: Seed of the sampled negatives.
+        seed: Seed of the sampled negatives, and of the users of `by_history_length`.
+        by_history_length: Add `metrics.by_history_length` (`evaluate_by_history_length`).
 
     Returns:
-        `{"metrics": {"keras": ..., "popularity": ...}}` (full ranking, HR@K / NDCG@K / MRR),
-        plus `sampled_protocol` when `sampled_negatives` > 0: its metrics, or why it was
-        skipped (a catalog too small for that many unseen negatives).
+        `{"metrics": {"keras": ..., "popularity": ..., "by_history_length": ...}}` (full
+        ranking, HR@K / NDCG@K / MRR; `by_history_length` is not one scorer's metrics: see
+        `evaluate_by_history_length`), plus `sampled_protocol` when `sampled_negatives` > 0:
+        its metrics, or why it was skipped (a catalog too small for that many unseen negatives).
     """
     score_fn = keras_score_fn(model, model.max_len)
     result: dict[str, Any] = {
@@ -151,11 +162,96 @@ def evaluate_test(
             ),
         }
     }  # fmt: skip
+    if by_history_length:
+        result["metrics"][BY_HISTORY_LENGTH] = evaluate_by_history_length(
+            score_fn,
+            split,
+            model.vocab_size,
+            exclude_history=exclude_history,
+            counts_from=counts_from,
+            seed=seed,
+        )
     if sampled_negatives:
         result["sampled_protocol"] = _sampled_protocol(
             score_fn, split, model.vocab_size, sampled_negatives, seed
         )
     return result
+
+
+def evaluate_by_history_length(
+    score_fn: ScoreFn,
+    split: LeaveOneOutSplit,
+    vocab_size: int,
+    *,
+    exclude_history: bool = True,
+    counts_from: LeaveOneOutSplit | None = None,
+    max_users: int = BY_LENGTH_USERS,
+    seed: int = 0,
+    lengths: Sequence[int | None] = metrics.HISTORY_LENGTHS,
+) -> dict[str, Any]:
+    """Test HR@10 / NDCG@10 when the scorers see only the last L items of each history.
+
+    For each L of `lengths` (None = the whole history), three scorers are given the last L
+    items of each test history (`metrics.last_items`; a user whose history is shorter than L
+    is scored from the whole history) while the whole history (never the target) is still
+    left out of the full ranking when `exclude_history`:
+
+    - `model`: `score_fn` (e.g. `keras_score_fn`, which itself keeps at most `max_len` items);
+    - `popularity`: the training counts of `counts_from` (default `split`): the same list at
+      every L, evaluated the same way;
+    - `item_knn`: item-to-item cosine similarity of co-occurrence in the training sequences of
+      `counts_from` (`metrics.cooccurrence_similarity`), summed over the L items
+      (`metrics.item_knn_scores`); `{"skipped": reason}` when its dense `(V, V)` float32
+      matrix would exceed `metrics.SIMILARITY_MAX_BYTES`.
+
+    At most `max_users` test users are evaluated: a seeded random sample when there are more.
+    They are scored in order of history length, in batches of `batch_size_for(score_fn)`, as
+    `evaluate_split` does: with every user evaluated, the model's `"all"` values equal its
+    `evaluate_split` HR@10 and NDCG@10.
+
+    Args:
+        score_fn: The model's scorer, over raw histories.
+        split: The leave-one-out (or temporal) split; its `test` stage is evaluated.
+        vocab_size: V (padding included).
+        exclude_history: Leave each whole history out of the ranking.
+        counts_from: The split whose training sequences make both baselines (default `split`).
+        max_users: The most test users evaluated.
+        seed: Seed of the user sample.
+        lengths: The history lengths L; None = the whole history (reported as `"all"`).
+
+    Returns:
+        report.json's `metrics.by_history_length`: `{"lengths": [1, 3, ..., "all"],
+        "num_users": n, "model": {"hr@10": [...], "ndcg@10": [...]}, "popularity": {...},
+        "item_knn": {...} or {"skipped": reason}}`, one value per length.
+    """
+    histories, targets = split.histories("test"), np.asarray(split.targets("test"))
+    users = np.arange(len(targets))
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(len(users), max_users, replace=False))
+    users = users[np.argsort([len(histories[u]) for u in users], kind="stable")]
+    histories, targets = [histories[u] for u in users], targets[users]
+    train = (counts_from or split).train
+    popularity = metrics.popularity_scores(train, vocab_size)
+
+    def popular(batch: list[np.ndarray]) -> np.ndarray:
+        return np.broadcast_to(popularity, (len(batch), vocab_size))  # read-only view
+
+    scorers: dict[str, metrics.ScoreFn] = {"model": score_fn, "popularity": popular}
+    skipped = metrics.similarity_skip_reason(vocab_size)
+    if skipped is None:
+        similarity = metrics.cooccurrence_similarity(train, vocab_size)  # (V, V)
+        scorers["item_knn"] = lambda batch: metrics.item_knn_scores(similarity, batch)
+    entry: dict[str, Any] = {
+        "lengths": ["all" if length is None else length for length in lengths],
+        "num_users": len(targets),
+        **metrics.evaluate_by_history_length(
+            scorers, histories, targets, lengths=lengths, exclude_history=exclude_history,
+            batch_size=batch_size_for(score_fn),
+        ),
+    }  # fmt: skip
+    if skipped is not None:
+        entry["item_knn"] = {"skipped": skipped}
+    return entry
 
 
 def _sampled_protocol(

@@ -275,6 +275,172 @@ def evaluate_popularity(
     return evaluate_scores(score_fn, histories, targets, exclude_history=exclude_history, ks=ks)
 
 
+HISTORY_LENGTHS: tuple[int | None, ...] = (1, 3, 5, 10, 20, 50, None)
+"""The history lengths of `evaluate_by_history_length`; None = the whole history."""
+
+SIMILARITY_MAX_BYTES = 2**30
+"""The largest dense `(V, V)` float32 item-item similarity `cooccurrence_similarity` is asked
+to build (1 GiB: catalogs up to 16,384 indices, padding included)."""
+
+
+def last_items(score_fn: ScoreFn, length: int | None) -> ScoreFn:
+    """`score_fn` given only the last `length` items of each history (None = all of them).
+
+    A history shorter than `length` is passed whole. The ranking code still sees the whole
+    histories, so `evaluate_scores(last_items(f, L), ...)` scores from the last L items while
+    leaving every history item out of the ranking.
+
+    >>> echo = lambda histories: [h.tolist() for h in histories]
+    >>> last_items(echo, 2)([np.array([1, 2, 3]), np.array([4])])
+    [[2, 3], [4]]
+    """
+    if length is None:
+        return score_fn
+    _check_positive_int(length, "length")
+
+    def truncated(histories: list[np.ndarray]) -> np.ndarray:
+        return score_fn([np.asarray(h)[-length:] for h in histories])
+
+    return truncated
+
+
+def similarity_skip_reason(vocab_size: int) -> str | None:
+    """Why `cooccurrence_similarity` is not built for `vocab_size`, or None when it fits.
+
+    >>> similarity_skip_reason(3_417) is None
+    True
+    >>> print(similarity_skip_reason(20_001))  # doctest: +NORMALIZE_WHITESPACE
+    catalog of 20,000 items: its dense 20,001 x 20,001 float32 item-item similarity matrix
+    would take 1.60 GB (limit 1.07 GB)
+    """
+    size = 4 * vocab_size * vocab_size
+    if size <= SIMILARITY_MAX_BYTES:
+        return None
+    return (
+        f"catalog of {vocab_size - 1:,} items: its dense {vocab_size:,} x {vocab_size:,} float32 "
+        f"item-item similarity matrix would take {size / 1e9:.2f} GB "
+        f"(limit {SIMILARITY_MAX_BYTES / 1e9:.2f} GB)"
+    )
+
+
+def cooccurrence_similarity(train_sequences: Sequence[np.ndarray], vocab_size: int) -> np.ndarray:
+    """Cosine similarity of item-item co-occurrence over users' training sequences.
+
+    `C[i, j]` counts the users whose sequence holds both `i` and `j` (each user once, however
+    often an item repeats), so `C[i, i]` is the number of users of `i`; the similarity is
+    `C[i, j] / sqrt(C[i, i] * C[j, j])` (1 on the diagonal of every used item, 0 for items
+    no user has, and for the padding index 0).
+
+    `C` is accumulated in float32 (exact up to 2**24 users) from dense 0/1 blocks of users,
+    one block of item rows at a time, so besides the `(V, V)` result the memory is about
+    `SCORES_PER_BATCH` floats per temporary. The work is `users * V**2` multiply-adds.
+
+    Args:
+        train_sequences: One int array of vocabulary indices per user (0 = padding, ignored).
+        vocab_size: V (padding included).
+
+    Returns:
+        `(V, V)` float32, symmetric.
+
+    >>> cooccurrence_similarity([np.array([1, 2]), np.array([2, 3, 3])], 4).round(3)
+    array([[0.   , 0.   , 0.   , 0.   ],
+           [0.   , 1.   , 0.707, 0.   ],
+           [0.   , 0.707, 1.   , 0.707],
+           [0.   , 0.   , 0.707, 1.   ]], dtype=float32)
+    """
+    _check_positive_int(vocab_size, "vocab_size")
+    counts = np.zeros((vocab_size, vocab_size), np.float32)  # (V, V)
+    block = max(1, SCORES_PER_BATCH // vocab_size)  # users of a 0/1 block, item rows of a product
+    product = np.empty((min(block, vocab_size), vocab_size), np.float32)
+    for start in range(0, len(train_sequences), block):
+        users = train_sequences[start : start + block]
+        rows, cols = _flatten_index_lists(users, len(users), vocab_size, "train_sequences")
+        present = np.zeros((len(users), vocab_size), np.float32)  # (b, V) 0/1
+        present[rows, cols] = 1.0
+        present[:, 0] = 0.0  # padding co-occurs with nothing
+        for first in range(0, vocab_size, block):
+            last = min(first + block, vocab_size)
+            out = product[: last - first]
+            np.matmul(present[:, first:last].T, present, out=out)  # (r, V)
+            counts[first:last] += out
+    norms = np.sqrt(np.diagonal(counts)).copy()  # (V,)
+    norms[norms == 0] = 1.0  # unused items: their row and column stay 0
+    counts /= norms[:, None]
+    counts /= norms[None, :]
+    return counts
+
+
+def item_knn_scores(similarity: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Item-to-item scores: `score[b, j] = sum over the items i of histories[b] of sim[i, j]`.
+
+    A repeated item counts once per occurrence. An empty history scores 0 everywhere.
+
+    Args:
+        similarity: `(V, V)` item-item similarity (`cooccurrence_similarity`).
+        histories: `B` int arrays of vocabulary indices.
+
+    Returns:
+        `(B, V)` float32 scores.
+
+    >>> sim = np.array([[0, 0, 0], [0, 1, 0.5], [0, 0.5, 1]], np.float32)
+    >>> item_knn_scores(sim, [np.array([1, 1]), np.array([2])]).tolist()
+    [[0.0, 2.0, 1.0], [0.0, 0.5, 1.0]]
+    """
+    scores = np.zeros((len(histories), similarity.shape[1]), np.float32)  # (B, V)
+    for row, history in enumerate(histories):
+        if len(history):
+            scores[row] = similarity[np.asarray(history, np.int64)].sum(axis=0)
+    return scores
+
+
+def evaluate_by_history_length(
+    score_fns: dict[str, ScoreFn],
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    *,
+    lengths: Sequence[int | None] = HISTORY_LENGTHS,
+    exclude_history: bool = True,
+    batch_size: int = 512,
+    k: int = 10,
+) -> dict[str, dict[str, list[float]]]:
+    """HR@k and NDCG@k of each scorer given only the last L items of each history, for each L.
+
+    Each scorer sees `last_items(score_fn, L)`: a user whose history is shorter than L is
+    scored from the whole history. The ranking is the full one of `evaluate_scores`: the
+    whole history (never the target) is left out when `exclude_history`, whatever L is.
+
+    Args:
+        score_fns: Scorers by name (see `evaluate_scores`).
+        histories: One int array per user, the whole history.
+        targets: `(U,)` each user's held-out item.
+        lengths: The L to evaluate; None = the whole history. Defaults to `HISTORY_LENGTHS`.
+        exclude_history: As in `evaluate_scores`.
+        batch_size: Users per scorer call.
+        k: The cut-off.
+
+    Returns:
+        `{name: {"hr@k": [...], "ndcg@k": [...]}}`, one value per L, in order.
+
+    >>> last = lambda hs: np.stack([np.eye(4)[h[-1]] for h in hs])  # the last item's index
+    >>> evaluate_by_history_length(
+    ...     {"last": last}, [np.array([3, 1])], np.array([1]), lengths=[1], exclude_history=False
+    ... )
+    {'last': {'hr@10': [1.0], 'ndcg@10': [1.0]}}
+    """
+    result: dict[str, dict[str, list[float]]] = {}
+    for name, score_fn in score_fns.items():
+        values: dict[str, list[float]] = {f"hr@{k}": [], f"ndcg@{k}": []}
+        for length in lengths:
+            metrics = evaluate_scores(
+                last_items(score_fn, length), histories, targets,
+                exclude_history=exclude_history, batch_size=batch_size, ks=(k,),
+            )  # fmt: skip
+            for key, series in values.items():
+                series.append(metrics[key])
+        result[name] = values
+    return result
+
+
 def truncated_mrr(ranks: np.ndarray, k: int) -> float:
     """MRR truncated at `k` (`mrr@k`): `mean(1 / (rank + 1))` where `rank < k`, else 0.
 

@@ -1,4 +1,4 @@
-"""PNG plots of a finished run: learning curves and attention over test users' histories.
+"""PNG plots of a finished run: learning curves, attention, and accuracy by history length.
 
 Written by `python -m attnrec_tf.train` at the end of a run (and by `python -m attnrec_tf.plots
 --output-dir RUN` for an existing one). matplotlib is a dependency of the package; when it is
@@ -10,6 +10,9 @@ and is otherwise unaffected, and `python -m attnrec_tf.plots` exits with that er
                                      the best epoch marked
 <output-dir>/attention_heatmap.png   for a few test users: the latest history items (titles)
                                      against the attention weight of each (colour and number)
+<output-dir>/by_history_length.png   test NDCG@10 of the model, item-kNN and popularity when
+                                     given only the last L history items (report.json's
+                                     `metrics.by_history_length`)
 ```
 
 matplotlib is used through its object-oriented API (`Figure` + the Agg canvas), so no pyplot
@@ -21,7 +24,7 @@ Example:
 from pathlib import Path
 from attnrec_tf.plots import write_plots
 from attnrec_tf.run_dir import RunDir
-write_plots(RunDir(Path("runs/latest")))  # -> [.../training_curves.png, .../attention_heatmap.png]
+write_plots(RunDir(Path("runs/latest")))  # -> [.../training_curves.png, ...]
 ```
 """
 
@@ -38,6 +41,9 @@ from attnrec_tf.errors import MissingDependencyError
 
 CURVES = "training_curves.png"
 HEATMAP = "attention_heatmap.png"
+BY_LENGTH = "by_history_length.png"
+BY_LENGTH_SCORERS = (("model", "model", "o-", "C0"), ("item_knn", "item-kNN", "s--", "C1"),
+                     ("popularity", "popularity", "^:", "C2"))  # fmt: skip
 HEATMAP_USERS = 4
 HEATMAP_ITEMS = 12
 TITLE_WIDTH = 40
@@ -205,10 +211,56 @@ def plot_attention(
     return path
 
 
+def plot_by_history_length(report: dict[str, Any], path: Path) -> Path | None:
+    """Test NDCG@10 against the number L of latest history items the scorers see (log x).
+
+    The whole history (`"all"`) is drawn one doubling right of the longest L. A scorer that
+    was skipped (item-kNN on a huge catalog) is left out and named in the legend's title.
+
+    Args:
+        report: report.json contents (needs `metrics.by_history_length`).
+        path: Where the PNG goes.
+
+    Returns:
+        `path`, or None when the report has no such entry or there is no matplotlib.
+    """
+    figure_class = _matplotlib()
+    entry = report.get("metrics", {}).get("by_history_length")
+    if figure_class is None or not entry:
+        return None
+    numbers = [length for length in entry["lengths"] if length != "all"]
+    longest = max(numbers, default=1)
+    xs = [2 * longest if length == "all" else length for length in entry["lengths"]]
+    figure = figure_class(figsize=(7, 4.5), dpi=110, layout="constrained")
+    axes = figure.subplots()
+    skipped = []
+    for key, label, style, color in BY_LENGTH_SCORERS:
+        values = entry.get(key) or {}
+        if "ndcg@10" in values:
+            axes.plot(xs, values["ndcg@10"], style, color=color, label=label)
+        elif "skipped" in values:
+            skipped.append(label)
+    axes.set_xscale("log")
+    axes.set_xticks(xs, [str(length) for length in entry["lengths"]])
+    axes.minorticks_off()
+    axes.set_xlabel("latest history items the scorer sees (L); the whole history is excluded")
+    axes.set_ylabel("test NDCG@10 (full ranking)")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(title=f"not drawn: {', '.join(skipped)}" if skipped else None)
+    name = report.get("dataset", {}).get("name", "")
+    axes.set_title(
+        f"Test NDCG@10 by history length{(' on ' + name) if name else ''} "
+        f"({entry.get('num_users', '?')} users)"
+    )
+    figure.savefig(path)
+    return path
+
+
 def write_plots(
     output: Any, report: dict[str, Any] | None = None, *, required: bool = False
 ) -> list[Path]:
-    """Writes both PNGs into a run folder (see the module docstring).
+    """Writes the PNGs into a run folder (see the module docstring).
 
     Args:
         output: The run's `RunDir`.
@@ -233,7 +285,11 @@ def write_plots(
     if report is None:
         report = load_report(output.require(output.report))
     written = []
-    for name, draw in (("curves", _draw_curves), ("attention heatmap", _draw_heatmap)):
+    for name, draw in (
+        ("curves", _draw_curves),
+        ("attention heatmap", _draw_heatmap),
+        ("NDCG by history length", _draw_by_length),
+    ):
         try:
             path = draw(output, report)
         except Exception as error:  # noqa: BLE001 - a plot must never fail a finished run
@@ -247,6 +303,10 @@ def write_plots(
 
 def _draw_curves(output: Any, report: dict[str, Any]) -> Path | None:
     return plot_curves(report, output.root / CURVES)
+
+
+def _draw_by_length(output: Any, report: dict[str, Any]) -> Path | None:
+    return plot_by_history_length(report, output.root / BY_LENGTH)
 
 
 def _draw_heatmap(output: Any, report: dict[str, Any]) -> Path | None:

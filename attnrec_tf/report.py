@@ -18,9 +18,25 @@ from attnrec_tf import atomic
 
 COLUMNS = (("hr@10", "HR@10"), ("ndcg@10", "NDCG@10"), ("mrr", "MRR"))
 
+BY_HISTORY_LENGTH = "by_history_length"
+"""report.json's `metrics` entry of `evaluate.evaluate_by_history_length`."""
 
-def format_table(metrics: dict[str, dict[str, Any]]) -> str:
-    """One row per model/artifact with HR@10, NDCG@10 and MRR."""
+SUMMARIES = (BY_HISTORY_LENGTH,)
+"""Entries of report.json's `metrics` that are not one model's or artifact's metrics."""
+
+
+def artifact_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """report.json's `metrics` without `SUMMARIES`: one metric dict per model or artifact.
+
+    >>> list(artifact_metrics({"keras": {}, "by_history_length": {}, "popularity": {}}))
+    ['keras', 'popularity']
+    """
+    return {name: values for name, values in metrics.items() if name not in SUMMARIES}
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """One row per model/artifact with HR@10, NDCG@10 and MRR (`SUMMARIES` are left out)."""
+    metrics = artifact_metrics(metrics)
     width = max([len("model"), *(len(name) for name in metrics)]) + 2
     lines = ["model".ljust(width) + "".join(title.ljust(8) for _, title in COLUMNS).rstrip()]
     for name, values in metrics.items():

@@ -50,3 +50,89 @@ def test_history_kept_in_the_ranking_when_not_excluded():
     assert kept.window["hr@1"] == 0.5 and kept.window["mrr@2"] == pytest.approx(0.75)
     excluded = evaluate_split_windowed(score_fn, SPLIT, "test", top_k=2, history_length=1)
     assert excluded.window["hr@1"] == 1.0  # item 2 is user 0's history: left out of the rank
+
+
+# --- by history length ----------------------------------------------------------------------
+
+# V = 6. Training sequences (both baselines): items 1..4; item 5 is never trained on.
+TOY = LeaveOneOutSplit(
+    users=np.array([20, 21, 22]),
+    train=[np.array(s, dtype=np.int32) for s in ([1, 2, 3], [2, 3], [3, 4, 4])],
+    valid_targets=np.array([4, 1, 2], dtype=np.int32),
+    test_targets=np.array([5, 4, 1], dtype=np.int32),
+)
+# Test histories: [1, 2, 3, 4] -> 5, [2, 3, 1] -> 4, [3, 4, 4, 2] -> 1 (scored shortest first).
+
+
+def ramp_score_fn(histories):
+    """Scores item j as j, plus 10 for the item after the last one seen (cyclic over 1..5)."""
+    scores = np.tile(np.arange(6, dtype=np.float64), (len(histories), 1))
+    for row, history in enumerate(histories):
+        scores[row, int(history[-1]) % 5 + 1] += 10.0
+    return scores
+
+
+def test_by_history_length_entry_by_hand():
+    from attnrec_tf.evaluate import evaluate_by_history_length
+
+    entry = evaluate_by_history_length(ramp_score_fn, TOY, 6, lengths=[1, None])
+    assert list(entry) == ["lengths", "num_users", "model", "popularity", "item_knn"]
+    assert entry["lengths"] == [1, "all"] and entry["num_users"] == 3
+    # Model: it reads only the last item, the same at every L. [1, 2, 3, 4] -> 5: the only
+    # item outside the history, rank 0. [2, 3, 1] -> 4: the +10 goes to item 2 (history, left
+    # out); item 5 scores 5 > 4, rank 1. [3, 4, 4, 2] -> 1: +10 to item 3 (history); 5 > 1,
+    # rank 1.
+    ndcg = (1 + 2 / np.log2(3)) / 3
+    assert entry["model"]["hr@10"] == [1.0, 1.0]
+    np.testing.assert_allclose(entry["model"]["ndcg@10"], [ndcg, ndcg])
+    # Popularity (training counts 1:1 2:2 3:3 4:2 5:0): every target beats item 5.
+    assert entry["popularity"] == {"hr@10": [1.0, 1.0], "ndcg@10": [1.0, 1.0]}
+    # Item-kNN (cosine co-occurrence, tests/test_metrics.py): at L = 1 user [2,3,1] -> 4 sees
+    # [1], sim(1, 4) = 0 ties item 5 -> rank 1; the others rank 0. With all: every rank is 0.
+    np.testing.assert_allclose(entry["item_knn"]["ndcg@10"], [(2 + 1 / np.log2(3)) / 3, 1.0])
+
+
+def test_by_history_length_samples_users_and_skips_item_knn_on_huge_catalogs(monkeypatch):
+    from attnrec_tf import metrics
+    from attnrec_tf.evaluate import evaluate_by_history_length
+
+    monkeypatch.setattr(metrics, "SIMILARITY_MAX_BYTES", 4 * 6 * 6 - 1)
+    entry = evaluate_by_history_length(ramp_score_fn, TOY, 6, max_users=2, seed=3)
+    assert entry["lengths"] == [1, 3, 5, 10, 20, 50, "all"] and entry["num_users"] == 2
+    assert entry["item_knn"]["skipped"].startswith("catalog of 5 items")
+    assert len(entry["model"]["ndcg@10"]) == len(entry["popularity"]["hr@10"]) == 7
+    again = evaluate_by_history_length(ramp_score_fn, TOY, 6, max_users=2, seed=3)
+    assert again == entry  # a seeded sample
+
+
+class RampModel:
+    """A Keras-free stand-in for `AttentionRecommender` (`keras_score_fn` needs `score`)."""
+
+    max_len = 4
+    vocab_size = 6
+
+    def score(self, batch):
+        import tensorflow as tf
+
+        last = tf.cast(batch[:, -1], tf.int32) % 5 + 1
+        ramp = tf.range(6, dtype=tf.float32)[None, :]
+        return ramp + 10.0 * tf.one_hot(last, 6)
+
+
+def test_evaluate_test_adds_the_entry_beside_the_table_rows():
+    from attnrec_tf.evaluate import evaluate_test
+
+    result = evaluate_test(RampModel(), TOY, sampled_negatives=0)
+    found = result["metrics"]
+    assert list(found) == ["keras", "popularity", "by_history_length"]
+    entry = found["by_history_length"]
+    assert entry["lengths"] == [1, 3, 5, 10, 20, 50, "all"] and entry["num_users"] == 3
+    assert set(entry) == {"lengths", "num_users", "model", "popularity", "item_knn"}
+    for scorer in ("model", "popularity", "item_knn"):
+        assert set(entry[scorer]) == {"hr@10", "ndcg@10"} and len(entry[scorer]["hr@10"]) == 7
+    # Every user evaluated: "all" is the model's own full-ranking row.
+    assert entry["model"]["ndcg@10"][-1] == found["keras"]["ndcg@10"]
+    assert entry["model"]["hr@10"][-1] == found["keras"]["hr@10"]
+    assert entry["popularity"]["ndcg@10"] == [found["popularity"]["ndcg@10"]] * 7
+    without = evaluate_test(RampModel(), TOY, sampled_negatives=0, by_history_length=False)
+    assert list(without["metrics"]) == ["keras", "popularity"]

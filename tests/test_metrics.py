@@ -7,18 +7,24 @@ import pytest
 
 from attnrec_tf.metrics import (
     SCORES_PER_BATCH,
+    SIMILARITY_MAX_BYTES,
     RankingAccumulator,
     batch_size_for_vocab,
+    cooccurrence_similarity,
+    evaluate_by_history_length,
     evaluate_popularity,
     evaluate_scores,
     evaluate_scores_sampled,
     hit_rate,
+    item_knn_scores,
+    last_items,
     list_metrics,
     mrr,
     ndcg,
     popularity_scores,
     rank_of_targets,
     sampled_rank_of_targets,
+    similarity_skip_reason,
     top_k_metrics,
     top_k_result,
     top_k_stable,
@@ -325,3 +331,107 @@ def test_evaluation_batches_hold_about_the_same_number_of_scores_at_any_catalog_
     assert batch_size_for_vocab(3_417) == 256 and batch_size_for_vocab(779_232) == 10
     assert batch_size_for_vocab(10**8) == 8  # never fewer than 8 users
     assert batch_size_for_vocab(779_232) * 779_232 <= SCORES_PER_BATCH
+
+
+# --- by history length: truncation, item-kNN -------------------------------------------------
+
+# Three users' training sequences over items 1..4 (V = 6: item 5 is never trained on).
+TOY_TRAIN = [np.array([1, 2, 3]), np.array([2, 3]), np.array([3, 4, 4])]
+# Users per item: 1 {u0}, 2 {u0, u1}, 3 {u0, u1, u2}, 4 {u2}; so C11 = 1, C22 = 2, C33 = 3,
+# C44 = 1, C12 = 1, C13 = 1, C23 = 2, C34 = 1, C14 = C24 = 0; cosine = Cij / sqrt(Cii Cjj).
+R2, R3, R6 = 1 / np.sqrt(2), 1 / np.sqrt(3), 2 / np.sqrt(6)
+TOY_SIMILARITY = np.array(
+    [
+        [0, 0, 0, 0, 0, 0],
+        [0, 1, R2, R3, 0, 0],
+        [0, R2, 1, R6, 0, 0],
+        [0, R3, R6, 1, R3, 0],
+        [0, 0, 0, R3, 1, 0],
+        [0, 0, 0, 0, 0, 0],
+    ]
+)
+
+
+def test_cooccurrence_similarity_by_hand():
+    similarity = cooccurrence_similarity(TOY_TRAIN, 6)
+    assert similarity.dtype == np.float32
+    np.testing.assert_allclose(similarity, TOY_SIMILARITY, rtol=1e-6)
+
+
+def test_cooccurrence_similarity_does_not_depend_on_the_blocks(monkeypatch):
+    import attnrec_tf.metrics as metrics
+
+    monkeypatch.setattr(metrics, "SCORES_PER_BATCH", 6)  # one user and one item row per block
+    np.testing.assert_allclose(cooccurrence_similarity(TOY_TRAIN, 6), TOY_SIMILARITY, rtol=1e-6)
+
+
+def test_item_knn_scores_sum_the_similarity_of_the_history_items():
+    scores = item_knn_scores(TOY_SIMILARITY.astype(np.float32), [np.array([1, 4]), np.array([])])
+    # Item j: sim(1, j) + sim(4, j); item 3 = 1/sqrt(3) + 1/sqrt(3).
+    np.testing.assert_allclose(scores[0], [0, 1, R2, 2 * R3, 1, 0], rtol=1e-6)
+    assert scores[1].tolist() == [0.0] * 6  # an empty history scores nothing
+
+
+def test_similarity_is_skipped_beyond_a_gigabyte():
+    assert SIMILARITY_MAX_BYTES == 2**30
+    assert similarity_skip_reason(16_384) is None  # 16,384**2 float32 = 1 GiB exactly
+    reason = similarity_skip_reason(16_385)
+    assert reason is not None and reason.startswith("catalog of 16,384 items")
+
+
+def test_last_items_keeps_the_latest_and_passes_short_histories_whole():
+    seen = []
+
+    def record(histories):
+        seen.append([h.tolist() for h in histories])
+        return np.zeros((len(histories), 4))
+
+    histories = [np.array([1, 2, 3]), np.array([2])]
+    last_items(record, 2)(histories)
+    last_items(record, None)(histories)
+    assert seen == [[[2, 3], [2]], [[1, 2, 3], [2]]]
+    with pytest.raises(ValueError, match="length"):
+        last_items(record, 0)
+
+
+def test_by_history_length_scores_the_last_items_and_excludes_the_whole_history():
+    seen: list[list[int]] = []
+    ranking = np.array([0.0, 5.0, 4.0, 3.0, 2.0, 1.0])  # item 1 best, then 2, 3, 4, 5
+
+    def record(histories):
+        seen.extend(h.tolist() for h in histories)
+        return np.tile(ranking, (len(histories), 1))
+
+    # Target 4 is beaten by items 1..3, all in the history: with the whole history left out it
+    # ranks first at every L (had only the last L items been left out, it would not).
+    result = evaluate_by_history_length(
+        {"fixed": record}, [np.array([1, 2, 3])], np.array([4]), lengths=[1, 2, 5, None]
+    )
+    assert result == {"fixed": {"hr@10": [1.0] * 4, "ndcg@10": [1.0] * 4}}
+    assert seen == [[3], [2, 3], [1, 2, 3], [1, 2, 3]]
+
+
+def test_by_history_length_item_knn_by_hand():
+    similarity = TOY_SIMILARITY.astype(np.float32)
+    histories = [np.array([2, 3, 1]), np.array([3, 4, 4, 2])]
+    # User 0, target 4 (candidates 4 and 5, the history left out): from [1] both score 0, a
+    # pessimistic tie -> rank 1; from [2, 3, 1] item 4 scores 1/sqrt(3) > 0 -> rank 0.
+    # User 1, target 1: from [2] item 1 scores 1/sqrt(2) > 0 (item 5) -> rank 0 at every L.
+    result = evaluate_by_history_length(
+        {"item_knn": lambda batch: item_knn_scores(similarity, batch)},
+        histories,
+        np.array([4, 1]),
+        lengths=[1, None],
+        batch_size=1,
+    )
+    expected_ndcg = [(1 / np.log2(3) + 1) / 2, 1.0]
+    assert result["item_knn"]["hr@10"] == [1.0, 1.0]
+    np.testing.assert_allclose(result["item_knn"]["ndcg@10"], expected_ndcg)
+    at_one = evaluate_by_history_length(
+        {"item_knn": lambda batch: item_knn_scores(similarity, batch)},
+        histories,
+        np.array([4, 1]),
+        lengths=[1],
+        k=1,
+    )
+    assert at_one["item_knn"] == {"hr@1": [0.5], "ndcg@1": [0.5]}

@@ -13,10 +13,10 @@ from tests.demo_run import demo_run as build_or_reuse_demo_run
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_training_writes_both_pngs(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_training_writes_the_three_pngs(tmp_path_factory: pytest.TempPathFactory) -> None:
     pytest.importorskip("matplotlib")
     run = build_or_reuse_demo_run(tmp_path_factory)  # trained through `train.main`
-    for name in (plots.CURVES, plots.HEATMAP):
+    for name in (plots.CURVES, plots.HEATMAP, plots.BY_LENGTH):
         data = (run / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, name
 
@@ -75,3 +75,41 @@ def test_curves_get_a_time_to_quality_panel_when_epochs_have_seconds(tmp_path: P
         assert path is not None
         widths.append(struct.unpack(">I", path.read_bytes()[16:20])[0])  # PNG IHDR width
     assert widths[1] == widths[0] * 3 // 2  # a third panel of the same size
+
+
+BY_LENGTH_REPORT = {
+    "dataset": {"name": "synthetic"},
+    "metrics": {
+        "keras": {"ndcg@10": 0.3},
+        "by_history_length": {
+            "lengths": [1, 3, 5, 10, 20, 50, "all"],
+            "num_users": 40,
+            "model": {"hr@10": [0.2] * 7, "ndcg@10": [0.1, 0.15, 0.2, 0.25, 0.3, 0.3, 0.3]},
+            "popularity": {"hr@10": [0.1] * 7, "ndcg@10": [0.05] * 7},
+            "item_knn": {"hr@10": [0.2] * 7, "ndcg@10": [0.2, 0.2, 0.18, 0.15, 0.1, 0.1, 0.1]},
+        },
+    },
+}
+
+
+def test_by_history_length_plot_is_written_with_or_without_item_knn(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    path = plots.plot_by_history_length(BY_LENGTH_REPORT, tmp_path / plots.BY_LENGTH)
+    assert path == tmp_path / plots.BY_LENGTH
+    assert path.read_bytes().startswith(PNG) and path.stat().st_size > 10_000
+    skipped = {**BY_LENGTH_REPORT["metrics"]["by_history_length"], "item_knn": {"skipped": "big"}}
+    report = {"metrics": {"by_history_length": skipped}}
+    assert plots.plot_by_history_length(report, tmp_path / "skipped.png") is not None
+    assert plots.plot_by_history_length({"metrics": {}}, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_write_plots_draws_by_history_length_from_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    from attnrec_tf.run_dir import RunDir
+
+    written = plots.write_plots(RunDir(tmp_path), BY_LENGTH_REPORT)  # no history, no model
+    assert written == [tmp_path / plots.BY_LENGTH]
+    assert "attention heatmap skipped" in capsys.readouterr().out
