@@ -62,11 +62,11 @@ def readme_problems(run: Path, readme: Path) -> list[str]:
     found = []
     for name in README_ROWS:
         values = report["metrics"].get(name, {})
-        printed = [
-            "-" if values.get(key) is None else f"{values[key]:.4f}" for key in COLUMNS
-        ]
+        printed = ["-" if values.get(key) is None else f"{values[key]:.4f}" for key in COLUMNS]
         if shown.get(name) != printed:
-            found.append(f"{readme}: the row {name} shows {shown.get(name)}, the run printed {printed}")
+            found.append(
+                f"{readme}: the row {name} shows {shown.get(name)}, the run printed {printed}"
+            )
     return found
 
 

@@ -38,8 +38,14 @@ class Run:
 
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
-        """Test metrics by model or artifact (`keras`, `popularity`, `saved_model`, ...)."""
-        return dict(self.report.get("metrics", {}))
+        """Test metrics by model or artifact (`keras`, `popularity`, `saved_model`, ...).
+
+        report.json's summaries across artifacts (`metrics.by_history_length`) are left out:
+        read them from `report["metrics"]`.
+        """
+        from attnrec_tf.report import artifact_metrics
+
+        return artifact_metrics(self.report.get("metrics", {}))
 
     @property
     def model(self) -> Path:
