@@ -113,3 +113,64 @@ def test_embedding_scale_multiplies_the_history_embeddings_by_sqrt_dim():
     np.testing.assert_allclose(
         np.asarray(scaled.embed(x, mask)), (items * 4.0 + positions) * mask[..., None], atol=1e-6
     )
+
+
+def _hand_set_pooling_model():
+    """A tiny `pooling` model (5 items, L = 4, D = 2, 2 attention units) with hand-set weights."""
+    model = AttentionRecommender(
+        vocab_size=6, max_len=4, embedding_dim=2, attention_units=2, dropout=0.0
+    )
+    model.build()
+    model.item_embedding.embeddings.assign(
+        [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5], [0.5, -1.0]]
+    )
+    model.positions.embeddings.assign([[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [0.0, -0.1]])
+    pooling = model.pooling
+    pooling.kernel.assign([[1.0, -0.5], [0.5, 2.0]])  # W, (D, units)
+    pooling.bias.assign([0.1, -0.2])  # b
+    pooling.score_kernel.assign([1.5, -1.0])  # v
+    projection = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, -0.5], [0.25, 0.75]], "float32")
+    model.projection.kernel.assign(projection)  # ([u ; h_L]) (2D) -> D
+    model.projection.bias.assign([0.05, -0.05])
+    return model
+
+
+def test_pooling_scores_match_a_numpy_reference_of_the_readme_formula():
+    model = _hand_set_pooling_model()
+    history = np.array([[0, 3, 1, 4], [0, 0, 0, 2], [5, 2, 2, 1]], "int32")
+    E = np.asarray(model.item_embedding.embeddings, "float64")
+    P = np.asarray(model.positions.embeddings, "float64")
+    W, b = np.asarray(model.pooling.kernel, "float64"), np.asarray(model.pooling.bias, "float64")
+    v = np.asarray(model.pooling.score_kernel, "float64")
+    K, c = np.asarray(model.projection.kernel), np.asarray(model.projection.bias)
+    expected = []
+    for row in history:
+        real = row > 0
+        h = E[row] + P  # embed h_1..h_L (L = max_len: positions 0..3)
+        e = np.tanh(h @ W + b) @ v  # e_i = v^T tanh(W h_i + b)
+        a = np.where(real, np.exp(e - e[real].max()), 0.0)
+        a = a / a.sum()  # softmax over the real positions
+        u = (a[:, None] * h).sum(axis=0)  # u = sum a_i h_i
+        u = np.concatenate([u, h[-1]]) @ K + c  # the projection, with the latest state h_L
+        expected.append(u @ E.T)  # scores = u . items^T
+    scores, attention = model.serve_outputs(history)
+    np.testing.assert_allclose(np.asarray(scores), np.array(expected), rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(attention)[history == 0] == 0)
+
+
+def test_loss_denominator_divides_the_summed_loss():
+    """With `loss_denominator` d (length buckets), the loss is sum over real positions / d."""
+    model = _hand_set_pooling_model()
+    x = np.array([[0, 3, 1, 4], [0, 0, 0, 2]], "int32")
+    y = np.array([[3, 1, 4, 5], [0, 0, 2, 3]], "int32")  # next items; 0 = no target
+    user = np.asarray(model(x), "float64")  # (B, L, D)
+    real_items = np.asarray(model.item_embedding.embeddings, "float64")[1:]  # padding left out
+    logits = user[y > 0] @ real_items.T  # (N, V-1)
+    labels = y[y > 0] - 1
+    log_norm = np.log(np.exp(logits).sum(axis=1))
+    per_position = log_norm - logits[np.arange(len(labels)), labels]  # (N,) = 5 positions
+    mean = float(np.asarray(model.compute_loss(x, y, model(x))))
+    np.testing.assert_allclose(mean, per_position.mean(), rtol=1e-6)
+    model.loss_denominator = 8.0
+    summed = float(np.asarray(model.compute_loss(x, y, model(x))))
+    np.testing.assert_allclose(summed, per_position.sum() / 8.0, rtol=1e-6)

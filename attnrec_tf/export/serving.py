@@ -6,7 +6,8 @@ Every exported artifact runs the same graph between its input and the Keras mode
     window = compact_right(x, max_len)               # (B, max_len) real ids packed to the right,
                                                      #   in order, most recent max_len kept
     scores, attention = model.serve_outputs(window)  # (B, V), (B, max_len); the int8 files
-                                                     #   read a per-row int8 table (tflite.py)
+                                                     #   read a per-row int8 table instead
+                                                     #   (`tflite.int8_table_outputs`)
     scores = relu(scores)                            # full-integer int8 files only (see below)
     scores = where(excluded(x), floor, scores)       # every real id of x, and 0, to the bottom
     item_ids, scores = top_k(scores, K)              # (B, K), (B, K)
@@ -46,9 +47,14 @@ compact_right(tf.constant([[1, 2, 3, 4]]), 2).numpy()  # [[3, 4]]
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
+
+ServeOutputs = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+"""`(B, max_len)` window -> `(B, V)` scores and `(B, max_len)` attention, as
+`AttentionRecommender.serve_outputs`."""
 
 RECOMMEND_OUTPUTS = ("item_ids", "scores", "attention")
 """Output names of a recommendation signature, in the order the docs list them."""
@@ -119,7 +125,7 @@ def recommend(
     top_k: int,
     exclude_history: bool = True,
     clip_negative: bool = False,
-    quantized_items: tuple[Any, Any] | None = None,
+    outputs: ServeOutputs | None = None,
 ) -> dict[str, tf.Tensor]:
     """The recommendation graph on vocabulary indices.
 
@@ -133,8 +139,9 @@ def recommend(
             model's window) out of the top-K. Index 0 is always left out.
         clip_negative: Clip the scores at 0 before the top-K (for full-integer quantization;
             see the module docstring). Defaults to `False`.
-        quantized_items: The item table as per-row quantized `(int8 table, scales)`, for the
-            int8 TFLite files (`model.serve_outputs`); None for the float table.
+        outputs: The model's scores and attention of a window; None: `model.serve_outputs`
+            (the int8 TFLite files pass `tflite.int8_table_outputs`, which reads a per-row
+            int8 item table).
 
     Returns:
         `{"item_ids": (B, K) int32 indices, "scores": (B, K) float32,
@@ -143,10 +150,7 @@ def recommend(
     """
     indices = clean_indices(indices, model.vocab_size)  # (B, T)
     window = compact_right(indices, model.max_len)  # (B, L)
-    if quantized_items is None:
-        scores, attention = model.serve_outputs(window)  # (B, V), (B, L)
-    else:
-        scores, attention = model.serve_outputs(window, quantized_items=quantized_items)
+    scores, attention = (outputs or model.serve_outputs)(window)  # (B, V), (B, L)
     scores = tf.cast(scores, tf.float32)
     if clip_negative:
         scores = tf.nn.relu(scores)  # fused into the scoring matmul by the TFLite converter

@@ -1,75 +1,22 @@
 """TFLite conversion (float32, float16, dynamic-range int8, full-integer int8) and op checks.
 
 This module writes and inspects the flatbuffers; `litert.py` runs them. Each file has one
-signature, `serving_default` (`litert.SIGNATURE`):
+signature, `serving_default` (`litert.SIGNATURE`), the graph of `serving.recommend`:
 
 - input `history` (`litert.INPUT`): `[1, H]` int32 vocabulary indices, 0 = padding, oldest
   first, with `H = history_length` (`DEFAULT_HISTORY_LENGTH` = 512, never less than the model's
   `max_len`). Indices outside `1..V-1` are padding; padding may be on either side (compacted in
-  the graph).
-- outputs `item_ids` `[1, K]` int32 vocabulary indices, `scores` `[1, K]` float32 and
-  `attention` `[1, max_len]` float32 (over the compacted window). Every real item of the `H`
+  the graph). The model attends over the last `max_len` real items; every real item of the `H`
   inputs, and index 0, is never among the K.
+- outputs `item_ids` `[1, K]` int32 vocabulary indices, `scores` `[1, K]` float32 and
+  `attention` `[1, max_len]` float32 (over the compacted window).
+- `batched=False` (the Android demo) drops the batch axis: `[H]` -> `[K]`.
 
-The model attends over the last `max_len` real items of the row only; the wider input is there
-for the exclusion: with `H = max_len`, users with long histories get items they saw before the
-window recommended again. The price of the wider input is a top-`max_len` over the `H` keys
-(the compaction) and an `(H + 1)`-row scatter (the mask) in the graph. BENCHMARKS.md has the
-accuracy, latency and size of both choices.
-
-The Android demo variant (`batched=False`) drops the batch axis (`[H]` -> `[K]`), because
-the demo app feeds `int[inputLength]` and reads `int[outputLength]` arrays.
-
-Conversion goes through a SavedModel of the serving graph whose variables the converter
-freezes into constants itself (`write_serving_saved_model`): the frozen `.tflite` must not keep
-resource variables, because `VAR_HANDLE` / `READ_VARIABLE` ops in the file gave NaN scores and a
-garbage top-K under the default XNNPACK delegate (no error), and broke full-int8 calibration;
-`FORBIDDEN_OPS` rejects such a file. Freezing in C++ from the SavedModel's checkpoint, rather than
-with `convert_variables_to_constants_v2` in Python, keeps the frozen graph, and the copies of
-the item tables in it, out of the Python process (BENCHMARKS.md, "Scale", has the export's
-memory). The input and output tensors are renamed after their signature names (`history`,
-`item_ids`, `scores`, `attention`), so Java's `Tensor.name()` is meaningful too.
-
-The two int8 kinds (`QUANTIZED_TABLE_KINDS`) hold the item table once, as an int8 constant
-with a float32 scale per row (`quantize_rows`: symmetric, `scale_r = max |row r| / 127`). The
-history lookup gathers rows and their scales; the scoring multiplies the user vector by the
-cast table and each item's score by its scale (`model.serve_outputs(quantized_items=...)`). Left
-to the converter, the float table that both the `GATHER` and the scoring matmul read was
-quantized once per consumer, two int8 copies: on a large catalog, where the table is most of the
-file, the dynamic-range file came out larger than the float16 one. Per-row scales are what the
-converter gave the scoring matmul's copy (per-channel weights); one scale for the whole table
-would give the items with short rows few levels. The converter keeps `cast(table)` as a `CAST`
-op (not a second constant) that would turn the whole table into a float32 activation on every
-request (and, in the full-integer file, `QUANTIZE` it back); `fold_table_casts` lets the scoring
-`FULLY_CONNECTED` read the int8 constant itself instead, as weights of scale 1, so the lookup
-and the scoring read one int8 tensor. In the full-integer file the scales are quantized too. The
-float kinds keep the float table (float16 stores it as float16).
-
-The full-integer `int8` file differs from the float graph in three ways (BENCHMARKS.md has
-what each one changes in NDCG@10):
-
-- Its `DIV` ops stay float32 (`FLOAT_OPS_IN_INT8`, selective quantization with
-  `tf.lite.experimental.QuantizationDebugger`). LiteRT's int8 `DIV` kernel returns wrong values
-  when the quotient is below about one output step: `(1/255) / 6.93` gives `1.0`, not `0.0006`
-  (reference and optimized kernels alike). The attention softmax divides small exponentials by
-  their sum, so weights that should be ~0 came out as 1 for long histories. The two DIVs
-  (softmax normalisation, genre mean) are tiny, and the rest of the attention is fine in int8
-  (keeping the whole softmax float gained nothing).
-- With causal blocks (`self-attention`, `sasrec`), the LayerNormalization ops stay float32 too
-  (`LAYER_NORM_OPS`): fully quantized, such a model lost most of its accuracy, and keeping the
-  softmax pieces (SUM, EXP, REDUCE_MAX, SELECT_V2, ...) or the attention matmuls in float did
-  not bring it back; keeping the LayerNorm family in float did. The blocks' attention masks
-  like `AttentionPooling` (row-minimum fill, no large negative constant), so the softmax
-  itself quantizes well.
-- Its scores are clipped at 0 (`serving.recommend(clip_negative=True)`), which doubles the int8
-  resolution of the `(1, V)` score tensor where the top-K is decided.
-
-Calibration (`representative_windows`) mixes whole training sequences with random prefixes;
-that keeps the attention output summing to 1. Its accuracy depends little on the mix or on
-the number of windows (`CALIBRATION_WINDOWS`).
-
-The export evaluates each file through `litert.LiteRTRecommender` with
-`metrics.top_k_metrics` (see `export_all.py`).
+Every file holds builtin ops only and no resource variables (`op_problems`), with its input and
+output tensors named after the signature. The int8 kinds (`QUANTIZED_TABLE_KINDS`) hold the item
+table once, as a per-row int8 constant (`quantize_rows`, `int8_table_outputs`); the full-integer
+`int8` file keeps `float_ops_in_int8(model)` in float32 and clips its scores at 0. Why each of
+these choices was made, with measurements: docs/tflite-notes.md.
 
 Example:
 
@@ -107,13 +54,13 @@ DEFAULT_HISTORY_LENGTH = 512
 """Width `H` of the `history` input when none is asked for (or `max_len`, if that is larger)."""
 FLOAT_OPS_IN_INT8 = ("DIV",)
 """Builtin ops kept in float32 in the full-integer file (LiteRT's int8 DIV is wrong for small
-quotients, see the module docstring)."""
+quotients, see docs/tflite-notes.md)."""
 TFLITE_FILE_IDENTIFIER = b"TFL3"
 """The flatbuffer file identifier of a `.tflite` model (the schema's `file_identifier`)."""
 LAYER_NORM_OPS = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT", "SUB", "MUL", "ADD")
 """The ops of LayerNormalization, also kept in float32 in the int8 file of a model with causal
 blocks (`self-attention`, `sasrec`): quantized, the per-position mean and variance of a
-64-wide state lose the model (see the module docstring)."""
+64-wide state lose the model (see docs/tflite-notes.md)."""
 
 
 def float_ops_in_int8(model: Any) -> tuple[str, ...]:
@@ -224,25 +171,53 @@ def write_serving_saved_model(
     # The backend variables the graph reads, tracked so that they are saved and frozen (with
     # only the Keras model tracked, the file kept VAR_HANDLE ops and none of the weights).
     holder.weights = [getattr(weight, "value", weight) for weight in model.weights]
-    quantized = None
+    outputs = None
     if quantize_items:
         table, scales = quantize_rows(np.asarray(model.item_representations(), np.float32))
         holder.item_table = tf.Variable(table, trainable=False, name="item_table_int8")
         holder.item_scales = tf.Variable(scales, trainable=False, name="item_scales")
-        quantized = (holder.item_table, holder.item_scales)
+        outputs = partial(int8_table_outputs, model, holder.item_table, holder.item_scales)
         del table, scales
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
     def serve(history: tf.Tensor) -> dict[str, tf.Tensor]:
         batch = history if batched else history[None, :]
         out = serving.recommend(
-            model, batch, top_k=top_k, clip_negative=clip_negative, quantized_items=quantized
+            model, batch, top_k=top_k, clip_negative=clip_negative, outputs=outputs
         )
         return out if batched else {name: value[0] for name, value in out.items()}
 
     signatures = {SIGNATURE: serve.get_concrete_function()}
     tf.saved_model.save(holder, str(folder), signatures=signatures)
     return Path(folder)
+
+
+def int8_table_outputs(model: Any, table: Any, scales: Any, window: Any) -> tuple[Any, Any]:
+    """`model.serve_outputs(window)` with the item table read from its per-row int8 form.
+
+    The history lookup and the scoring both read the one `(V, D)` int8 `table` (with its
+    `(V,)` float32 `scales`, `quantize_rows`), so the file holds the item table once.
+
+    Args:
+        model: The `AttentionRecommender`.
+        table: `(V, D)` int8, row `r` standing for `table[r] * scales[r]`.
+        scales: `(V,)` float32.
+        window: `(B, max_len)` int item indices, left-padded.
+
+    Returns:
+        `(scores, attention)`: `(B, V)` and `(B, max_len)` float32, as `serve_outputs`.
+    """
+    from keras import ops
+
+    def lookup(indices: Any) -> Any:  # (B, L) -> (B, L, D) dequantized rows
+        rows = ops.cast(ops.take(table, indices, axis=0), "float32")
+        return rows * ops.expand_dims(ops.take(scales, indices, axis=0), -1)
+
+    user, attention = model.encode(window, training=False, lookup=lookup)  # (B, L, D)
+    last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
+    scores = ops.matmul(last_user, ops.transpose(ops.cast(table, "float32")))  # (B, V)
+    scores = scores * ops.expand_dims(scales, 0)  # each column's row scale
+    return scores, ops.cast(attention[:, -1, :], "float32")  # (B, V), (B, L)
 
 
 def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

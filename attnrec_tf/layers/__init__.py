@@ -1,8 +1,9 @@
-"""Custom Keras layers of attnrec_tf, one public class per module."""
+"""Custom Keras layers of attnrec_tf, one public class per module, and their masking helpers."""
 
 from __future__ import annotations
 
 from attnrec_tf.layers.attention_pooling import AttentionPooling
 from attnrec_tf.layers.causal_self_attention import CausalSelfAttentionBlock
+from attnrec_tf.layers.masking import causal_mask, masked_softmax
 
-__all__ = ["AttentionPooling", "CausalSelfAttentionBlock"]
+__all__ = ["AttentionPooling", "CausalSelfAttentionBlock", "causal_mask", "masked_softmax"]

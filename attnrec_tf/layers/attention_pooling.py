@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from attnrec_tf.layers.masking import causal_mask, masked_softmax
+
 
 @keras.saving.register_keras_serializable(package="attnrec_tf")
 class AttentionPooling(keras.layers.Layer):
@@ -138,16 +140,13 @@ class AttentionPooling(keras.layers.Layer):
         if mask is None:
             # Keras fills `mask` in only when `inputs` is the sole tensor argument.
             mask = getattr(inputs, "_keras_mask", None)
-        seq_len = ops.shape(inputs)[1]
         if mask is None:
             mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
         mask = ops.cast(mask, "bool")  # (B, L)
 
         scores = self._calculate_scores(inputs, query)  # (B, L)
         if self.causal:
-            positions = ops.arange(seq_len)
-            past = positions[:, None] >= positions[None, :]  # (L, L), row t: i <= t
-            valid = ops.logical_and(ops.expand_dims(past, 0), ops.expand_dims(mask, 1))  # (B, L, L)
+            valid = causal_mask(ops.shape(inputs)[1], mask)  # (B, L, L), row t: real i <= t
         else:
             valid = ops.expand_dims(mask, 1)  # (B, 1, L)
         outputs, weights = self._apply_scores(scores, valid, inputs, training)
@@ -167,22 +166,13 @@ class AttentionPooling(keras.layers.Layer):
         return ops.matmul(ops.tanh(hidden), self.score_kernel)  # (B, L)
 
     def _apply_scores(self, scores, valid, inputs, training):
-        """Masked softmax of `scores` broadcast to `valid` (B, T, L), then `weights @ inputs`.
+        """Masked softmax of `scores` (B, L) under `valid` (B, T, L), then `weights @ inputs`.
 
-        Padding takes the row's smallest score instead of a large negative constant, so the
-        softmax never sees values outside the scores' own range: it is exact in float16 and
-        keeps a quantised (int8) graph's scale fine. The mask then zeroes padding exactly.
+        The softmax is `masked_softmax` with the row-minimum fill: padding takes the row's
+        smallest score instead of a large negative constant (exact in float16, and a quantised
+        int8 graph keeps its scale); the mask then zeroes padding exactly.
         """
-        full = ops.broadcast_to(ops.expand_dims(scores, 1), ops.shape(valid))  # (B, T, L)
-        floor = ops.expand_dims(ops.min(scores, axis=-1, keepdims=True), 1)  # (B, 1, 1)
-        masked = ops.where(valid, full, floor)
-        # Softmax written out (`ops.softmax` warns on the length-1 axis of a one-item history).
-        exp = ops.exp(masked - ops.max(masked, axis=-1, keepdims=True)) * ops.cast(
-            valid, scores.dtype
-        )
-        total = ops.sum(exp, axis=-1, keepdims=True)  # >= 1 when the row has a real position
-        # A row without real positions has total 0 and gets all-zero weights.
-        weights = exp / ops.where(total > 0, total, ops.ones_like(total))
+        weights = masked_softmax(ops.expand_dims(scores, 1), valid)  # (B, T, L)
         dropped = self._dropout_layer(weights, training=training)
         return ops.matmul(dropped, inputs), weights  # (B, T, D), (B, T, L)
 

@@ -1,10 +1,10 @@
 """Causal self-attention written with `keras.ops`, and the pre-norm encoder block built on it.
 
 `CausalSelfAttention` is scaled dot-product attention over the past and present positions of a
-sequence. Its masked softmax is the one of `AttentionPooling`: a masked position takes the row's
-smallest score instead of a large negative constant, so no value outside the scores' own range
-ever enters the graph. That keeps a full-integer (int8) TFLite graph's scales fine, which Keras's
-`MultiHeadAttention` (a large negative added inside its softmax) does not.
+sequence: `softmax(Q K^T / sqrt(W))` masked by `masking.causal_mask`, then `@ V`. Its inference
+softmax is `masking.masked_softmax` with the row-minimum fill (no large negative constant in an
+int8 graph, unlike Keras's `MultiHeadAttention`); in training it is Keras's fused softmax over
+scores masked with a large negative (`fill="large_negative"`), equal on every query with a real key.
 """
 
 from __future__ import annotations
@@ -14,35 +14,7 @@ from typing import Any
 import keras
 from keras import ops
 
-
-def masked_softmax(scores: Any, valid: Any) -> Any:
-    """Softmax of `scores` over the last axis where `valid`, exactly 0 elsewhere.
-
-    A row with no valid entry gets all-zero weights. Masked entries take the row's minimum
-    before the exponential, so no large constant enters the graph (int8-friendly).
-
-    Args:
-        scores: `(..., L)` float tensor.
-        valid: bool tensor broadcastable to `scores`.
-
-    Returns:
-        Weights of the shape of `scores`.
-    """
-    valid = ops.broadcast_to(valid, ops.shape(scores))
-    floor = ops.min(scores, axis=-1, keepdims=True)
-    masked = ops.where(valid, scores, floor)
-    exp = ops.exp(masked - ops.max(masked, axis=-1, keepdims=True)) * ops.cast(valid, scores.dtype)
-    total = ops.sum(exp, axis=-1, keepdims=True)
-    return exp / ops.where(total > 0, total, ops.ones_like(total))
-
-
-def causal_valid(mask: Any, length: Any) -> Any:
-    """`(B or 1, L, L)` bool: query t may attend to key i when `i <= t` and key i is real."""
-    positions = ops.arange(length)
-    past = ops.expand_dims(positions[:, None] >= positions[None, :], 0)  # (1, L, L)
-    if mask is None:
-        return past
-    return ops.logical_and(past, ops.expand_dims(ops.cast(mask, "bool"), 1))
+from attnrec_tf.layers.masking import causal_mask, masked_softmax
 
 
 def _check_heads_and_dropout(num_heads: Any, dropout: Any) -> None:
@@ -127,13 +99,12 @@ class CausalSelfAttention(keras.layers.Layer):
                 for t in (query, key, value)
             )  # (B, H, L, W)
         scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * (1.0 / float(width) ** 0.5)
-        valid = causal_valid(mask, length)  # (B, L, L)
+        valid = causal_mask(length, mask)  # (B, L, L)
         if heads > 1:
-            valid = ops.expand_dims(valid, 1)
-        if training:  # one fused softmax kernel; equal on every query with a real key
-            weights = ops.softmax(ops.where(valid, scores, ops.full_like(scores, -1e9)), axis=-1)
-        else:  # no large constant in an inference graph (int8 export)
-            weights = masked_softmax(scores, valid)
+            valid = ops.expand_dims(valid, 1)  # (B, 1, L, L)
+        # training: one fused softmax kernel; inference: no large constant (int8 export)
+        fill = "large_negative" if training else "minimum"
+        weights = masked_softmax(scores, valid, fill=fill)  # (B, [H,] L, L)
         attended = ops.matmul(self._dropout_layer(weights, training=training), value)
         if heads > 1:
             attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (batch, length, dim))

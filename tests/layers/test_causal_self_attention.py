@@ -2,11 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from attnrec_tf.layers.causal_self_attention import (
-    CausalSelfAttention,
-    CausalSelfAttentionBlock,
-    masked_softmax,
-)
+from attnrec_tf.layers.causal_self_attention import CausalSelfAttention, CausalSelfAttentionBlock
 from tests.layers.contract import check_layer_contract
 
 
@@ -90,17 +86,6 @@ def test_training_softmax_equals_inference_softmax_on_real_queries():
     serve, _ = layer(x, mask=mask, training=False)
     np.testing.assert_allclose(np.asarray(train)[0, 2:], np.asarray(serve)[0, 2:], atol=1e-6)
     np.testing.assert_allclose(np.asarray(train)[1], np.asarray(serve)[1], atol=1e-6)
-
-
-def test_masked_softmax_uses_no_large_constant():
-    scores = np.array([[3.0, -2.0, 0.5]], "float32")
-    valid = np.array([[True, False, True]])
-    weights = np.asarray(masked_softmax(scores, valid))
-    expected = np.exp([3.0, 0.5]) / np.exp([3.0, 0.5]).sum()
-    np.testing.assert_allclose(weights[0, [0, 2]], expected, rtol=1e-6)
-    assert weights[0, 1] == 0
-    none = np.asarray(masked_softmax(scores, np.zeros_like(valid)))
-    assert np.all(none == 0)
 
 
 def test_attention_layer_round_trip(tmp_path):

@@ -1,23 +1,22 @@
-"""The attention recommender: history -> user vector -> scores over the whole catalog.
+"""`AttentionRecommender`: history -> user vector -> scores over the whole catalog.
 
-Data flow for a batch of left-padded histories `x` of shape (B, L) (0 = padding):
+For a batch of left-padded histories `x` `(B, L)` (0 = padding), with `items` the `(V, D)` item
+representations and `h` the encoder's history states (`encoder.py`):
 
-    items  = E + mean(genre embeddings)             # (V, D) item representations, row 0 = padding
-    h      = items[x] + P[recency]                   # (B, L, D) history embeddings (+ positions)
-    h      = blocks(h)                               # "self-attention" and "sasrec": causal blocks
-    u_t    = AttentionPooling_causal(h)[t]           # (B, L, D) user vector after each position t
-    u_t    = Dense([u_t ; h_t])                      # projection, with the current state (STAMP)
-    s_t    = u_t . items^T                           # (B, L, V) scores (tied with the input table)
+    h, A   = encoder(x)                           # (B, L, D) states, (B, L, L) block attention
+    u_t    = head(h)[t]                           # (B, L, D) user vector after each position t
+    u_t    = Dense([u_t ; h_t])                   # (B, L, D) projection, with the current state
+    s_t    = u_t . items^T                        # (B, L, V) scores (tied with the input table)
 
-Variant `sasrec` has no pooling head: `u_t = h_t`, the block output at position t (SASRec).
-Positions are indexed by recency (the latest item always takes the last position embedding), so a
-batch narrower than `max_len` (length bucketing in training) computes exactly what the full-width
-left-padded batch would.
+The head (`heads.py`) of the default variant `pooling` is the causal `AttentionPooling`:
+`u_t = sum_{i <= t} a_{t,i} h_i`, `a_{t,.} = softmax over real i <= t of v^T tanh(W h_i + b)`.
+Variant `self-attention` puts causal blocks before it; `sasrec` has no head (`u_t = h_t`, the
+last block's output, no projection); `mean` and `last` are baselines.
 
-Training uses every position at once: softmax cross-entropy of `s_t` against the next item
-`x_{t+1}` over the whole catalog (padding positions are skipped). Serving reads the last position,
-whose causal pooling covers the whole history, so `u_L = sum_i a_i h_i` with
-`a = softmax(v^T tanh(W h_i + b))` over the real positions.
+Training uses every position at once (`compute_loss`): softmax cross-entropy of `s_t` against
+the next item `x_{t+1}` over the whole catalog, or a sampled softmax with logQ correction;
+padding positions are skipped. Serving reads the last position (`serve_outputs`), whose causal
+head covers the whole history.
 
 Example:
 
@@ -41,11 +40,12 @@ from keras import ops
 from attnrec_tf import losses
 from attnrec_tf.config import VARIANTS, Config
 from attnrec_tf.layers.attention_pooling import AttentionPooling
-from attnrec_tf.layers.causal_self_attention import CausalSelfAttentionBlock
+from attnrec_tf.model import heads
+from attnrec_tf.model.encoder import Lookup, SequenceEncoder
 
 
 @keras.saving.register_keras_serializable(package="attnrec_tf")
-class AttentionRecommender(keras.Model):
+class AttentionRecommender(SequenceEncoder, keras.Model):
     """Next-item recommender with an `AttentionPooling` head.
 
     Args:
@@ -130,84 +130,26 @@ class AttentionRecommender(keras.Model):
         self.loss_type = loss
         self.num_negatives = num_negatives
         self.loss_denominator: float | None = None  # see `compute_loss`; set by training
-        self._make_input_layers()
         self._make_encoder_layers()
+        self._make_head_layers()
 
-    def _make_input_layers(self) -> None:
-        """The item table, the feature projection and position table (when on), input dropout."""
-        embedding_dim, embedding_init_std = self.embedding_dim, self.embedding_init_std
-        self.item_embedding = keras.layers.Embedding(
-            self.vocab_size,
-            embedding_dim,
-            embeddings_initializer=keras.initializers.TruncatedNormal(stddev=embedding_init_std),
-            name="item_embedding",
-        )
-        self.feature_projection = (
-            keras.layers.Dense(
-                embedding_dim,
-                use_bias=False,
-                kernel_initializer=keras.initializers.TruncatedNormal(stddev=embedding_init_std),
-                name="feature_projection",
-            )
-            if self.num_item_features
-            else None
-        )
-        self.positions = (
-            keras.layers.Embedding(
-                self.max_len,
-                embedding_dim,
-                embeddings_initializer=keras.initializers.TruncatedNormal(
-                    stddev=embedding_init_std
-                ),
-                name="position_embedding",
-            )
-            if self.position_embedding
-            else None
-        )
-        self.input_dropout = keras.layers.Dropout(self.dropout)
-
-    def _make_encoder_layers(self) -> None:
-        """The causal blocks and final norm, the pooling head and the user projection (each
-        only in the variants that have it)."""
-        variant = self.variant
-        dense_init = (
-            keras.initializers.TruncatedNormal(stddev=self.dense_init_std)
-            if self.dense_init_std > 0
-            else "glorot_uniform"
-        )
-        self.blocks = [
-            CausalSelfAttentionBlock(
-                num_heads=self.num_heads,
-                dropout=self.dropout,
-                kernel_initializer=dense_init,
-                norm=self.block_norm,
-                name=f"block_{i}",
-            )
-            for i in range(self.num_blocks)
-        ]
-        self.final_norm = (
-            keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
-            if self.blocks
-            else None
-        )
-        self.pooling = (
-            AttentionPooling(
+    def _make_head_layers(self) -> None:
+        """The pooling head and the user projection (each only in the variants that have it)."""
+        self.pooling = None
+        if self.variant in ("pooling", "self-attention"):
+            self.pooling = AttentionPooling(
                 units=self.attention_units,
                 causal=True,
                 return_attention_scores=True,
                 dropout=self.attention_dropout,
                 name="attention_pooling",
             )
-            if variant in ("pooling", "self-attention")
-            else None
-        )
-        self.projection = (
-            None
-            if variant == "sasrec"
-            else keras.layers.Dense(self.embedding_dim, name="user_projection")
-        )
+        self.projection = None
+        if self.variant != "sasrec":
+            self.projection = keras.layers.Dense(self.embedding_dim, name="user_projection")
 
     def build(self, input_shape: Any = None) -> None:
+        # The weights in creation order (the seeded initialisers depend on it).
         self.item_features = self.add_weight(
             shape=(self.vocab_size, self.num_item_features),
             initializer="zeros",
@@ -223,16 +165,8 @@ class AttentionRecommender(keras.Model):
         self.loss_seed = self.add_weight(
             shape=(2,), initializer="zeros", dtype="int32", trainable=False, name="loss_seed"
         )
-        self.item_embedding.build((None,))
+        self._build_encoder_layers()
         dim = self.embedding_dim
-        if self.feature_projection is not None:
-            self.feature_projection.build((None, self.num_item_features))
-        if self.positions is not None:
-            self.positions.build((None,))
-        for block in self.blocks:
-            block.build((None, self.max_len, dim))
-        if self.final_norm is not None:
-            self.final_norm.build((None, self.max_len, dim))
         if self.pooling is not None:
             self.pooling.build((None, self.max_len, dim))
         if self.projection is not None:
@@ -258,160 +192,73 @@ class AttentionRecommender(keras.Model):
         log_q[0] = -1e9
         self.item_log_q.assign(log_q.astype("float32"))
 
-    # -- representations ---------------------------------------------------------------------
-
-    def item_representations(self, indices: Any = None) -> Any:
-        """Item embedding plus the mean of its feature embeddings.
-
-        Args:
-            indices: optional int tensor of item indices; None means the whole catalog.
-
-        Returns:
-            `(vocab_size, D)`, or `indices.shape + (D,)`.
-        """
-        if indices is None:
-            items = self.item_embedding.embeddings
-            features = self.item_features
-        else:
-            items = ops.take(self.item_embedding.embeddings, indices, axis=0)
-            features = ops.take(self.item_features, indices, axis=0)
-        if self.feature_projection is not None:
-            counts = ops.maximum(ops.sum(features, axis=-1, keepdims=True), 1.0)
-            items = items + self.feature_projection(features / counts)
-        return items
-
-    def _clean(self, history: Any) -> Any:
-        """Out-of-range indices (negative or >= vocab_size) become padding."""
-        valid = ops.logical_and(history > 0, history < self.vocab_size)  # before any cast
-        history = ops.cast(ops.where(valid, history, ops.zeros_like(history)), "int32")
-        return history
+    # -- the forward pass ----------------------------------------------------------------------
 
     def encode(
-        self, history: Any, training: bool | None = None, items: Any = None
+        self, history: Any, training: bool | None = None, lookup: Lookup | None = None
     ) -> tuple[Any, Any]:
         """User vectors after every position, and the attention behind them.
 
         Args:
-            history: `(B, L)` int item indices, left-padded with 0, `L <= max_len`.
+            history: `(B, L)` int item indices, left-padded with 0, `L <= max_len`; out-of-range
+                indices are padding.
             training: Python bool.
-            items: `item_representations()` of the whole catalog, when the caller has it: the
-                history rows are then gathered from it (the same numbers), so that an exported
-                graph holds one item table for both the lookup and the scoring. Also a
-                per-row quantized `(table, scales)` pair (see `serve_outputs`).
+            lookup: indices -> item rows, when the caller holds the item table (see `embed`).
 
         Returns:
             `(user, attention)`: `(B, L, D)` user vectors (row t covers positions <= t) and
             `(B, L, L)` attention weights (row t over positions <= t): the pooling's, or for
             `sasrec` the last block's self-attention (averaged over heads).
         """
-        history = self._clean(history)
+        history = self._clean(history)  # (B, L)
         mask = history > 0  # (B, L)
-        h = self.embed(history, mask, training=training, items=items)
-        h, attention = self.contextualize(h, mask, training=training)
-        return self.head(h, mask, attention, training=training)
-
-    def embed(
-        self, history: Any, mask: Any, training: bool | None = None, items: Any = None
-    ) -> Any:
-        """`(B, L, D)` item representations plus recency positions, dropout, padding zeroed.
-
-        `items`: the whole catalog's `item_representations()` to gather from, or its
-        per-row quantized `(table, scales)` (see `encode` and `serve_outputs`).
-        """
-        h = ops.cast(self._item_rows(history, items), self.compute_dtype)  # (B, L, D)
-        if self.embedding_scale:
-            h = h * float(self.embedding_dim) ** 0.5
-        if self.positions is not None:
-            h = h + ops.cast(self.positions(self._position_indices(mask)), self.compute_dtype)
-        return self.input_dropout(h, training=training) * ops.expand_dims(
-            ops.cast(mask, h.dtype), -1
-        )
-
-    def _item_rows(self, history: Any, items: Any) -> Any:
-        """`history.shape + (D,)` item rows: computed (`items` None), gathered from the
-        `(V, D)` table `items`, or dequantized from the rows of a `(table, scales)` pair."""
-        if items is None:
-            return self.item_representations(history)
-        if isinstance(items, tuple):
-            table, scales = items
-            rows = ops.cast(ops.take(table, history, axis=0), "float32")
-            return rows * ops.expand_dims(ops.take(scales, history, axis=0), -1)
-        return ops.take(items, history, axis=0)
-
-    def _position_indices(self, mask: Any) -> Any:
-        """`(B, L)` or `(1, L)` position of each column: from the latest item (`max_len - 1`)
-        back, or with `absolute_positions` from the oldest real item of the row (0) on."""
-        if self.absolute_positions:
-            return ops.maximum(ops.cumsum(ops.cast(mask, "int32"), axis=1) - 1, 0)
-        length = ops.shape(mask)[1]
-        return ops.arange(self.max_len - length, self.max_len)[None, :]
-
-    def contextualize(self, h: Any, mask: Any, training: bool | None = None) -> tuple[Any, Any]:
-        """The causal blocks and final norm (identity without blocks); `(h, last weights)`."""
-        weights = None
-        for block in self.blocks:
-            h, weights = block(h, mask=mask, training=training, return_attention_scores=True)
-        if self.final_norm is not None:
-            h = self.final_norm(h) * ops.expand_dims(ops.cast(mask, h.dtype), -1)
-        return h, weights
+        h = self.embed(history, mask, training=training, lookup=lookup)  # (B, L, D)
+        h, block_attention = self.contextualize(h, mask, training=training)  # (B, L, D)
+        return self.head(h, mask, block_attention, training=training)
 
     def head(
         self, h: Any, mask: Any, block_attention: Any, training: bool | None = None
     ) -> tuple[Any, Any]:
-        """History states -> `(user vectors (B, L, D), attention (B, L, L))` of the variant."""
-        float_mask = ops.expand_dims(ops.cast(mask, h.dtype), -1)  # (B, L, 1)
+        """History states `(B, L, D)` -> `(user vectors (B, L, D), attention (B, L, L))`."""
         if self.variant == "sasrec" and block_attention is not None:
-            return h, block_attention
+            return heads.sasrec_head(h, block_attention)
         if self.pooling is not None:
-            user, attention = self.pooling(h, mask=mask, training=training)  # (B,L,D), (B,L,L)
+            user, attention = heads.attention_pooling_head(self.pooling, h, mask, training)
         elif self.variant == "mean":
-            counts = ops.maximum(ops.cumsum(float_mask, axis=1), 1.0)  # (B, L, 1)
-            user = ops.cumsum(h, axis=1) / counts
-            causal = ops.tril(ops.ones((ops.shape(h)[1], ops.shape(h)[1]), h.dtype))
-            weights = ops.expand_dims(causal, 0) * ops.transpose(float_mask, (0, 2, 1))
-            attention = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1.0)
+            user, attention = heads.mean_head(h, mask)
         else:  # "last" (and "sasrec" without blocks): a function of the latest item only
-            user = h
-            eye = ops.eye(ops.shape(h)[1], dtype=h.dtype)
-            attention = ops.expand_dims(eye, 0) * ops.transpose(float_mask, (0, 2, 1))
+            user, attention = heads.last_head(h, mask)
         if self.concat_last:
             user = ops.concatenate([user, h], axis=-1)  # (B, L, 2D)
         if self.projection is None:
             return user, attention
-        return self.projection(user), attention
+        return self.projection(user), attention  # (B, L, D), (B, L, L)
 
     def call(self, history: Any, training: bool | None = None) -> Any:
         """`(B, L, D)` user vectors after every position (see `encode`)."""
         user, _ = self.encode(history, training=training)
         return user
 
-    def serve_outputs(
-        self, history: Any, quantized_items: tuple[Any, Any] | None = None
-    ) -> tuple[Any, Any]:
+    def serve_outputs(self, history: Any) -> tuple[Any, Any]:
         """Scores over the catalog and attention over the history, at the last position.
+
+        The history rows are gathered from the same `(V, D)` table the scores are computed
+        with, so that an exported graph holds the item table once.
 
         Args:
             history: `(B, L)` int item indices, left-padded with 0 (out-of-range = padding).
-            quantized_items: `(table, scales)`, the item representations quantized per row:
-                `(vocab_size, D)` int8 and `(vocab_size,)` float32 with row `r` standing for
-                `table[r] * scales[r]`. The history lookup and the scoring then both read this
-                one int8 table (a quantized export's). None: the float
-                `item_representations()`, one table for both too.
 
         Returns:
             `(scores, attention)`: `(B, vocab_size)` float32 raw scores (column 0 is the
             padding index and must be ignored) and `(B, L)` attention weights.
         """
-        items = self.item_representations() if quantized_items is None else quantized_items
-        user, attention = self.encode(history, training=False, items=items)
+        items = self.item_representations()  # (V, D)
+        user, attention = self.encode(
+            history, training=False, lookup=lambda indices: ops.take(items, indices, axis=0)
+        )
         last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
-        if quantized_items is None:
-            scores = ops.matmul(last_user, ops.transpose(ops.cast(items, "float32")))  # (B, V)
-        else:
-            table, scales = quantized_items
-            scores = ops.matmul(last_user, ops.transpose(ops.cast(table, "float32")))
-            scores = scores * ops.expand_dims(scales, 0)  # (B, V), each column's row scale
-        return scores, ops.cast(attention[:, -1, :], "float32")
+        scores = ops.matmul(last_user, ops.transpose(ops.cast(items, "float32")))  # (B, V)
+        return scores, ops.cast(attention[:, -1, :], "float32")  # (B, V), (B, L)
 
     def score(self, history: Any) -> Any:
         """`(B, vocab_size)` scores at the last position (column 0 = padding)."""
