@@ -179,14 +179,10 @@ def quiet_tensorflow() -> None:
 def release_freed_tensor_memory() -> None:
     """Puts TensorFlow's CPU tensors on the system allocator, unless the user chose one.
 
-    `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`. With oneDNN on (the default), CPU tensors come from
-    TensorFlow's oneDNN allocator, which pools every buffer it frees and never returns one to
-    the system: a process keeps the largest working set of each step resident under the next
-    one's (the SavedModel evaluation's under the TFLite conversion's). The computed values are
-    the same, but large-catalog training steps are slower on the system allocator
-    (BENCHMARKS.md, "Scale"), so only `python -m attnrec_tf.export` sets it.
-
-    Takes effect only if called before TensorFlow is imported.
+    Sets `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1` when it is not set, so freed CPU tensor memory
+    goes back to the system; the computed values are the same. Only `python -m
+    attnrec_tf.export` calls it (why: docs/notes/data-evaluation.md). Takes effect only if
+    called before TensorFlow is imported.
     """
     os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 

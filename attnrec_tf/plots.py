@@ -1,9 +1,8 @@
 """PNG plots of a finished run: learning curves, attention, and accuracy by history length.
 
 Written by `python -m attnrec_tf.train` at the end of a run (and by `python -m attnrec_tf.plots
---output-dir RUN` for an existing one). matplotlib is a dependency of the package; when it is
-missing anyway (`pip install --no-deps`), training prints one line naming `pip install matplotlib`
-and is otherwise unaffected, and `python -m attnrec_tf.plots` exits with that error.
+--output-dir RUN` for an existing one). Without matplotlib, training prints one line naming
+`pip install matplotlib` and goes on; `python -m attnrec_tf.plots` exits with that error.
 
 ```
 <output-dir>/training_curves.png     training loss and validation NDCG@10 (and HR@10) per epoch,
@@ -14,9 +13,6 @@ and is otherwise unaffected, and `python -m attnrec_tf.plots` exits with that er
                                      given only the last L history items (report.json's
                                      `metrics.by_history_length`)
 ```
-
-matplotlib is used through its object-oriented API (`Figure` + the Agg canvas), so no pyplot
-state or display backend is involved.
 
 Example:
 

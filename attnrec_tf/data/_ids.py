@@ -1,8 +1,7 @@
 """Raw id arrays: normalisation and factorisation (private helper of vocabulary and sequences).
 
 Raw ids are either int64 arrays or object arrays of Python `str`; never a mix. `factorize`
-turns ids into dense codes 0..k-1 in sorted id order, with counts and first positions, without a
-per-row Python loop for integers (strings use one dict pass, which is faster than sorting them).
+turns ids into dense codes 0..k-1 in sorted id order, with counts and first positions.
 
 Example:
     >>> import numpy as np

@@ -1,17 +1,8 @@
 """Fast reading of delimited text files into columns (private helper of the readers).
 
-The readers in `interactions.py` and `movielens.py` share this code. It is written for files of
-millions of rows without pandas:
-
-* the file is read in blocks of about 32 MB, each cut at a line end (and never inside a quoted
-  field), so memory stays bounded on MovieLens-25M;
-* a block without quotes is split with two `str.split` calls, and its field counts are checked
-  with one `str.count` per line; a block with quotes goes through the `csv` module;
-* numbers are parsed with `map(int, ...)` / `map(float, ...)` into `np.fromiter`;
-* the garbage collector is paused while millions of small strings are alive (`gc_paused`),
-  which alone makes the split three times faster.
-
-Every error names the file and the 1-based line, e.g. ``ratings.csv line 17: expected 4 fields
+The readers in `interactions.py` and `movielens.py` share this code. A file is read in blocks
+of about 32 MB, each cut at a line end and never inside a quoted field, so memory stays bounded
+(how it is fast: docs/notes/data-evaluation.md). Every error names the file and the 1-based line, e.g. ``ratings.csv line 17: expected 4 fields
 separated by ',', got 3``.
 
 Example:

@@ -10,14 +10,10 @@ network is not used. Otherwise:
 3. the zip is extracted into a temporary folder next to the final one and renamed into place in
    one step, so an interrupted run never leaves a folder that looks complete.
 
-Progress goes to stderr: a line naming the URL and the cache folder, then the package's progress
-bar (`attnrec_tf.progress`: the bytes, the rate and the ETA, redrawn in place on a terminal, a
-plain line every 10 s otherwise, for logs), and a last line saying where the data is cached.
-A cache hit prints one line naming the cached folder.
-
-Pinned SHA-256 digests come from TensorFlow Datasets' `url_checksums/movielens.txt`; releases
-whose digest is not known from a trustworthy source (ML-10M) and the ones GroupLens regenerates
-(ml-latest, ml-latest-small) have None and rely on the MD5 alone.
+Progress goes to stderr: a line naming the URL and the cache folder, the package's progress bar
+(`attnrec_tf.progress`), and a line saying where the data is cached; a cache hit prints one line
+naming the cached folder. A release with no pinned SHA-256 (`KnownDataset.sha256` None) relies
+on the MD5 alone (where the pins come from: docs/notes/data-evaluation.md).
 
 MovieLens is for research use only and may not be redistributed; see the README inside each
 zip.

@@ -1,10 +1,6 @@
 """The generic interaction file reader: CSV/TSV, RecBole `.inter`, and (through
-`data/parquet.py`) Parquet, into the common in-memory form `LoadedData`.
-
-Every source (MovieLens folders, a user's file, the synthetic generator) ends up as a
-`LoadedData` (`data/loaded.py`, re-exported here with `Interactions` and `ItemMetadata`): raw
-(user, item, timestamp) rows in file order, plus optional item metadata (titles and categorical
-features such as genres). Later steps (vocabulary, sequences) work on this form only.
+`data/parquet.py`) Parquet, into `LoadedData` (`data/loaded.py`, re-exported here with
+`Interactions` and `ItemMetadata`).
 
 A generic file needs a header. Ids may be strings; the timestamp column holds numbers (epoch
 seconds or any increasing ordinal) or ISO-8601 dates (converted to epoch seconds, UTC when no

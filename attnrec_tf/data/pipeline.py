@@ -89,9 +89,7 @@ def training_dataset(
     Every epoch visits each row once, in the pseudorandom permutation
     `tf.random.experimental.index_shuffle(seed=(seed, epoch))`. Nothing depends on how often the
     dataset was iterated before, so a run resumed at epoch `e` (or at batch `b` of epoch `e`, with
-    `start_batch=b`) sees exactly the batches an uninterrupted run would have seen; with
-    `reshuffle_each_iteration` the order of epoch `e` would depend on the iterator count of the
-    process instead.
+    `start_batch=b`) sees exactly the batches an uninterrupted run would have seen.
 
     Under `tf.distribute` the batches are global batches: Keras splits each one across the
     replicas, and each worker keeps its own part (auto-shard policy `DATA`), so the examples of a

@@ -1,32 +1,22 @@
 """The embedded default data set: synthetic users with clustered, sequential tastes.
 
-The generator gives a sequential recommender something real to learn, and the popularity
-baseline something real to find, without downloading anything:
+* Items fall into `num_interests` clusters named as genres, of uneven size and popularity. Inside
+  a cluster the items form a chain whose first items are the popular entry points (drawn with
+  Zipf-like density 1 / (1 + rank)), so popularity falls along the chain.
+* Each user holds 2 or 3 interests (popular clusters more often), their weights drifting
+  linearly from a start mix to an end mix over the user's history.
+* At each step a user re-draws the interest from the current weights with probability 0.25.
+  Within it they move 1 to 3 places along the chain from where they last were in that cluster;
+  or, with probability 0.15, restart at a popular entry point; or, with probability 0.15, take a
+  popular item of any cluster without moving their chains.
+* Nobody consumes an item twice (repeats are dropped and the walk goes on). Timestamps increase
+  per user: a start in 2020, then gaps of at least a minute.
 
-* Items fall into `num_interests` clusters ("genres": Action, Comedy, ...), of uneven size and
-  uneven overall popularity. Inside a cluster the items form a chain (think of a series, or a
-  reading list) whose first items are the popular entry points: entry points are drawn with
-  Zipf-like density 1 / (1 + rank), so popularity within a cluster falls along the chain.
-* Each user has 2 or 3 interests (clusters, more popular clusters more often) with weights that
-  drift linearly from a start mix to an end mix over the user's history (interest drift).
-* Step by step, a user keeps the current interest or, with probability 0.25, re-draws it from
-  the current weights. Within the interest the user usually moves 1 to 3 places along the chain
-  from where they last were in that cluster (a Markov order effect: the next item depends on the
-  previous one, and after a switch on the last item seen in the other cluster); with probability
-  0.15 they restart at a popular entry point; with probability 0.15 they take a popular item
-  from any cluster (an impulse that does not move their chains).
-* Nobody consumes an item twice (like ratings: repeats are dropped and the walk goes on).
-* Timestamps increase per user: a start in 2020, then gaps of at least a minute.
-
-With the defaults (2,000 users, 600 items, about 78,000 interactions) a first-order "next item
-after the last one" count model scores full-ranking NDCG@10 of about 0.36 under leave-one-out,
-popularity about 0.03 and random about 0.008; the tests check these ratios. The generator is
-vectorized over users (one numpy step per position of the longest walk), so catalogs of millions
-of items and tens of millions of interactions are within reach.
-
-Item ids are the integers 1..num_items in random order over the clusters; titles read
-"Item 17 (Sci-Fi)", and `features["genres"]` holds the cluster name (plus a second genre for
-about 15% of items).
+With the defaults (2,000 users, 600 items, about 78,000 interactions) a "next item after the
+last one" count model beats popularity, which beats random (the tests check the ratios; figures
+in docs/notes/data-evaluation.md). Item ids are 1..num_items in random order over the clusters;
+titles read "Item 17 (Sci-Fi)"; `features["genres"]` holds the cluster name (plus a second genre
+for about 15% of items).
 
 Example:
     >>> data = generate(num_users=50, num_items=100, seed=1)

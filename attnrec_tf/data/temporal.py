@@ -18,20 +18,8 @@ user with the history it has. So (`--split temporal`):
   Interactions after a user's test target are used by neither training nor evaluation.
 
 The filters of `build_sequences` (minimum counts, at least 3 interactions per user) run on the
-whole log before the split, as for leave-one-out and in RecBole.
-
-Why per-user first and second interactions after one cut-off rather than a second cut-off for
-the test: the split keeps the form of leave-one-out (`LeaveOneOutSplit`: a training part, then a
-validation and a test target per user), so the full-ranking evaluation, the popularity baseline
-(training counts), exclude-history, split.npz, export and recommend are the same code for both
-protocols; and both targets lie after every training interaction, which is what a global
-temporal split is for (Meng, McCreadie, Macdonald & Ounis, "Exploring Data Splitting Strategies
-for the Evaluation of Recommendation Models", RecSys 2020; Sun, "Take a Fresh Look at Recommender
-Systems from an Evaluation Standpoint", SIGIR 2023, evaluates the first interaction after a time
-point; RecTools' TimeRangeSplitter trains before T, tests after it and drops cold users). Why
-0.9 by default: training keeps most of the log, as leave-one-out does, and the last tenth of
-it by time is the future the model is judged on (RecBole's default ratio split holds out 10% for
-the test).
+whole log before the split, as for leave-one-out.
+Why this design and why 0.9: docs/notes/data-evaluation.md ("The temporal split").
 
 Example:
     >>> import numpy as np
