@@ -348,8 +348,8 @@ PRESETS["ml-1m"] = {
     "time_budget": 1800.0,
 }
 
-# The `ml-1m` preset before issue 10 (blocks + attention pooling over every window): the
-# step benchmark's reference math (the repository's `benchmarks/`, `--suite step`).
+# Blocks + attention pooling over every window (the former `ml-1m` recipe): the step
+# benchmark's reference math (the repository's `benchmarks/`, `--suite step`).
 PRESETS["ml-1m-pooling"] = {
     "max_len": 200,
     "variant": "self-attention",

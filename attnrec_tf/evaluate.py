@@ -1,17 +1,12 @@
 """Model + split -> full-ranking metrics (and the sampled protocol), for any scorer.
 
-`metrics.py` knows ranks; this module knows where histories come from (the leave-one-out split)
-and how a Keras model turns a batch of histories into catalog scores. Exported artifacts plug their
-own score function (the SavedModel) or top-K lists (the TFLite files, `metrics.top_k_metrics`)
-into the same code (`export/export_all.py`), so every number in report.json is computed the
-same way.
-
-`evaluate_by_history_length` measures the model, the popularity baseline and an item-to-item
-baseline (item-kNN) when given only the last L items of each test history (report.json's
-`metrics.by_history_length`).
-
-`evaluate_split_windowed` is the Keras side of the TFLite comparison: the Keras model's own
-top-K lists, made the way the exported TFLite graph makes them (report.json's `keras_window`).
+`metrics.py` knows ranks; this module knows where histories come from (the split) and how a
+Keras model turns a batch of histories into catalog scores. Exported artifacts plug their own
+score function (the SavedModel) or top-K lists (the TFLite files, `metrics.top_k_metrics`) into
+the same code (`export/export_all.py`), so every number in report.json is computed one way.
+`evaluate_by_history_length` gives report.json's `metrics.by_history_length`, and
+`evaluate_split_windowed` its `keras_window` (the Keras model's own top-K lists, made the way the
+exported TFLite graph makes them).
 """
 
 from __future__ import annotations

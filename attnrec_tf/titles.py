@@ -1,32 +1,26 @@
 """Finding catalog items by a title a person typed: normalised keys, then fuzzy matching.
 
-MovieLens writes titles as `"Matrix, The (1999)"`, `"Seven (a.k.a. Se7en) (1995)"` or
-`"City of Lost Children, The (Cité des enfants perdus, La) (1995)"`; people type "The Matrix",
-"se7en" or "the matrix 1999". Both sides are reduced to the same key:
-
-    "Matrix, The (1999)" -> names ("matrix",), year 1999
-    "The Matrix"         -> names ("matrix",), year None
+A catalog title (`"Matrix, The (1999)"`) and a query (`"the matrix"`, `"the matrix 1999"`) are
+reduced to the same key (`title_key`): names `("matrix",)`, year 1999 or None.
 
 1. Unicode is folded to ASCII (`é` -> `e`), case is dropped, `&` becomes `and`.
 2. A trailing `(YYYY)` is the year; other parenthesised parts are alternative titles
-   (`a.k.a.` dropped), each a name of its own; a part that is not a title (the synthetic
-   data's genre, `"Item 7 (Crime)"`) is a harmless extra name.
-3. A trailing article moved behind a comma (`", The"`, `", La"`, ...) and a leading article
-   are removed; punctuation becomes space; Roman numerals II..IX become digits ("Part II" and
-   "2" then agree).
+   (`a.k.a.` dropped), each a name of its own.
+3. Articles (leading, or trailing behind a comma: `", The"`, `", La"`) are removed;
+   punctuation becomes space; Roman numerals II..IX become digits.
 
-Matching a query against every item:
+A query is matched against every item by the first rule that finds an item:
 
 - exact: the query's name equals one of the item's names (and the years agree when the query
-  gives one). One exact item wins; several (remakes: "Hamlet" 1948, 1990, 1996) are ambiguous.
-- otherwise containment: every word of the query is a word of the item's name ("star wars" in
-  "Star Wars: Episode IV - A New Hope"). One such item wins; several are ambiguous.
-- otherwise fuzzy: `difflib.SequenceMatcher` ratio between the query name and each item name,
-  blended with the token overlap (so that word order and a missing subtitle hurt less). The best
-  item is taken when its score is at least `ACCEPT` and `MARGIN` above the runner-up; when several
-  items are close, the match is ambiguous; below `CANDIDATE` nothing is found.
+  gives one);
+- containment: every word of the query is a word of the item's name;
+- fuzzy: a blend of the `difflib.SequenceMatcher` ratio and the token overlap. The best item
+  is taken when it scores at least `ACCEPT` and `MARGIN` above the runner-up; below
+  `CANDIDATE` nothing is found.
 
-A bare trailing year ("matrix 1999") is tried as `(1999)` first.
+Several exact or containing items (remakes: "Hamlet" 1948, 1990, 1996), or several close fuzzy
+ones, make the match ambiguous. A bare trailing year ("matrix 1999") is tried as `(1999)` first.
+Examples of the forms handled: docs/notes/data-evaluation.md.
 
 Example:
 

@@ -2,8 +2,8 @@
 
 The readers in `interactions.py` and `movielens.py` share this code. A file is read in blocks
 of about 32 MB, each cut at a line end and never inside a quoted field, so memory stays bounded
-(how it is fast: docs/notes/data-evaluation.md). Every error names the file and the 1-based line, e.g. ``ratings.csv line 17: expected 4 fields
-separated by ',', got 3``.
+(how it is fast: docs/notes/data-evaluation.md). Every error names the file and the 1-based
+line, e.g. ``ratings.csv line 17: expected 4 fields separated by ',', got 3``.
 
 Example:
     >>> from pathlib import Path

@@ -295,9 +295,8 @@ class LeaveOneOutSplit:
     def sample_users(self, count: int, seed: int = 0) -> LeaveOneOutSplit:
         """A split of `count` evaluated users drawn without replacement (all when count >= n).
 
-        For evaluating on huge data sets, where ranking every item for every user would take
-        hours; the users keep their order in the split, and the sample's `train` holds theirs
-        only (the protocol is kept).
+        The users keep their order in the split, and the sample's `train` holds theirs only
+        (the protocol is kept).
         """
         if count >= len(self.users):
             return self
