@@ -1,6 +1,5 @@
 """Counterfactual explanations: the history items without which a recommendation would rank lower.
 
-"Because you watched X" should mean that without X the item would have been recommended less.
 For a history `h` and a recommended item `j`, this module removes each history item `i` (every
 occurrence of it) and scores again:
 
@@ -8,16 +7,11 @@ occurrence of it) and scores again:
     rank_ij = rank of j among the unseen items when the model sees h without i
 
 A history item is a reason for `j` only when its removal lowers `j`'s score (`drop_ij > 0`); the
-reasons are ordered by the drop, and each says where `j` would fall ("without Star Wars (1977):
-#3 -> #41"). Unlike the additive split of `attnrec_tf.explain` (exact as a sum, but removing an
-item also moves every other attention weight and the recent term), this is the model's own
-answer to the question a reader asks.
-
-Only the distinct items among the model's window (the last `max_len` of the history) can change
-a score, so `n <= max_len` histories are scored, in one batched call beside the whole history:
-`L + 1` rows, not `L` calls. Removing an item of the window lets an older item slide into it,
-which the re-scoring includes. The history's items stay excluded from the ranks (the user did
-watch the removed item).
+reasons are ordered by the drop, and each says where `j` would fall ("#3 -> #41"). Only the
+distinct items of the model's window (the last `max_len` of the history) are removed, each
+history scored in one batched call beside the whole history; an older item may slide into the
+window. The history's items stay excluded from the ranks. Why counterfactual rather than
+additive: docs/notes/export-training-serving.md.
 
 Example:
 

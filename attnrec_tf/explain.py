@@ -1,8 +1,7 @@
 """Per-recommendation explanations: which history items pushed each recommended item up.
 
-The attention weights `a_i` belong to the user vector, not to any one recommendation: the same
-weights serve every item of the catalog. To say which watched items drove *this* recommendation
-`j`, the score is split exactly along the model's own algebra. At serving time (`model.py`)
+The score of recommendation `j` is split exactly along the model's own algebra. At serving
+time (`model/`)
 
     u   = K_a^T (sum_i a_i h_i) + K_c^T h_L + b       Dense([pooled ; current]) with
                                                       kernel K = [K_a ; K_c], bias b
@@ -18,21 +17,12 @@ and the contribution of history item i to recommendation j is
 
     c_ij = a_i * (p_i . e_j)        attention weight x similarity of i and j in score space
 
-`c_ij` is large when the model attends to `i` *and* `i` points towards `j`; it can be negative
-(an attended item that speaks against `j`). A history item's own contributions over all its
-positions add up (a re-watched item counts once, with the summed weight). "Because you watched"
+`c_ij` may be negative; a history item's contributions over its positions add up. `reasons`
 lists up to three items with the largest positive `c_ij`, leaving out those under a tenth of the
-largest. The recent term is the direct path of the latest item (the STAMP short-term interest)
-and the bias term does not depend on the history; both are reported apart. For the variants:
-`mean` has uniform `a`, `last` a one-hot `a` on the latest item and no recent term (its whole
-user vector is that item).
-
-`h_i` are the model's history states (item representation + position, after the causal blocks
-of the `self-attention` variant), recomputed here from the trained weights in `model.keras`.
-The `sasrec` variant has no pooling head (`u = h_L`): its whole score is the recent term, so it
-gets no "because you watched" reasons from this split.
-The three terms add up to the Keras score exactly (up to float32 rounding); with the SavedModel
-or a float32 `.tflite` the attention is the same, with the quantized kinds it is close.
+largest; the recent and bias terms are reported apart. `mean` has uniform `a`, `last` a one-hot
+`a` and no recent term; `sasrec` has no pooling head (`u = h_L`), so it gets no reasons. `h_i`
+are the history states (after the causal blocks, if any), recomputed from `model.keras`. The
+three terms add up to the Keras score up to float32 rounding.
 
 Example:
 

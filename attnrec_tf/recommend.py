@@ -5,32 +5,17 @@ Runs:
     python -m attnrec_tf.recommend --output-dir runs/latest --history "Matrix, The" "Alien" "Heat"
     python -m attnrec_tf.recommend --output-dir runs/latest --ids 2571 1214 6 --top-k 5
     python -m attnrec_tf.recommend --output-dir runs/latest --user 42 --runtime tflite --json
+    python -m attnrec_tf.recommend --output-dir runs/latest --all-users --out recs.jsonl
 
-The history is given one of three ways:
-
-- `--history TITLE ...`: titles, matched against `items.json` (`attnrec_tf.titles`: "The
-  Matrix" finds "Matrix, The (1999)"; typos are forgiven; an ambiguous title lists its
-  candidates and exits with status 2);
-- `--ids ID ...`: the catalog's raw item ids, oldest first;
-- `--user ID`: that user's full known history from `split.npz`: the training items, then the
-  validation and the test item, i.e. everything the user did, so the answer is what they would
-  be recommended next today.
-
-The recommendations come from the chosen runtime (`--runtime`):
-
-- `saved_model` (default): the latest version under `saved_model/<model-name>/`, loaded with
-  `tf.saved_model.load` and called through `serving_default` with raw ids (every history item
-  is excluded). A `--top-k` above the exported K ranks the whole catalog through `rerank`.
-- `tflite`: `tflite/<model-name>_<kind>.tflite` (`--kind`, default float32) in the LiteRT
-  interpreter; it takes the last `history_length` items (the file's input width, 512 by
-  default), attends over the last `max_len` of them and excludes all of them, so it agrees with
-  `saved_model` unless the history is longer than `history_length`.
-
-Each recommendation is explained by the history items with the largest contribution
-`c_ij = a_i * (p_i . e_j)`: the runtime's attention weight of history item i times its
-similarity to the recommended item j in the model's score space, an exact share of the score
-(see `attnrec_tf.explain`). `--json` prints one JSON document. Errors (unknown or ambiguous
-titles, unknown ids or users, a run without exports) print one line and exit with status 2.
+The history is `--history TITLE ...` (matched loosely against `items.json`, `attnrec_tf.titles`),
+`--ids ID ...` (raw item ids, oldest first) or `--user ID` (that user's whole known history in
+`split.npz`); `--all-users` / `--users-file` write every user's top-K to `--out`
+(`recommend_all.py`). `--runtime saved_model` (default: the latest version, every history item
+excluded; a `--top-k` above the exported K ranks the catalog through `rerank`) or `tflite`
+(`--kind`; the last `history_length` items). Each recommendation is explained (`--explain`):
+`counterfactual` (default, `attnrec_tf.counterfactual`) or `additive` (`attnrec_tf.explain`).
+`--json` prints one JSON document. Errors (unknown or ambiguous titles, unknown ids or users, a
+run without exports) print one line and exit with status 2.
 """
 
 from __future__ import annotations

@@ -2,17 +2,14 @@
 
 `python -m attnrec_tf.recommend --output-dir RUN --all-users --out recs.jsonl` (or
 `--users-file users.txt`, one raw user id a line; `recs.parquet` with pyarrow) loads the
-artifact once and recommends in batches for each user's whole known history: every interaction
-of the run's data (`histories.npz`, written by training; older runs fall back to `split.npz`,
-which holds the evaluation users only), the history's items excluded as in serving. One row a
-user, in the run's user order (or the file's):
+artifact once and recommends in batches for each user's whole known history (`histories.npz`;
+older runs fall back to `split.npz`, the evaluation users only), the history's items excluded.
+One row a user, in the run's user order (or the file's):
 
     {"user": "42", "item_ids": [2571, 1196, ...], "scores": [7.91, 7.45, ...]}
 
 Parquet has the same columns (`user` string, `item_ids` list, `scores` list of float32). The
-file is written to a hidden sibling and renamed into place when complete. Progress goes to
-stderr (`attnrec_tf.progress`: a bar updated in place on a terminal, a plain line every
-10 s otherwise, and a last one with the count, the time and the rate).
+file is written atomically; progress goes to stderr (`attnrec_tf.progress`).
 """
 
 from __future__ import annotations

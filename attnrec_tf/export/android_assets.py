@@ -1,24 +1,14 @@
 """Assets for the TensorFlow Lite on-device recommendation Android demo.
 
-The demo (tensorflow/examples, `lite/examples/recommendation/android`) reads `config.json` with
-Gson into its `Config` class and then:
-
-- loads `model` from the assets and `movieList` (a JSON list of `{"id", "title", "genres",
-  "count"}`, shown most-counted first; `id` is the model's input index);
-- builds one `int[inputLength]` per entry of `inputs` (`{"name", "index", "inputLength"}`,
-  `name` `movieFeature` = the selected movie ids, **right-padded** with 0 in selection order),
-  ordered by `index`;
-- calls `Interpreter.runForMultipleInputsOutputs(inputs, {outputIdsIndex: int[outputLength],
-  outputScoresIndex: float[outputLength]})` and shows the first `topK` ids it knows that were
-  not selected.
-
-So `index`, `outputIdsIndex` and `outputScoresIndex` are the positions of the tensors in the
-interpreter's input and output lists (Java `getInputTensor(i)` / `getOutputTensor(i)`), which
-`demo_config` reads from the converted file. The arrays are rank 1, so the file written here is
-the unbatched variant (`[H]` -> `[K]`, `H` = the export's `history_length`, 512 by default) of
-the chosen TFLite kind, and `inputLength` is `H`: the model attends over the last `max_len`
-selected movies, and none of the `H` is recommended. The right padding is undone in the graph
-(`serving.compact_right`).
+The folder drops into the demo (tensorflow/examples, `lite/examples/recommendation/android`):
+`config.json` (read with Gson into its `Config`) names the `model` file, the `movieList`
+(`{"id", "title", "genres", "count"}`, most-counted first; `id` is the model's input index),
+the `inputs` (`{"name", "index", "inputLength"}`; `movieFeature` = the selected ids,
+right-padded with 0) and `outputIdsIndex` / `outputScoresIndex`; each index is the tensor's
+position in the interpreter's input or output list, read from the converted file
+(`demo_config`). The model is the unbatched variant (`[H]` -> `[K]`, `inputLength` = `H` = the
+export's `history_length`) of the chosen TFLite kind. How the app uses these fields:
+docs/notes/export-training-serving.md.
 
 Example:
 
@@ -53,9 +43,8 @@ FALLBACK_KIND = "float32"
 def choose_kind(metrics: dict[str, dict[str, Any]], available: list[str]) -> dict[str, Any]:
     """Picks the TFLite kind for the app: dynamic int8 if its NDCG@10 is within 2% of Keras.
 
-    The reference is `keras_window` when present (Keras under the `.tflite`'s rule: the same
-    `max_len` window, the same `history_length` items left out), so the rule measures what
-    quantisation loses, not what the on-device input loses.
+    The reference is `keras_window` when present (Keras under the `.tflite`'s input rule), else
+    `keras`.
 
     Args:
         metrics: report.json `metrics` (needs `keras` or `keras_window`, and `tflite_<kind>`).

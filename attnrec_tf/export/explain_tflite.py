@@ -15,27 +15,9 @@
 
 A reason is then read as `Counterfactuals.reasons` does (`LiteRTExplainer.counterfactuals`
 builds that object from the outputs): the distinct window items, most recent first, by
-decreasing positive drop. The browser demo (`web_demo/app.js`) does the same in JavaScript.
-
-Builtin ops only, and the variables are frozen into constants first, as for every `.tflite`
-here (`tflite.py` says why: XNNPACK gives NaN otherwise). Float32 only, never int8: the file
-exists to say where a recommendation falls without an item ("#2 -> #14"), a rank among the
-whole catalog that must be the one the Keras model (and the Python API) gives. The drops are
-differences of close scores, below an int8 score step, and quantized scores tie and reorder,
-so the ranks would move.
-
-Its size follows the recommendation file's (the same weights). A call scores `1 + W`
-histories of width `W` and compares `(1 + W) * K * V` score pairs for the ranks, `W` = the
-history's items in the window (at most `max_len`): the window is cut at run time
-(`serving.explain_removals`), so the file's inner shapes follow the history while its inputs and
-outputs keep the fixed shapes above. A short history is cheap; a full window costs `max_len`
-times a recommendation, so the file is meant for catalogs a device can score that often.
-
-`export_explain` is the export step: convert, check the ops, write atomically, check through
-LiteRT on `AGREEMENT_USERS` test users that the file's drops and ranks equal
-`counterfactual.counterfactuals` with the Keras model's scores (`window_score_fn`), and that
-the first reason of each candidate is the same, time one call for a `LATENCY_HISTORY`-item
-history, and record it under `artifacts.tflite_explain` of report.json.
+decreasing positive drop. Builtin ops, frozen variables, float32 only (why:
+docs/notes/export-training-serving.md). A call costs `1 + W` recommendations, `W` = the
+history's items in the window. `export_explain` is the export step.
 
 Example:
 
@@ -239,8 +221,7 @@ class LiteRTExplainer:
 def window_score_fn(model: Any) -> Any:
     """The Keras model's scores of histories left-padded to its whole window, traced once.
 
-    The same scores as `evaluate.keras_score_fn` (which cuts each call to its longest history
-    and so traces once per width, with TensorFlow's retracing warning after five).
+    The same scores as `evaluate.keras_score_fn`, without a trace per history width.
 
     Returns:
         Histories -> `(B, V)` numpy scores.

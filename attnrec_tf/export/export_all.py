@@ -1,39 +1,27 @@
 """Trained run folder -> every deployable artifact, each evaluated, all recorded in report.json.
 
 `export_all` reads `model.keras`, `vocabulary.json`, `items.json` and `split.npz` of a run and
-writes (see `run_dir.py` for the folder layout):
+writes (folder layout: `run_dir.py`):
 
-- `saved_model/<model_name>/<version>/` for TF Serving (`saved_model.py`), evaluated in-process
-  through its `rerank` signature with every item as a candidate, so its metrics are the full
-  ranking ones, directly comparable with `metrics.keras`;
-- `tflite/<model_name>_<kind>.tflite` for each kind (`tflite.py`), evaluated through the LiteRT
-  interpreter (`litert.py`), one thread, one user per call, from the shipped top-K outputs
-  (`metrics.top_k_metrics`): HR@k and NDCG@k (k <= K) are exact, MRR is truncated at K and
-  named `mrr@K` (`metrics.keras` gains `mrr@K` too, for comparison). A TFLite file takes the
-  last `H = history_length` items of a history (`--history-length`, default 512, at least
-  `max_len`): the model attends over the last `max_len` of them and all `H` are left out of
-  the top-K, so items older than that may be recommended again; `metrics.keras_window` is the
-  Keras model under that same rule (`evaluate.evaluate_split_windowed`), which float32 TFLite
-  matches exactly (it equals `keras`' HR@k/NDCG@k when no test history is longer than `H`);
+- `saved_model/<model_name>/<version>/` for TF Serving (`saved_model.py`), evaluated through
+  its `rerank` signature with every item as a candidate (full ranking, as `metrics.keras`);
+- `tflite/<model_name>_<kind>.tflite` for each kind (`tflite.py`), evaluated in LiteRT
+  (`litert.py`, one thread, one user per call) from its top-K outputs
+  (`metrics.top_k_metrics`): HR@k and NDCG@k (k <= K) exact, MRR truncated at K as `mrr@K`
+  (added to `metrics.keras` too); `metrics.keras_window` is the Keras model under the files'
+  input rule (`keras_metrics`), which float32 TFLite matches exactly;
 - `android_demo_assets/` (`android_assets.py`) with the chosen kind;
-- `tflite/<model_name>_explain_float32.tflite`, the counterfactual reasons on device
-  (`explain_tflite.py`), checked against `attnrec_tf.counterfactual` and timed, recorded under
-  `artifacts.tflite_explain` only (it has no test metrics).
+- `tflite/<model_name>_explain_float32.tflite` (`explain_tflite.py`), recorded under
+  `artifacts.tflite_explain` only (no test metrics).
 
-The `.tflite` steps need LiteRT (`ai-edge-litert`, a dependency of the package). When it is
-missing anyway, the SavedModel is still written and evaluated and the report saved; then
-`litert_optional=True` prints one line (`export: skipped the .tflite files and Android
-assets: LiteRT is not installed (pip install ai-edge-litert)`) and records it under
-`export.skipped`, and `litert_optional=False` raises `DependencyError` instead.
+Without LiteRT the SavedModel is still written and evaluated and the report saved; then
+`litert_optional=True` prints one line and records it under `export.skipped`, and
+`litert_optional=False` raises `DependencyError`.
 
-report.json gains `metrics.<artifact>`, `artifacts.<artifact>` = `{"path", "bytes",
-"latency_ms_p50", ...}` (median of 200 single-request calls after 20 warm-up calls, one
-thread for LiteRT) and `export` (choices, timings, notes).
-
-Each step is a function of an immutable `ExportContext` (what the run folder holds and the
-export's options) that returns what it produced (`Exported`: a report key, its metrics and its
-artifact record); `export_all` runs them in order and merges the results into the report,
-which is written last, so a failed or killed export leaves report.json as it was.
+report.json gains `metrics.<artifact>`, `artifacts.<artifact>` (`path`, `bytes`,
+`latency_ms_p50`: median of 200 single requests after 20 warm-up calls) and `export`. Each step
+is a function of an immutable `ExportContext` returning an `Exported`; the report is written
+last, so a failed or killed export leaves report.json as it was.
 
 Example:
 

@@ -13,26 +13,12 @@ Every exported artifact runs the same graph between its input and the Keras mode
     item_ids, scores = top_k(scores, K)              # (B, K), (B, K)
 
 The model attends over the most recent `max_len` real ids only, but the exclusion covers every
-real id of the row: the SavedModel takes histories of any length `T`, and the TFLite files take
-a fixed `T = history_length` (512 by default, see `tflite.py`), so a long history does not get
-its older items recommended again.
-
-`compact_right` makes left padding, right padding and padding in the middle equivalent, so a
-client may pad either way (the Android demo right-pads). The excluded items are pushed to
-`floor = min - 0.01 * (max - min) - 0.001` of the row instead of a large negative constant:
-a constant such as -1e9 would stretch the output range of a quantized graph and leave no
-resolution for the real scores.
-
-Only builtin TFLite ops are used (`TOPK_V2`, `GATHER`, `SCATTER_ND`, `REVERSE_V2`, ...), and the
-exclusion mask is built in int32 so that full-integer quantization leaves it exact. The mask is
-scattered (`O(T + V)`) rather than one-hot encoded (a `(B, T, V)` tensor per request).
-
-`clip_negative` (used for the full-integer int8 TFLite file) clips the scores at 0. In a quantized
-graph the ReLU is fused into the scoring matmul, so the `(B, V)` score tensor's int8 scale covers
-`[0, max]` instead of `[min, max]`: about twice the resolution where the top-K is decided
-(BENCHMARKS.md, "Measurements behind the design notes"). Items with a negative score tie at 0,
-which only matters for a user with fewer than K positive unseen items; excluded items still rank
-below them.
+real id of the row (any length `T` for the SavedModel, `T = history_length` for the TFLite
+files). Left, right and middle padding are equivalent (`compact_right`). Excluded items score
+`floor = min - 0.01 * (max - min) - 0.001` of the row. Only builtin TFLite ops are used, and the
+exclusion mask is built in int32, so full-integer quantization leaves it exact. With
+`clip_negative` (the full-integer int8 file) items with a negative score tie at 0, above the
+excluded ones. Why: docs/notes/export-training-serving.md.
 
 Example:
 
@@ -189,15 +175,10 @@ def explain_removals(model: Any, indices: tf.Tensor, candidates: tf.Tensor) -> d
 
     The counterfactual explanation of `attnrec_tf.counterfactual`, as one graph: for each
     position `l` of the window (the last `max_len` real items), the row without any occurrence
-    of that position's item is scored with the others, in one model call. Ranks are 1-based
-    among the items outside the whole history (index 0 never counts), ties counted against the
-    candidate, as `metrics.rank_of_targets` does. A candidate that is not a catalog item (index
-    0 after `clean_indices`) has rank 0 and no drops.
-
-    The model call is cut to the batch's longest window `W` (its real items, at most
-    `max_len`), as `evaluate.keras_score_fn` cuts a batch: `1 + W` rows of width `W` per
-    history rather than `1 + max_len` rows of width `max_len` (positions count from the latest
-    item, so the scores are the same). The outputs keep the `max_len` width, left-padded.
+    of that position's item is scored with the others, in one model call cut to the batch's
+    longest window. Ranks are 1-based among the items outside the whole history (index 0 never
+    counts), ties counted against the candidate, as `metrics.rank_of_targets` does. A candidate
+    that is not a catalog item has rank 0 and no drops.
 
     Args:
         model: An `AttentionRecommender`.

@@ -1,14 +1,11 @@
 """TF Serving warm-up requests: `assets.extra/tf_serving_warmup_requests` of a SavedModel version.
 
 TF Serving replays the records of this file when it loads a version, before the version takes
-traffic, so the first real request does not pay for graph initialisation (TF Serving's "SavedModel
-Warmup" guide). The file is a TFRecord file of `tensorflow.serving.PredictionLog` protos, each
-holding a `PredictRequest` (model name, signature, inputs as `TensorProto`s).
-
-The protos are written here with the protobuf wire format by hand, so the export needs no
-`tensorflow-serving-api` (whose pip requirements pull the full `tensorflow` package in beside
-`tensorflow-cpu`); `tests/export/test_warmup.py` parses the file with that package's own protos.
-The fields written, with their numbers in `tensorflow_serving/apis/*.proto`:
+traffic (TF Serving's "SavedModel Warmup" guide). The file is a TFRecord file of
+`tensorflow.serving.PredictionLog` protos, each holding a `PredictRequest` (model name,
+signature, inputs as `TensorProto`s), written with the protobuf wire format by hand (no
+`tensorflow-serving-api` needed). The fields written, with their numbers in
+`tensorflow_serving/apis/*.proto`:
 
     PredictionLog { PredictLog predict_log = 6; }
     PredictLog    { PredictRequest request = 1; }

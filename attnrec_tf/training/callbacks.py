@@ -174,12 +174,9 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """`keras.callbacks.EarlyStopping` whose progress survives a restart and a second `fit`.
 
-    Keras's EarlyStopping starts over (`wait = 0`, no best value) at every `fit`. A run that
-    resumes, or that fits the rest of an interrupted epoch and then the next epochs, must
-    continue counting instead: this subclass resets itself at its first `fit` only, and its
-    progress (`STATE`) is read and put back through `get_state` / `set_state`. Takes
-    EarlyStopping's arguments; `restore_best_weights` is not supported (the run reloads its best
-    checkpoint instead).
+    Resets itself at its first `fit` only (Keras's resets at every `fit`); its progress
+    (`STATE`) is read and put back through `get_state` / `set_state`. Takes EarlyStopping's
+    arguments; `restore_best_weights` is not supported (the run reloads its best checkpoint).
     """
 
     STATE = ("wait", "best", "best_epoch", "stopped_epoch")
@@ -214,18 +211,12 @@ class TrainingInterrupted(KeyboardInterrupt):
 class SaveTrainingState(keras.callbacks.Callback):
     """Saves the run's `TrainingState` during `fit`, and puts a saved one back when `fit` starts.
 
-    Keras's `BackupAndRestore` keeps the weights, the optimizer and the epoch. A resumed run only
-    reaches the same metrics as an uninterrupted one if it also keeps the rest, so the state
-    holds every model variable (the Dropout `SeedGenerator` states too, which `save_weights`
-    leaves out), every optimizer variable, the metric variables (the epoch's running loss), the
-    epoch and batch, and the `tracked` callbacks' `get_state()`. It is saved at every epoch end,
-    every `every_steps` batches, and when `interrupt` is set (then `TrainingInterrupted` is
-    raised). Put this callback last, so that an epoch end's state includes what the others did.
-
-    The data order must not depend on the process either: it sets `epoch_variable` at each epoch
-    start, from which `data.pipeline.training_dataset` derives the epoch's permutation.
-    `fit.fit_from` runs the resume protocol (the rest of an interrupted epoch, then the next
-    epochs).
+    The state holds every model variable (the Dropout `SeedGenerator` states too), every
+    optimizer and metric variable, the epoch and batch, and the `tracked` callbacks'
+    `get_state()`. It is saved at every epoch end, every `every_steps` batches, and when
+    `interrupt` is set (then `TrainingInterrupted` is raised). Sets `epoch_variable` at each
+    epoch start (the epoch's data order derives from it). Put this callback last;
+    `fit.fit_from` runs the resume protocol.
 
     Args:
         path: The state file (`.npz`).
@@ -366,11 +357,9 @@ def restore_training_state(
 ) -> None:
     """Puts `state`'s model and optimizer variables and callback states back.
 
-    Variables are matched by position in `model.variables` / `optimizer.variables` (the
-    creation order of the same model code) and checked by count and shape; not by path, since
-    Keras numbers auto-named layers per process ("dense_1"), so that the paths of a second model
-    in one process differ. Metric variables are put back by `SaveTrainingState` at the start of
-    the interrupted epoch.
+    Variables are matched by position in `model.variables` / `optimizer.variables` and checked
+    by count and shape, not by path (Keras numbers auto-named layers per process). Metric
+    variables are put back by `SaveTrainingState` at the start of the interrupted epoch.
 
     Raises:
         ConfigError: The state's variables do not fit this model (another architecture).

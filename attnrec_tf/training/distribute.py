@@ -1,17 +1,12 @@
 """Which `tf.distribute` strategy a training run uses, and which of its processes writes files.
 
-* `TF_CONFIG` set, naming more than one task: `tf.distribute.MultiWorkerMirroredStrategy`. Every
-  worker runs the same command; each keeps its part of every global batch (the dataset is sharded
-  per worker, `data.pipeline.training_dataset`), gradients are summed with collective ops, and
-  the chief (task `chief`, else `worker` 0) alone writes the model, checkpoints, resume state,
-  report and exports. After a restart every worker resumes from the chief's state file, so
-  `--output-dir` must be on storage that all workers share (as for Keras's BackupAndRestore);
-  `check_same_state` stops every worker with a clear error when they do not see the same state.
+* `TF_CONFIG` naming more than one task: `tf.distribute.MultiWorkerMirroredStrategy`; the chief
+  (task `chief`, else `worker` 0) alone writes the run folder, and every worker resumes from the
+  chief's state (`check_same_state` stops them all when they disagree).
 * Several local GPUs: `tf.distribute.MirroredStrategy`.
-* Otherwise the default strategy (one device), which changes nothing.
+* Otherwise the default strategy (one device).
 
-The batch size stays the global batch size, so the optimisation is the same for any number of
-replicas, up to the order of floating-point sums.
+The batch size is the global batch size. How to run several workers: docs/reliability.md.
 
 Example:
 

@@ -1,19 +1,13 @@
 """Split -> fitted model -> validation and test metrics (the part of a run that needs TensorFlow).
 
-`run.py` owns the run (its files and report); this module owns `model.fit`.
 `fit_and_evaluate` reads top to bottom as the steps of a run: determinism, the `tf.data`
-pipeline, the model and optimizer under the distribution strategy (`distribute.py`) with the
-Keras workarounds it needs (`keras_compat.py`), the callbacks (validation NDCG@10 every epoch,
-time budget, early stopping, the atomic best checkpoint, the resume state), `fit` from where a
-saved state stands, the best checkpoint reloaded and saved as the run's model, and the test
-evaluation (`evaluate.evaluate_test`).
+pipeline, the model and optimizer under the strategy (`distribute.py`), the callbacks, `fit`
+from where a saved state stands, the best checkpoint reloaded and saved as the run's model, and
+the test evaluation (`evaluate.evaluate_test`).
 
-Resuming: the state is saved at every epoch end (and every `backup_every_steps` batches, and on
-SIGINT). Started again with the same configuration, data and output folder, `fit_and_evaluate`
-continues from it: mid-epoch, it first fits the rest of the interrupted epoch, then the following
-epochs (`fit_from`). Each epoch's data order is a function of (seed, epoch) and every variable
-(weights, optimizer, dropout RNG, running loss) and callback state is restored, so the result
-equals the uninterrupted run's up to float rounding (tests/reliability/test_resume.py).
+Started again with the same configuration, data and output folder, `fit_and_evaluate`
+continues from the saved resume state (`fit_from`) and ends with the uninterrupted run's result
+up to float rounding (docs/reliability.md).
 
 Example:
 

@@ -1,21 +1,17 @@
 """Every workaround of a Keras bug in this package, each one named, linked and version-guarded.
 
-Each function below works around one upstream bug, names it, and starts with
-`require_tested_keras`: on a Keras outside `TESTED_KERAS` it raises a clear `DependencyError`
-instead of patching code it was never run against (`pyproject.toml` pins Keras to the same
-range, `KERAS_REQUIREMENT`). Nothing is installed on import: `training.fit` calls each one where
-it is needed. `tests/test_keras_compat.py` reproduces each bug on the unpatched path (the
-multi-worker ones in two worker processes on 127.0.0.1, `tests/keras_compat_worker.py`), so the
-day Keras fixes one, a test fails and says that its workaround can go.
+Each function works around one upstream bug and starts with `require_tested_keras`: on a Keras
+outside `TESTED_KERAS` (the range `pyproject.toml` pins, `KERAS_REQUIREMENT`) it raises
+`DependencyError` instead of patching code it was never run against. Nothing is installed on
+import: `training.fit` calls each one where it is needed. `tests/test_keras_compat.py` reproduces
+each bug on the unpatched path and fails once Keras fixes it. The bugs' details and upstream
+status: docs/notes/export-training-serving.md.
 
 | function | upstream bug | applied when |
 | --- | --- | --- |
 | `skip_symbolic_build` | keras-team/keras#20585 | multi-worker `fit` |
 | `reduce_scalar_logs_across_workers` | tensorflow/tensorflow#72388 | multi-worker `fit` |
 | `sum_duplicate_sparse_gradients` | none found (Adam squares repeated sparse rows) | replicas > 1 |
-
-keras-team/keras#20585 is open; tensorflow/tensorflow#72388 was closed as stale, unfixed (its
-test still reproduces it on Keras 3.15.1).
 
 Example:
 
@@ -78,16 +74,10 @@ def require_tested_keras(what: str) -> None:
 def skip_symbolic_build(model: Any) -> None:
     """Stops Keras's multi-worker `fit` from building `model` symbolically from its first batch.
 
-    Keras 3.15's `fit` under `MultiWorkerMirroredStrategy` first pulls one batch to build the
-    model symbolically (`_maybe_symbolic_build`) and reduces the whole batch structure with
-    `strategy.reduce("MEAN", ((x1, x2), y), axis=None)`, which the strategy cannot do for a
-    structure: "ValueError: Attempt to convert a value (PerReplica:{...}) with an unsupported
-    type (<class 'tensorflow.python.distribute.values.PerReplica'>) to a Tensor." (on a nested
-    batch, and on a plain `(x, y)` as well; keras-team/keras#20585,
-    https://github.com/keras-team/keras/issues/20585). The caller builds the model and its
-    optimizer beforehand (`distribute.build_optimizer`), so the step can be skipped for this one
-    model (`_maybe_symbolic_build`, a private method).
-    `tests/test_keras_compat.py::test_symbolic_build_bug_is_still_there` fails once Keras fixes it.
+    Keras 3.15's multi-worker `fit` builds the model from its first batch and fails reducing the
+    batch structure (keras-team/keras#20585). Replaces this one model's private
+    `_maybe_symbolic_build` with a no-op; the caller builds the model and its optimizer
+    beforehand (`distribute.build_optimizer`).
 
     Args:
         model: A compiled Keras model whose variables and optimizer are built.
@@ -102,14 +92,10 @@ def skip_symbolic_build(model: Any) -> None:
 def reduce_scalar_logs_across_workers() -> None:
     """Makes Keras 3's per-step log reduction work under `MultiWorkerMirroredStrategy`.
 
-    Keras 3.15 reduces each step's logs with `strategy.reduce("MEAN", v, axis=0)` on
-    multi-worker strategies, which raises "Invalid reduction dimension 0 for input with 0
-    dimensions" for the scalar loss (tensorflow/tensorflow#72388,
-    https://github.com/tensorflow/tensorflow/issues/72388). For rank-0 values the mean over
-    replicas is `axis=None`; everything else goes to Keras unchanged. Replaces the private
-    `keras.src.backend.tensorflow.trainer.reduce_per_replica` once per process (a second call
-    does nothing); tests/reliability/test_multi_worker.py trains with it, and
-    `tests/test_keras_compat.py::test_scalar_logs_bug_is_still_there` fails once Keras fixes it.
+    Keras 3.15 reduces scalar logs with `axis=0` there and fails (tensorflow/tensorflow#72388).
+    Rank-0 values are reduced with `axis=None`; everything else goes to Keras unchanged.
+    Replaces the private `keras.src.backend.tensorflow.trainer.reduce_per_replica` once per
+    process (a second call does nothing).
 
     Raises:
         DependencyError: The installed Keras is not one this was tested on.
@@ -144,29 +130,11 @@ def reduce_scalar_logs_across_workers() -> None:
 def sum_duplicate_sparse_gradients(optimizer: Any) -> None:
     """Makes `optimizer` merge repeated rows of a sparse gradient before its update.
 
-    A gather (an embedding lookup) has a `tf.IndexedSlices` gradient whose indices repeat when
-    an item occurs twice in a batch, or, under `tf.distribute`, once per replica (the all-reduce
-    concatenates the replicas' slices). Keras 3.15's Adam squares the slices before summing them
-    (`ops.square` squares each slice, and subtracting the dense `v` densifies the result, adding
-    up the squares), so `v` gets `(1 - beta_2) * (g_1^2 + g_2^2)` instead of
-    `(1 - beta_2) * (g_1 + g_2)^2` and the update is wrong (`m`, linear in the gradient, is
-    right). Summing the rows per index first makes it exact, and changes nothing when indices are
-    unique. Wraps this one optimizer's `update_step`.
-
-    No upstream issue found (searched an index of GitHub issue and pull-request threads,
-    keras-team/keras, keras-team/tf-keras and tensorflow/tensorflow among them, for Adam or
-    optimizers with IndexedSlices, sparse gradients, duplicate or repeated indices). Nearest:
-    keras-team/keras#18692 (the pull request that made Keras 3's optimizers update
-    `tf.IndexedSlices` in place) and keras-team/keras#19992 (sparse gradients are slower in
-    Keras 3's optimizers; about speed, not this). TensorFlow's `tf.compat.v1.train.Optimizer`
-    sums repeated indices first (`_deduplicate_indexed_slices`), as Keras 2's `OptimizerV2` did.
-    `tests/test_keras_compat.py::test_adam_duplicate_sparse_rows_bug_is_still_there` fails once
-    Keras fixes it.
-
-    `training.fit` applies it under several replicas, so that they train exactly as one device
-    does. One device keeps Keras's behaviour: with the full softmax no sparse gradient has
-    repeated rows, while the sampled softmax's item gradients do, and the models of this package
-    were tuned with Keras's update there (BENCHMARKS.md).
+    Keras 3.15's Adam squares each slice of a `tf.IndexedSlices` gradient before summing
+    repeated indices, so `v` gets `(1 - beta_2) * (g_1^2 + g_2^2)` instead of
+    `(1 - beta_2) * (g_1 + g_2)^2`. Summing the rows per index first makes the update exact and
+    changes nothing when indices are unique. Wraps this one optimizer's `update_step`.
+    `training.fit` applies it only under several replicas (one device keeps Keras's update).
 
     Args:
         optimizer: A Keras optimizer.

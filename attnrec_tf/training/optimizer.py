@@ -47,9 +47,7 @@ def make_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Opt
     """Adam, or AdamW when `weight_decay` > 0, with the configured schedule.
 
     With the sampled loss (and no weight decay) it is `FusedAdam`, or with `lazy_adam`
-    `LazyAdam`: there the update of the item table is a large part of a step, and the item
-    gradients are sparse. The full softmax keeps Keras's Adam, with which its presets were
-    tuned (its item gradient is dense, and its step is dominated by the logits).
+    `LazyAdam`; the full softmax keeps Keras's Adam.
     """
     rate = learning_rate(config, steps_per_epoch)
     if config.weight_decay > 0:
@@ -65,12 +63,8 @@ class FusedAdam(keras.optimizers.Adam):
 
     The same update as `keras.optimizers.Adam` (`m <- b1 m + (1 - b1) g`,
     `v <- b2 v + (1 - b2) g^2`, `w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)`),
-    in one multi-threaded pass over `w`, `m` and `v` instead of about a dozen element-wise ops
-    that each write a temporary the size of the variable: on a large item table that update
-    is a fixed cost of every step. A sparse gradient is made dense first, its duplicate rows
-    summed, so `g` is the row's whole gradient as in Adam's definition (Keras's Adam squares
-    each duplicate of an `IndexedSlices` row separately). Without `amsgrad`; TensorFlow
-    backend only (the project's).
+    in one pass over `w`, `m` and `v`. A sparse gradient is made dense first, its duplicate rows
+    summed, so `g` is the row's whole gradient. Without `amsgrad`; TensorFlow backend only.
     """
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
@@ -115,7 +109,6 @@ class LazyAdam(keras.optimizers.Adam):
     For a `tf.IndexedSlices` gradient (an embedding lookup's), the moments and weights of the
     rows in it are updated with Adam's rule (duplicate rows summed first); other rows keep
     their moments and weights until a step sees them. Dense gradients take Adam's update.
-    The cost of a step is then proportional to the rows it touched, not to the table.
     """
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
