@@ -266,6 +266,14 @@ class Config:
     all_windows: bool = option(
         False, "Train on every --max-len window of long sequences, not only the latest."
     )
+    context_crops: int = option(
+        0,
+        "Also train on this many random suffix crops of each user's training sequence (its "
+        "last k items, k log-uniform from 1 to --max-len): windows that teach the model to "
+        "recommend from a few recent picks, as a short or truncated history gives it "
+        "(report.json metrics.by_history_length measures it). 0 = off.",
+        check=NON_NEGATIVE_INT,
+    )
     length_buckets: bool = option(
         True,
         "Batch windows of similar length together and cut each batch to its longest window, "

@@ -238,7 +238,11 @@ class TrainingData:
 
         self.config = config
         self.inputs, self.targets = training_arrays(
-            train, config.max_len, all_windows=config.all_windows
+            train,
+            config.max_len,
+            all_windows=config.all_windows,
+            context_crops=config.context_crops,
+            seed=config.seed,
         )
         self.positions_per_epoch = int((self.targets > 0).sum())
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")

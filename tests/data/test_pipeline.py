@@ -69,3 +69,27 @@ def test_bucketing_cuts_padding_and_depends_only_on_seed_epoch_and_start():
     assert widths(epoch=0) == widths(epoch=0)
     assert widths(epoch=0, start_batch=5) == widths(epoch=0)[5:]
     assert widths(epoch=0) != widths(epoch=1)
+
+
+def test_suffix_crops_are_suffixes_with_log_uniform_lengths_fixed_by_the_seed():
+    from attnrec_tf.data.pipeline import suffix_crops
+
+    seq = np.arange(1, 202)
+    crops = suffix_crops([seq, np.array([1, 2])], max_len=50, crops=2000, seed=3)
+    assert len(crops) == 2000  # the 2-item sequence gives none
+    lengths = np.array([len(c) - 1 for c in crops])
+    assert all(np.array_equal(c, seq[-len(c) :]) for c in crops)
+    assert lengths.min() == 1 and lengths.max() == 50
+    # log-uniform over [1, 51): about as many crops of 1-6 items as of 7-50
+    assert 0.4 < np.mean(lengths <= 6) < 0.6
+    again = suffix_crops([seq, np.array([1, 2])], max_len=50, crops=2000, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(crops, again, strict=True))
+
+
+def test_training_arrays_append_the_crops_as_windows():
+    x, y = training_arrays([np.array([1, 2, 3, 4])], max_len=3, context_crops=1, seed=0)
+    assert x.shape == (2, 3)
+    assert x[0].tolist() == [1, 2, 3] and y[0].tolist() == [2, 3, 4]
+    k = int((x[1] > 0).sum())
+    assert x[1, -k:].tolist() == [4 - k + i for i in range(k)]  # the last k inputs
+    assert y[1, -k:].tolist() == [5 - k + i for i in range(k)]  # each one's next item
