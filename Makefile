@@ -42,7 +42,7 @@ bench: $(TEST_VENV)/.installed
 	$(TEST_PY) -m benchmarks $(ARGS)
 
 lint: $(TEST_VENV)/.installed
-	$(TEST_VENV)/bin/ruff check attnrec_tf tests benchmarks
+	$(TEST_VENV)/bin/ruff check attnrec_tf tests benchmarks web_demo
 	$(TEST_VENV)/bin/mypy
 
 clean:

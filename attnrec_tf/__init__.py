@@ -40,4 +40,11 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'attnrec_tf' has no attribute {name!r}")
+    hint = _RENAMED.get(name)
+    raise AttributeError(f"module 'attnrec_tf' has no attribute {name!r}{hint or ''}")
+
+
+_RENAMED = {
+    "train": "; the Python API is attnrec_tf.fit(...) (attnrec_tf.train is the command line: "
+    "python -m attnrec_tf.train)"
+}

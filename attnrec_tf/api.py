@@ -16,12 +16,15 @@ run.metrics["keras"]["ndcg@10"], run.saved_model, run.tflite["dynamic_int8"]
 
 from __future__ import annotations
 
+import inspect
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attnrec_tf.config import Config, option_fields
 from attnrec_tf.run_dir import RunDir
-from attnrec_tf.run_options import resolve
+from attnrec_tf.run_options import RunOptions, resolve
 
 
 @dataclass(frozen=True)
@@ -81,21 +84,27 @@ class Run:
 
 def fit(
     data: str | Path | None = None,
-    output_dir: str | Path = "runs/latest",
-    preset: str = "default",
+    output_dir: str | Path | None = None,
+    preset: str | None = None,
     **options: Any,
 ) -> Run:
     """Trains, evaluates and (by default) exports a run; the Python form of the train CLI.
 
+    Every keyword is a field of `run_options.RunOptions` (data and run) or `config.Config`
+    (model and training), with the same default, help and validation as its flag;
+    `help(attnrec_tf.fit)` and `inspect.signature` list them all (`fit.__signature__` is made
+    from the fields).
+
     Args:
         data: As `--data`: None or `synthetic` (the embedded data), a MovieLens name or folder,
             or an interaction file.
-        output_dir: As `--output-dir`.
-        preset: As `--preset`: the named hyperparameters the other options override.
+        output_dir: As `--output-dir`. Defaults to `runs/latest`.
+        preset: As `--preset`: the named hyperparameters the other options override. Defaults
+            to `default`.
         **options: Any other flag of `python -m attnrec_tf.train` with underscores: the data
-            and run options (`run_options.RunOptions`: `export`, `tflite` as a list of kinds,
-            `eval_users`, `feature_cols` as a list, ...) and every `Config` field (`epochs`,
-            `max_len`, `variant`, ...), which override the preset.
+            and run options (`export`, `tflite` as a list of kinds, `eval_users`,
+            `feature_cols` as a list, ...) and every `Config` field (`epochs`, `max_len`,
+            `variant`, ...), which override the preset.
 
     Returns:
         The Run.
@@ -106,7 +115,36 @@ def fit(
     """
     from attnrec_tf.training.run import run
 
-    given = {"data": None if data is None else str(data), "output_dir": output_dir}
-    config, run_options = resolve({**given, "preset": preset, **options})
+    given = {"data": data, "output_dir": output_dir, "preset": preset}
+    given = {name: value for name, value in given.items() if value is not None}
+    config, run_options = resolve({**given, **options})
     report = run(config, run_options)
-    return Run(Path(output_dir), report)
+    return Run(Path(run_options.output_dir), report)
+
+
+class _PresetValue:
+    """The default shown for a `Config` keyword of `fit`: the chosen preset's value."""
+
+    def __repr__(self) -> str:
+        return "<the preset's>"
+
+
+def _signature() -> inspect.Signature:
+    """`fit`'s signature with every option as a keyword (`data`, `output_dir`, `preset` first)."""
+    first = ("data", "output_dir", "preset")
+    hints = {**typing.get_type_hints(RunOptions), **typing.get_type_hints(Config)}
+    fields = {f.name: f for cls in (RunOptions, Config) for f in option_fields(cls)}
+    run_names = {f.name for f in option_fields(RunOptions)}
+
+    def parameter(name: str, kind: Any) -> inspect.Parameter:
+        default = fields[name].default if name in run_names else _PresetValue()
+        return inspect.Parameter(name, kind, default=default, annotation=hints[name])
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [parameter(name, positional) for name in first]
+    parameters += [parameter(name, keyword) for name in fields if name not in first]
+    return inspect.Signature(parameters, return_annotation=Run)
+
+
+fit.__signature__ = _signature()  # type: ignore[attr-defined]

@@ -35,7 +35,8 @@ SOFTMAX_MAX_ITEMS = 20_000
 """`--loss auto` trains with the full softmax up to this many items, above it with
 `LARGE_CATALOG_LOSS`: about where the full softmax's step grows to twice the sampled one's
 (its cost grows with the catalog, the sampled step's hardly), while the sampled loss gives up
-a few percent of NDCG@10 (BENCHMARKS.md, "Catalog size", has the measurements)."""
+a few percent of NDCG@10 (the repository's BENCHMARKS.md, "Catalog size", has the
+measurements)."""
 LARGE_CATALOG_LOSS = "sampled"
 
 
@@ -226,8 +227,8 @@ class Config:
     )
     num_negatives: int = option(
         4096,
-        'Shared negatives per batch for --loss sampled (BENCHMARKS.md, "Catalog size": '
-        "fewer learn less per epoch).",
+        "Shared negatives per batch for --loss sampled (fewer learn less per epoch: the "
+        "repository's BENCHMARKS.md, 'Catalog size').",
         check=POSITIVE_INT,
     )
     lazy_adam: bool = option(
@@ -235,7 +236,7 @@ class Config:
         "With --loss sampled, update only the item rows each step saw "
         "(training.optimizer.LazyAdam) instead of Adam's (fused) update of the whole table, "
         "whose cost grows with the catalog; rows then stop moving between the steps that see "
-        'them (BENCHMARKS.md, "Catalog size", compares the two).',
+        "them (the repository's BENCHMARKS.md, 'Catalog size', compares the two).",
     )
     epochs: int = option(20, "Maximum number of epochs.", check=POSITIVE_INT)
     batch_size: int = option(128, "Users per training batch.", check=POSITIVE_INT)

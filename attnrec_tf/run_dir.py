@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf import atomic
-from attnrec_tf.data.interactions import ItemMetadata
+from attnrec_tf.data.loaded import ItemMetadata
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.data.vocabulary import Vocabulary
 from attnrec_tf.errors import AttnRecError

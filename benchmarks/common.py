@@ -59,8 +59,8 @@ def run_train(
         "name": name,
         "command": "python -m attnrec_tf.train " + " ".join(argv),
         "wall_seconds": wall,
-        # The run resets its high-water mark at each phase (train.py), so the process's own
-        # figure at exit may be the last phase's: the peak is the largest of them all.
+        # The run resets its high-water mark at each phase (attnrec_tf/training/run.py), so
+        # the process's own figure at exit may be the last phase's: the peak is the largest.
         "peak_rss_mb": max(usage.ru_maxrss / 1024, *report.get("peak_rss_mb", {}).values()),
     }
     print(f"[bench] {name}: done in {wall:.0f}s", flush=True)

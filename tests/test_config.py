@@ -183,3 +183,16 @@ def test_no_module_imports_the_train_cli():
             if "train" in names or "attnrec_tf.train" in names:
                 importers.append(str(path.relative_to(package)))
     assert importers == []
+
+
+def test_fit_shows_every_option_as_a_keyword_with_its_field_default():
+    import inspect
+
+    import attnrec_tf
+
+    parameters = inspect.signature(attnrec_tf.fit).parameters
+    assert list(parameters)[:3] == ["data", "output_dir", "preset"]
+    assert set(parameters) == option_names()
+    assert parameters["output_dir"].default == RunOptions.output_dir
+    assert parameters["eval_users"].default == 0
+    assert repr(parameters["epochs"].default) == "<the preset's>"  # Config: the preset decides

@@ -196,3 +196,17 @@ def test_type_checking_imports_are_no_edges_and_init_is_its_own_node(tmp_path: P
     assert find_cycles(graph) == []
     (package / "sub" / "x.py").write_text("from pkg import other\nthing = 1\n")  # a name of pkg
     assert find_cycles(import_graph(package)) == [["pkg", "pkg.sub.x", "pkg"]]
+
+
+def test_the_package_never_imports_what_lives_beside_it() -> None:
+    """`benchmarks/`, `web_demo/` and `tests/` import the package, never the reverse."""
+    beside = {"benchmarks", "web_demo", "tests"}
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                names = [node.module or ""] if node.level == 0 else []
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in beside]
+    assert found == []

@@ -1,9 +1,11 @@
-"""The README's commands are real: each one parses with the command it names.
+"""The README's commands are real: each parses with its command, the log ones run.
 
-What each command does is run elsewhere: `make train` and `make test` by `.ci/run` (which also
-checks the README's table against the run's report), the Python example by
-`tests/test_recommend_all.py`, the CLI's flags by the tests of each command. This test keeps the
-README from naming a flag, module, make target, extra or file that does not exist.
+The `--data events.csv` commands run here, as written, on a log this test writes. `make train`
+and `make test` run in `.ci/run`, which also checks the README's table against the run's
+report and runs the README's commands on `runs/latest` (`.ci/readme_commands.py`); the Python
+example runs in `tests/test_recommend_all.py`. The MovieLens commands parse here and run in the
+benchmarks. This test also keeps the README from naming a flag, module, make target, extra or
+file that does not exist.
 """
 
 from __future__ import annotations
@@ -76,3 +78,41 @@ def test_every_linked_file_exists() -> None:
     text = README.read_text(encoding="utf-8")
     links = re.findall(r"\]\(([^)#:]+)\)", text)
     assert links and [link for link in links if not (ROOT / link).exists()] == []
+
+
+def _events_csv(path: Path, named: bool) -> None:
+    """A log of 60 users, 40 items in 2024, ratings 1-5; `named`: the README's column names."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    header = "uid,sku,ts" if named else "user_id,item_id,timestamp"
+    lines = [header + ",category,brand,stars"]
+    for user in range(60):
+        items = rng.choice(40, size=12, replace=False)
+        days = np.sort(rng.choice(300, size=12, replace=False))
+        for item, day in zip(items, days, strict=True):
+            month, mday = divmod(int(day), 28)
+            stars = int(rng.integers(1, 6))
+            day_text = f"2024-{month + 1:02d}-{mday + 1:02d}"
+            lines.append(f"u{user},s{item},{day_text},c{item % 4},b{item % 3},{stars}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+EVENTS_COMMANDS = [c for c in MODULE_COMMANDS if " --data events.csv" in c]
+TINY = "--epochs 1 --no-export --max-len 8 --embedding-dim 8 --attention-units 4 --verbose 0"
+
+
+@pytest.mark.parametrize("command", EVENTS_COMMANDS)
+def test_the_readme_commands_on_a_log_of_your_own_run(command: str, tmp_path: Path, monkeypatch):
+    """Each `--data events.csv` command, as written, on a small log with those columns."""
+    from attnrec_tf import train
+
+    monkeypatch.chdir(tmp_path)
+    _events_csv(tmp_path / "events.csv", named="--user-col uid" in command)
+    words = shlex.split(command)[3:] + shlex.split(TINY) + ["--output-dir", "run"]
+    assert train.main(words) == 0
+    assert (tmp_path / "run" / "report.json").is_file()
+
+
+def test_the_readme_runs_its_log_commands() -> None:
+    assert len(EVENTS_COMMANDS) >= 3

@@ -5,13 +5,9 @@ this package, so `import attnrec_tf.data` stays light.
 """
 
 from attnrec_tf.data.download import KNOWN_DATASETS, fetch
-from attnrec_tf.data.interactions import (
-    Interactions,
-    ItemMetadata,
-    LoadedData,
-    read_interaction_file,
-)
+from attnrec_tf.data.interactions import read_interaction_file
 from attnrec_tf.data.item_features import item_feature_matrix
+from attnrec_tf.data.loaded import Interactions, ItemMetadata, LoadedData
 from attnrec_tf.data.movielens import detect_movielens, read_movielens
 from attnrec_tf.data.sequences import (
     FilterStats,

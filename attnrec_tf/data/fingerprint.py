@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from attnrec_tf.data import synthetic
-from attnrec_tf.data.interactions import LoadedData
+from attnrec_tf.data.loaded import LoadedData
 
 _BLOCK = 1 << 20
 

@@ -6,7 +6,7 @@ by at least one vocabulary item get a column; columns are sorted by feature (in 
 then by value.
 
 Example:
-    >>> from attnrec_tf.data.interactions import ItemMetadata
+    >>> from attnrec_tf.data.loaded import ItemMetadata
     >>> from attnrec_tf.data.vocabulary import Vocabulary
     >>> meta = ItemMetadata(features={"genres": {10: ("Drama",), 20: ("Comedy", "Drama")}})
     >>> matrix, names = item_feature_matrix(Vocabulary([20, 10]), meta)
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from attnrec_tf.data.interactions import ItemMetadata
+from attnrec_tf.data.loaded import ItemMetadata
 from attnrec_tf.data.vocabulary import Vocabulary
 from attnrec_tf.errors import ConfigError
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from attnrec_tf.data import _text
-from attnrec_tf.data.interactions import (
+from attnrec_tf.data.loaded import (
     Interactions,
     ItemMetadata,
     LoadedData,

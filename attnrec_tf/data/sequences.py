@@ -16,7 +16,7 @@ from s[:-2], and tested on predicting s[-1] from s[:-1]. The temporal split
 
 Example:
     >>> import numpy as np
-    >>> from attnrec_tf.data.interactions import Interactions
+    >>> from attnrec_tf.data.loaded import Interactions
     >>> rows = Interactions(np.array([1, 1, 1, 2]), np.array([7, 8, 9, 7]),
     ...                     np.array([3.0, 1.0, 2.0, 1.0]))
     >>> vocab, seqs, stats = build_sequences(rows, min_user_interactions=1,
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from attnrec_tf.data._ids import factorize
-from attnrec_tf.data.interactions import Interactions
+from attnrec_tf.data.loaded import Interactions
 from attnrec_tf.data.vocabulary import VOCABULARY_ORDERS, Vocabulary, item_ranking
 from attnrec_tf.errors import ConfigError, DataError
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from attnrec_tf.data import synthetic
 from attnrec_tf.data.download import DEFAULT_BASE_URL, KNOWN_DATASETS, default_cache_dir, fetch
-from attnrec_tf.data.interactions import LoadedData, read_interaction_file
+from attnrec_tf.data.interactions import read_interaction_file
+from attnrec_tf.data.loaded import LoadedData
 from attnrec_tf.data.movielens import read_movielens
 from attnrec_tf.errors import ConfigError, DataError
 

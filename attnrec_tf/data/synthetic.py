@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnrec_tf.data.interactions import Interactions, ItemMetadata, LoadedData
+from attnrec_tf.data.loaded import Interactions, ItemMetadata, LoadedData
 from attnrec_tf.errors import ConfigError
 
 CLUSTER_NAMES = (

@@ -43,7 +43,7 @@ import numpy as np
 
 from attnrec_tf.data._ids import factorize
 from attnrec_tf.data._text import parse_iso_date
-from attnrec_tf.data.interactions import Interactions
+from attnrec_tf.data.loaded import Interactions
 from attnrec_tf.data.sequences import (
     LEAVE_ONE_OUT,
     LeaveOneOutSplit,

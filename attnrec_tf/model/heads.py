@@ -20,6 +20,7 @@ from typing import Any
 from keras import ops
 
 from attnrec_tf.layers.attention_pooling import AttentionPooling
+from attnrec_tf.layers.masking import causal_mask
 
 
 def attention_pooling_head(
@@ -46,6 +47,5 @@ def mean_head(h: Any, mask: Any) -> tuple[Any, Any]:
     float_mask = ops.expand_dims(ops.cast(mask, h.dtype), -1)  # (B, L, 1)
     counts = ops.maximum(ops.cumsum(float_mask, axis=1), 1.0)  # (B, L, 1)
     user = ops.cumsum(h, axis=1) / counts  # (B, L, D)
-    causal = ops.tril(ops.ones((ops.shape(h)[1], ops.shape(h)[1]), h.dtype))  # (L, L)
-    weights = ops.expand_dims(causal, 0) * ops.transpose(float_mask, (0, 2, 1))  # (B, L, L)
+    weights = ops.cast(causal_mask(ops.shape(h)[1], mask), h.dtype)  # (B, L, L)
     return user, weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1.0)
