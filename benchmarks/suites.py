@@ -48,7 +48,7 @@ from attnrec_tf import atomic
 from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.report import machine
-from benchmarks import catalog, explanations, peers, recommend_bench, step_profile
+from benchmarks import catalog, explanations, history, peers, recommend_bench, step_profile
 from benchmarks.common import (
     PLOTS,
     RESULTS_JSON,
@@ -481,6 +481,10 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("explanations"):
         text = explanations.explanations_markdown(results["explanations"])
         lines += source(text, "explanations")
+    if results.get("history"):
+        runs = ",".join(f"runs/{name}" for name in sorted(results["history"]))
+        command = f"python -m benchmarks --suite history --history-runs {runs}"
+        lines += source(history.history_markdown(results["history"]), "history", command)
     if results.get("recommend"):
         run = results["recommend"].get("run", "RUN")
         command = f"python -m benchmarks --suite recommend --run {run}"
@@ -521,7 +525,7 @@ def save(results: dict[str, Any], root: Path, suite: str | None = None) -> None:
     writes `RESULTS_JSON` and `RESULTS_MD` under `root`; `suite` records this machine as the
     one that ran that suite."""
     on_disk = load_results(root)
-    for key in ("runs", "scale", "peers", "explanations", "catalog", "machines"):
+    for key in ("runs", "scale", "peers", "explanations", "catalog", "history", "machines"):
         results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
     for key in ("step", "recommend"):
         if key in on_disk and key not in results:
@@ -549,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
             "catalog",
             "recommend",
             "explanations",
+            "history",
             "render",
             "peers",
         ),
@@ -582,6 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--explain-users", type=int, default=200, help="explanations suite: test users a run"
+    )
+    parser.add_argument(
+        "--history-runs",
+        default="",
+        help="history suite: comma-separated finished runs whose NDCG@10 by history length "
+        "to table",
     )
     parser.add_argument(
         "--catalogs", default="10k,50k,200k", help="catalog suite: comma-separated sizes to run"
@@ -644,6 +655,10 @@ def run_suites(args: argparse.Namespace) -> None:
             entry = explanations.faithfulness(run, users=args.explain_users)
             results.setdefault("explanations", {})[run.name] = entry
             save(results, args.results, "explanations")
+    if args.suite == "history":
+        for run in (Path(r) for r in args.history_runs.split(",") if r):
+            results.setdefault("history", {})[run.name] = history.history_row(run)
+        save(results, args.results, "history")
     if args.suite in ("all", "recommend"):
         results["recommend"] = recommend_bench.recommend_suite(args.run, args.out)
         save(results, args.results, "recommend")
