@@ -59,7 +59,7 @@ def training_arrays(
         all_windows: If False (SASRec), only the most recent `max_len + 1` items of a sequence
             are used. If True, a sequence longer than that is cut into windows that end at its
             last item and every `max_len` items before it, so no interaction is left out.
-        context_crops: Also add this many `suffix_crops` of each sequence as windows.
+        context_crops: Also add this many `random_crops` of each sequence as windows.
         seed: Seed of the crops' lengths.
 
     Returns:
@@ -77,40 +77,49 @@ def training_arrays(
             if not all_windows or end < 2:
                 break
     if context_crops:
-        windows += suffix_crops(train_sequences, max_len, context_crops, seed=seed)
+        windows += random_crops(train_sequences, max_len, context_crops, seed=seed)
     inputs = pad_left([w[:-1] for w in windows], max_len)
     targets = pad_left([w[1:] for w in windows], max_len)
     return inputs, targets
 
 
-def suffix_crops(
+CROP_MAX_LEN = 50
+"""The longest context crop: clients send a few recent picks, not a whole history."""
+
+
+def random_crops(
     train_sequences: Sequence[np.ndarray], max_len: int, crops: int, *, seed: int
 ) -> list[np.ndarray]:
-    """Random suffix crops: the last `k + 1` items of a sequence, a window of `k` inputs.
+    """Random context crops: `k + 1` consecutive items of a sequence, a window of `k` inputs.
 
-    A crop trains the model to predict a user's latest items from only the few items before
-    them, which is what it is asked when a client sends a short or truncated history (the last
-    `k` picks). `k` is drawn log-uniformly from 1 to `min(len(seq) - 1, max_len)` (short contexts
-    as often as long ones, per doubling), independently for each of the `crops` crops of each
-    sequence of at least 3 items; the draws depend only on `seed`.
+    A full window's position `t` sees the window's first `t` items, so its short contexts are
+    nearly all the oldest items of a window (for most users their first picks). A crop ending
+    anywhere in the sequence trains the model on what a client that sends only a few recent
+    picks asks: the next item from the `k` items before it. `k` is drawn log-uniformly from 1 to
+    `min(len(seq) - 1, max_len, CROP_MAX_LEN)` (as many crops per doubling of the length), the
+    crop's last item uniformly among the sequence's items that have `k` items before them,
+    independently for each of the `crops` crops of each sequence of at least 3 items; the draws
+    depend only on `seed`.
 
     Returns:
         The crops, each an item index array of `k + 1` items, in sequence order.
 
     Example:
 
-    >>> crops = suffix_crops([np.array([1, 2, 3, 4, 5])], max_len=3, crops=2, seed=0)
+    >>> crops = random_crops([np.array([1, 2, 3, 4, 5])], max_len=3, crops=2, seed=0)
     >>> [c.tolist() for c in crops]
-    [[4, 5], [3, 4, 5]]
+    [[1, 2], [1, 2, 3]]
     """
     rng = np.random.default_rng([seed, 0x63726F70])  # "crop"
     out = []
     for seq in train_sequences:
         if len(seq) < 3:
             continue
-        longest = min(len(seq) - 1, max_len)
+        longest = min(len(seq) - 1, max_len, CROP_MAX_LEN)
         lengths = np.exp(rng.uniform(0.0, np.log(longest + 1), size=crops)).astype(int)
-        out.extend(seq[-(min(int(k), longest) + 1) :] for k in np.maximum(lengths, 1))
+        for k in np.clip(lengths, 1, longest):
+            end = int(rng.integers(k + 1, len(seq) + 1))  # the crop is seq[end - k - 1 : end]
+            out.append(seq[end - k - 1 : end])
     return out
 
 

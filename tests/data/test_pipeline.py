@@ -71,18 +71,20 @@ def test_bucketing_cuts_padding_and_depends_only_on_seed_epoch_and_start():
     assert widths(epoch=0) != widths(epoch=1)
 
 
-def test_suffix_crops_are_suffixes_with_log_uniform_lengths_fixed_by_the_seed():
-    from attnrec_tf.data.pipeline import suffix_crops
+def test_random_crops_are_runs_of_the_sequence_with_log_uniform_lengths_fixed_by_the_seed():
+    from attnrec_tf.data.pipeline import CROP_MAX_LEN, random_crops
 
     seq = np.arange(1, 202)
-    crops = suffix_crops([seq, np.array([1, 2])], max_len=50, crops=2000, seed=3)
-    assert len(crops) == 2000  # the 2-item sequence gives none
+    crops = random_crops([seq, np.array([1, 2])], max_len=200, crops=3000, seed=3)
+    assert len(crops) == 3000  # the 2-item sequence gives none
     lengths = np.array([len(c) - 1 for c in crops])
-    assert all(np.array_equal(c, seq[-len(c) :]) for c in crops)
-    assert lengths.min() == 1 and lengths.max() == 50
+    assert all(np.array_equal(c, np.arange(c[0], c[0] + len(c))) for c in crops)  # consecutive
+    assert lengths.min() == 1 and lengths.max() == CROP_MAX_LEN == 50
     # log-uniform over [1, 51): about as many crops of 1-6 items as of 7-50
     assert 0.4 < np.mean(lengths <= 6) < 0.6
-    again = suffix_crops([seq, np.array([1, 2])], max_len=50, crops=2000, seed=3)
+    ends = np.array([c[-1] for c in crops])
+    assert ends.min() < 20 and ends.max() == 201  # they end anywhere, the last item included
+    again = random_crops([seq, np.array([1, 2])], max_len=200, crops=3000, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip(crops, again, strict=True))
 
 
@@ -91,5 +93,5 @@ def test_training_arrays_append_the_crops_as_windows():
     assert x.shape == (2, 3)
     assert x[0].tolist() == [1, 2, 3] and y[0].tolist() == [2, 3, 4]
     k = int((x[1] > 0).sum())
-    assert x[1, -k:].tolist() == [4 - k + i for i in range(k)]  # the last k inputs
-    assert y[1, -k:].tolist() == [5 - k + i for i in range(k)]  # each one's next item
+    assert np.array_equal(y[1, -k:], x[1, -k:] + 1)  # each input's next item
+    assert x[1, -k] >= 1 and y[1, -1] <= 4
