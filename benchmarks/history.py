@@ -28,6 +28,8 @@ def history_row(run: Path) -> dict[str, Any]:
     knn = entry["item_knn"]
     return {
         "run": run.name,
+        "path": str(run),
+        "time_budget": config.get("time_budget", 0.0),
         "dataset": report["dataset"]["name"],
         "preset": config.get("preset"),
         "seed": config["seed"],

@@ -482,7 +482,7 @@ def markdown(results: dict[str, Any]) -> str:
         text = explanations.explanations_markdown(results["explanations"])
         lines += source(text, "explanations")
     if results.get("history"):
-        runs = ",".join(f"runs/{name}" for name in sorted(results["history"]))
+        runs = ",".join(row["path"] for _, row in sorted(results["history"].items()))
         command = f"python -m benchmarks --suite history --history-runs {runs}"
         lines += source(history.history_markdown(results["history"]), "history", command)
     if results.get("recommend"):
