@@ -78,12 +78,17 @@ def _key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _seed_groups(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Runs that differ only in their seed, when a group has more than one."""
+    """Runs that differ only in their seed (same preset, crops and budget), two or more."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
-        name = f"{r['preset']}, crops {r['context_crops']}"
+        budget = f", {r['time_budget']:.0f} s" if r.get("time_budget") else ""
+        name = f"{r['preset']}, crops {r['context_crops']}{budget}"
         groups.setdefault(name, []).append(r)
-    return {name: group for name, group in groups.items() if len(group) > 1}
+    return {
+        name: group
+        for name, group in groups.items()
+        if len({r["seed"] for r in group}) == len(group) > 1
+    }
 
 
 def _row(name: str, r: dict[str, Any], seeds: str, values: list[float], bold: bool = False) -> str:

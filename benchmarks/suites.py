@@ -657,7 +657,7 @@ def run_suites(args: argparse.Namespace) -> None:
             save(results, args.results, "explanations")
     if args.suite == "history":
         for run in (Path(r) for r in args.history_runs.split(",") if r):
-            results.setdefault("history", {})[run.name] = history.history_row(run)
+            results.setdefault("history", {})[str(run)] = history.history_row(run)
         save(results, args.results, "history")
     if args.suite in ("all", "recommend"):
         results["recommend"] = recommend_bench.recommend_suite(args.run, args.out)

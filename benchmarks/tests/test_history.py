@@ -49,5 +49,7 @@ def test_history_table_has_each_run_the_seed_mean_and_the_baselines(tmp_path: Pa
         for line in lines
     )
     assert not any("crops 1 |" in line and "mean" in line for line in lines)  # one seed: no mean
+    rows["d"] = history_row(_run(tmp_path, "d", 0, [0.9] * 7))  # seed 0 twice: no mean of a, d
+    assert "**mean**" not in history_markdown({k: rows[k] for k in ("a", "d")})
     assert any(line.startswith("| item-kNN |") and "0.0500" in line for line in lines)
     assert any(line.startswith("| popularity |") and "0.0100" in line for line in lines)
