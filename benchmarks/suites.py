@@ -48,7 +48,15 @@ from attnrec_tf import atomic
 from attnrec_tf.cli import command_parser, quiet_tensorflow, run_command
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.report import machine
-from benchmarks import catalog, explanations, history, peers, recommend_bench, step_profile
+from benchmarks import (
+    catalog,
+    explanations,
+    history,
+    litert_tool,
+    peers,
+    recommend_bench,
+    step_profile,
+)
 from benchmarks.common import (
     PLOTS,
     RESULTS_JSON,
@@ -485,6 +493,9 @@ def markdown(results: dict[str, Any]) -> str:
         runs = ",".join(row["path"] for _, row in sorted(results["history"].items()))
         command = f"python -m benchmarks --suite history --history-runs {runs}"
         lines += source(history.history_markdown(results["history"]), "history", command)
+    if results.get("litert"):
+        command = f"python -m benchmarks --suite litert --litert-run {results['litert']['run']}"
+        lines += source(litert_tool.litert_markdown(results["litert"]), "litert", command)
     if results.get("recommend"):
         run = results["recommend"].get("run", "RUN")
         command = f"python -m benchmarks --suite recommend --run {run}"
@@ -527,7 +538,7 @@ def save(results: dict[str, Any], root: Path, suite: str | None = None) -> None:
     on_disk = load_results(root)
     for key in ("runs", "scale", "peers", "explanations", "catalog", "history", "machines"):
         results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
-    for key in ("step", "recommend"):
+    for key in ("step", "recommend", "litert"):
         if key in on_disk and key not in results:
             results[key] = on_disk[key]
     results["machine"] = machine()
@@ -554,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
             "recommend",
             "explanations",
             "history",
+            "litert",
             "render",
             "peers",
         ),
@@ -587,6 +599,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--explain-users", type=int, default=200, help="explanations suite: test users a run"
+    )
+    parser.add_argument(
+        "--litert-run",
+        type=Path,
+        default=ROOT / "runs" / "bench" / "ml-1m-preset",
+        help="litert suite: the exported run whose .tflite files LiteRT's benchmark tool times",
     )
     parser.add_argument(
         "--history-runs",
@@ -655,6 +673,9 @@ def run_suites(args: argparse.Namespace) -> None:
             entry = explanations.faithfulness(run, users=args.explain_users)
             results.setdefault("explanations", {})[run.name] = entry
             save(results, args.results, "explanations")
+    if args.suite == "litert":
+        results["litert"] = litert_tool.litert_suite(args.litert_run)
+        save(results, args.results, "litert")
     if args.suite == "history":
         for run in (Path(r) for r in args.history_runs.split(",") if r):
             results.setdefault("history", {})[str(run)] = history.history_row(run)
