@@ -14,12 +14,19 @@ import gc
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attnrec_tf.cli import quiet_tensorflow
 from attnrec_tf.config import Config
 from attnrec_tf.errors import DependencyError
 from attnrec_tf.run_options import RunOptions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from attnrec_tf.data.loaded import LoadedData
+    from attnrec_tf.data.sequences import FilterStats, LeaveOneOutSplit, UserSequences
+    from attnrec_tf.data.vocabulary import Vocabulary
 
 PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
 
@@ -28,13 +35,13 @@ PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
 class PreparedData:
     """The data of a run, read and split (`prepare_data`)."""
 
-    loaded: Any
-    vocabulary: Any
-    stats: Any
-    sequences: Any
-    split: Any
-    evaluation: Any
-    features: Any
+    loaded: LoadedData
+    vocabulary: Vocabulary
+    stats: FilterStats
+    sequences: UserSequences
+    split: LeaveOneOutSplit
+    evaluation: LeaveOneOutSplit  # `split`, or a sample of its users (`--eval-users`)
+    features: np.ndarray  # (V, F) multi-hot item features
     feature_names: list[str]
     seconds: float
 
