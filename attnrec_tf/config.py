@@ -38,6 +38,12 @@ SOFTMAX_MAX_ITEMS = 20_000
 a few percent of NDCG@10 (the repository's BENCHMARKS.md, "Catalog size", has the
 measurements)."""
 LARGE_CATALOG_LOSS = "sampled"
+LAZY_ADAM_FROM_ITEMS = 100_000
+"""With the sampled loss and no `--lazy-adam` / `--no-lazy-adam`, catalogs above this many
+items update only the item rows a step saw (`training.optimizer.LazyAdam`): Adam's update of the
+whole table and its two moments grows with the catalog, the rows' update hardly (side by side on
+this project's 2-core machine, one update of 10,240 rows: dense 5 / 16 / 106 ms against sparse
+8 / 9 / 11 ms at 50,000 / 200,000 / 1,000,000 items)."""
 
 
 @dataclass(frozen=True)
@@ -231,12 +237,13 @@ class Config:
         "repository's BENCHMARKS.md, 'Catalog size').",
         check=POSITIVE_INT,
     )
-    lazy_adam: bool = option(
-        False,
+    lazy_adam: bool | None = option(
+        None,
         "With --loss sampled, update only the item rows each step saw "
         "(training.optimizer.LazyAdam) instead of Adam's (fused) update of the whole table, "
         "whose cost grows with the catalog; rows then stop moving between the steps that see "
-        "them (the repository's BENCHMARKS.md, 'Catalog size', compares the two).",
+        "them (the repository's BENCHMARKS.md, 'Catalog size', compares the two). Unset: on "
+        f"above {LAZY_ADAM_FROM_ITEMS:,} items.",
     )
     epochs: int = option(20, "Maximum number of epochs.", check=POSITIVE_INT)
     batch_size: int = option(128, "Users per training batch.", check=POSITIVE_INT)
@@ -300,6 +307,8 @@ class Config:
     def resolved(self, num_items: int) -> tuple[Config, str]:
         """This config with `loss="auto"` replaced by the loss for `num_items`, and why.
 
+        An unset `lazy_adam` becomes `num_items > LAZY_ADAM_FROM_ITEMS`.
+
         Returns:
             `(config, reason)`; an explicit `--loss` is kept (the reason says so).
 
@@ -307,14 +316,17 @@ class Config:
         >>> config.loss, reason
         ('sampled', '--loss auto: 60,000 items > 20,000, so sampled')
         """
+        config = self
+        if self.lazy_adam is None:
+            config = config.replace(lazy_adam=num_items > LAZY_ADAM_FROM_ITEMS)
         if self.loss != "auto":
-            return self, f"--loss {self.loss} (given)"
+            return config, f"--loss {self.loss} (given)"
         if num_items <= SOFTMAX_MAX_ITEMS:
             used, relation = "softmax", "<="
         else:
             used, relation = LARGE_CATALOG_LOSS, ">"
         reason = f"--loss auto: {num_items:,} items {relation} {SOFTMAX_MAX_ITEMS:,}, so {used}"
-        return self.replace(loss=used), reason
+        return config.replace(loss=used), reason
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain JSON-able values (for report.json)."""

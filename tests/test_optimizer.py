@@ -95,3 +95,12 @@ def test_the_sampled_loss_gets_fused_adam():
 
     assert type(make_optimizer(Config(loss="sampled"), 3)) is FusedAdam
     assert type(make_optimizer(Config(loss="softmax"), 3)) is keras.optimizers.Adam
+
+
+def test_lazy_adam_unset_turns_on_above_the_large_catalog_bound():
+    from attnrec_tf.config import LAZY_ADAM_FROM_ITEMS
+
+    small, _ = Config(loss="sampled").resolved(LAZY_ADAM_FROM_ITEMS)
+    large, _ = Config(loss="sampled").resolved(LAZY_ADAM_FROM_ITEMS + 1)
+    forced_off, _ = Config(loss="sampled", lazy_adam=False).resolved(10 * LAZY_ADAM_FROM_ITEMS)
+    assert (small.lazy_adam, large.lazy_adam, forced_off.lazy_adam) == (False, True, False)

@@ -97,6 +97,12 @@ def _dense(gradient: Any, variable: Any) -> tf.Tensor:
     return tf.cast(gradient, variable.dtype)
 
 
+def _rows(variable: Any, rows: tf.Tensor) -> tf.Tensor:
+    """`variable[rows]`, gathered from the resource itself (reading the whole variable first
+    would copy the table when a scatter then writes to it)."""
+    return tf.raw_ops.ResourceGather(resource=_handle(variable), indices=rows, dtype=variable.dtype)
+
+
 def _handle(variable: Any) -> Any:
     """The resource handle of a Keras (or tf) variable, for a raw `ResourceApply*` op."""
     return variable.handle
@@ -125,10 +131,12 @@ class LazyAdam(keras.optimizers.Adam):
         alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        m_rows = self.beta_1 * ops.take(m, rows, axis=0) + (1 - self.beta_1) * values
-        v_rows = self.beta_2 * ops.take(v, rows, axis=0) + (1 - self.beta_2) * ops.square(values)
-        self.assign(m, tf.IndexedSlices(m_rows, rows))
-        self.assign(v, tf.IndexedSlices(v_rows, rows))
+        m_rows = self.beta_1 * _rows(m, rows) + (1 - self.beta_1) * values
+        v_rows = self.beta_2 * _rows(v, rows) + (1 - self.beta_2) * ops.square(values)
         change = m_rows * alpha / (ops.sqrt(v_rows) + self.epsilon)
-        self.assign_sub(variable, tf.IndexedSlices(change, rows))
+        # Scatter into the rows only: Keras's `assign` of an IndexedSlices densifies it (a write
+        # of the whole table, whose cost grew with the catalog).
+        tf.raw_ops.ResourceScatterUpdate(resource=_handle(m), indices=rows, updates=m_rows)
+        tf.raw_ops.ResourceScatterUpdate(resource=_handle(v), indices=rows, updates=v_rows)
+        tf.raw_ops.ResourceScatterSub(resource=_handle(variable), indices=rows, updates=change)
         return None
