@@ -17,6 +17,9 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
 * `scale`: the synthetic generator with a 1,000,000-item catalog at 10^5, 10^6 and 10^7
   interactions, sampled softmax, one epoch, evaluation on 1,000 random users: wall time and peak
   memory of data preparation, training and export, to show how each grows.
+* `out-of-core`: synthetic logs of 10^6, 10^7 and 10^8 interactions written in chunks, prepared
+  with DuckDB under a 3 GB memory limit and streamed into training (`benchmarks/out_of_core.py`;
+  not part of `all`).
 * `catalog`: synthetic catalogs of about 10k, 50k and 200k items, each loss for the same
   epochs: step time, positions/s, validation time, test NDCG@10 and `.tflite` sizes
   (`benchmarks/catalog.py`).
@@ -53,6 +56,7 @@ from benchmarks import (
     explanations,
     history,
     litert_tool,
+    out_of_core,
     peers,
     recommend_bench,
     step_profile,
@@ -482,6 +486,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines += source(step_markdown(results["step"]), "step")
     if results.get("scale"):
         lines += source(scale_markdown(results["scale"]), "scale")
+    if results.get("out_of_core"):
+        text = out_of_core.markdown(results["out_of_core"])
+        lines += source(text, "out-of-core")
     if results.get("catalog"):
         lines += source(catalog.catalog_markdown(results["catalog"]), "catalog")
     if results.get("peers"):
@@ -536,7 +543,8 @@ def save(results: dict[str, Any], root: Path, suite: str | None = None) -> None:
     writes `RESULTS_JSON` and `RESULTS_MD` under `root`; `suite` records this machine as the
     one that ran that suite."""
     on_disk = load_results(root)
-    for key in ("runs", "scale", "peers", "explanations", "catalog", "history", "machines"):
+    keys = ("runs", "scale", "out_of_core", "peers", "explanations", "catalog", "history")
+    for key in (*keys, "machines"):
         results[key] = {**on_disk.get(key, {}), **results.get(key, {})}
     for key in ("step", "recommend", "litert"):
         if key in on_disk and key not in results:
@@ -561,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
             "preset",
             "step",
             "scale",
+            "out-of-core",
             "catalog",
             "recommend",
             "explanations",
@@ -613,6 +622,11 @@ def build_parser() -> argparse.ArgumentParser:
         "to table",
     )
     parser.add_argument(
+        "--oc-sizes",
+        default=",".join(str(size) for size in out_of_core.SIZES),
+        help="out-of-core suite: comma-separated log sizes (interactions)",
+    )
+    parser.add_argument(
         "--catalogs", default="10k,50k,200k", help="catalog suite: comma-separated sizes to run"
     )
     parser.add_argument(
@@ -661,6 +675,10 @@ def run_suites(args: argparse.Namespace) -> None:
         save(results, args.results, "step")
     if args.suite in ("all", "scale"):
         scale_suite(results, args.out, args.results)
+    if args.suite == "out-of-core":  # about an hour: not part of "all"
+        sizes = tuple(int(size) for size in args.oc_sizes.split(",") if size)
+        out_of_core.suite(results, args.out / "out-of-core", sizes)
+        save(results, args.results, "out-of-core")
     if args.suite in ("all", "catalog"):
 
         def save_catalog(rows: dict[str, Any]) -> None:
