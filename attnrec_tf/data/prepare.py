@@ -240,11 +240,20 @@ def _connect(folder: Path, engine: Engine) -> Any:
         settings["threads"] = engine.threads
     con = duckdb.connect(str(folder / "prepare.duckdb"), config=settings)
     con.execute("SET TimeZone = 'UTC'")  # ISO dates without a zone are UTC, as in memory
-    con.create_function(
-        "py_seconds", _py_seconds, ["VARCHAR"], "DOUBLE",
-        null_handling="special", exception_handling="return_null", side_effects=False,
-    )  # fmt: skip
+    _python_function(con, "py_seconds", _py_seconds)
+    _python_function(con, "py_number", _py_number)
     return con
+
+
+def _python_function(con: Any, name: str, function: Callable[[str | None], float | None]) -> None:
+    """Registers `function` (text -> float or None) as a SQL function; an exception is NULL."""
+    import duckdb
+    from duckdb.func import SPECIAL
+
+    con.create_function(
+        name, function, ["VARCHAR"], "DOUBLE", null_handling=SPECIAL,
+        exception_handling=duckdb.PythonExceptionHandling.RETURN_NULL, side_effects=False,
+    )  # fmt: skip
 
 
 def _py_seconds(text: str | None) -> float | None:
@@ -603,9 +612,7 @@ def _number_expression(con: Any, read: _Read, column: str, timestamps: bool) -> 
     elif timestamps:
         expression = f"coalesce(TRY_CAST({column} AS DOUBLE), py_seconds(coalesce({column}, '')))"
     else:
-        expression = (
-            f"coalesce(TRY_CAST({column} AS DOUBLE), py_seconds_number(coalesce({column}, '')))"
-        )
+        expression = f"coalesce(TRY_CAST({column} AS DOUBLE), py_number(coalesce({column}, '')))"
     bad = con.execute(
         f"SELECT min(rowid) FROM raw WHERE {expression} IS NULL OR NOT isfinite({expression})"
     ).fetchall()[0][0]
@@ -629,10 +636,6 @@ def _typed_rows(con: Any, read: _Read, source: LogSource) -> dict[str, Any]:
     Returns:
         The row filters (`{"min_rating", "rows_below_min_rating"}` with a minimum, else {}).
     """
-    con.create_function(
-        "py_seconds_number", _py_number, ["VARCHAR"], "DOUBLE",
-        null_handling="special", exception_handling="return_null", side_effects=False,
-    )  # fmt: skip
     rows_in = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
     if not rows_in:
         raise DataError(f"{read.source}: no data rows after the header")
