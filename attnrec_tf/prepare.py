@@ -30,6 +30,7 @@ from typing import Any
 
 from attnrec_tf.cli import add_option_flags, command_parser, run_command
 from attnrec_tf.config import Config, option_fields
+from attnrec_tf.errors import ConfigError
 from attnrec_tf.run_options import PrepareOptions, RunOptions, resolve
 
 RUN_FIELDS = (
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m attnrec_tf.prepare",
         "Prepare an interaction log out of core (DuckDB) into user-bucketed TFRecord shards, "
         "the vocabulary and a manifest, with the same filters and split as training.",
+        exit_on_error=False,
     )
     add_option_flags(parser, PrepareOptions, default_label="default")
     add_option_flags(parser, RunOptions, default_label="default", names=RUN_FIELDS)
@@ -99,12 +101,27 @@ def run(config: Config, options: RunOptions, settings: PrepareOptions) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status (`cli.run_command`)."""
-    args = build_parser().parse_args(argv)
 
     def body() -> None:
-        run(*resolve_prepare(vars(args)))
+        run(*resolve_prepare(parse_flags(argv)))
 
     return run_command(body)
+
+
+def parse_flags(argv: list[str] | None) -> dict[str, Any]:
+    """The flags given, as option name -> value.
+
+    Raises:
+        ConfigError: An unknown flag or a value of the wrong type (one line naming it, where
+            argparse would print its usage).
+    """
+    try:
+        args, unknown = build_parser().parse_known_args(argv)
+    except argparse.ArgumentError as error:
+        raise ConfigError(str(error)) from None
+    if unknown:
+        raise ConfigError(f"unrecognized arguments: {' '.join(unknown)} (see --help)")
+    return vars(args)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ from attnrec_tf.data.interactions import (
     _atomic_header,
     _Columns,
 )
-from attnrec_tf.data.loaded import find_column, no_rows_left
+from attnrec_tf.data.loaded import ItemMetadata, find_column, no_rows_left
 from attnrec_tf.data.sequences import (
     LEAVE_ONE_OUT,
     MIN_SEQUENCE_LENGTH,
@@ -73,7 +73,7 @@ from attnrec_tf.data.sequences import (
     UserSequences,
     leave_one_out,
 )
-from attnrec_tf.data.shards import ShardWriter
+from attnrec_tf.data.shards import ITEMS, ShardWriter
 from attnrec_tf.data.temporal import (
     TEMPORAL,
     check_split_options,
@@ -159,6 +159,7 @@ class _Read:
     rating_name: str = "rating"
     labels: dict[str, str] = field(default_factory=dict)  # column alias -> name in errors
     text: bool = False  # a delimited text file: an empty field is an empty value, not a null
+    metadata: ItemMetadata | None = None  # a MovieLens folder's titles and genres
     locate: Callable[[int], str] = field(default=lambda row: f"row {row + 1}")
 
 
@@ -295,7 +296,10 @@ def _run(
     clock = time.perf_counter()
     cut = _cutoff(con, filters) if filters.split == TEMPORAL else None
     with ShardWriter(output, engine.shards) as writer:
-        protocol = _write_split(con, writer, cut, engine.batch_rows)
+        protocol, counts = _write_split(con, writer, cut, engine.batch_rows, vocabulary.size)
+        items = _item_records(con, read, vocabulary, counts)
+        if items is not None:
+            writer.write_json(ITEMS, items)
         seconds["split_and_write"] = time.perf_counter() - clock
         seconds["total"] = time.perf_counter() - started
         manifest = {
@@ -304,6 +308,7 @@ def _run(
             "row_filters": row_filters,
             "options": {**dataclasses.asdict(filters), **_source_options(source)},
             "protocol": protocol,
+            "items": ITEMS if items is not None else None,
             "seconds": seconds,
             "duckdb": _settings(con, engine),
             "peak_rss_mb": peak_rss_mb(),
@@ -393,10 +398,12 @@ def _read_synthetic(con: Any, source: LogSource) -> _Read:
     con.register("synthetic_rows", table)
     con.execute("CREATE TABLE raw AS SELECT u, i, t FROM synthetic_rows")
     con.unregister("synthetic_rows")
-    del loaded, rows, table
     digest = fingerprint.synthetic_sha256({"seed": source.seed, **options})
-    return _Read("synthetic", f"synthetic(seed={source.seed})",
+    read = _Read("synthetic", f"synthetic(seed={source.seed})",
                  {"sha256": digest, "sha256_of": "generator parameters"}, "synthetic")  # fmt: skip
+    if loaded.items.titles or loaded.items.features:
+        read.metadata = loaded.items
+    return read
 
 
 def _csv(con: Any, path: Path, header: _text.Header, wanted: dict[str, int], file: str) -> None:
@@ -468,6 +475,8 @@ def _read_text(con: Any, path: Path, source: LogSource) -> _Read:
     wanted = {"u": columns.user, "i": columns.item, "t": columns.time}
     if columns.rating is not None:
         wanted["r"] = columns.rating
+    if columns.title is not None:
+        wanted["title"] = columns.title
     _csv(con, path, header, wanted, header.file)
     rating_name = header.names[columns.rating] if columns.rating is not None else "rating"
     read = _Read(path.name, str(path), _file_digest(path), header.file, rating_name)
@@ -509,9 +518,20 @@ def _read_movielens(con: Any, folder: Path, source: LogSource) -> _Read:
     name = movielens._dataset_name(folder, layout)
     digest = {"sha256": fingerprint.folder_sha256(folder), "sha256_of": "files in folder"}
     read = _Read(name, str(folder), digest, path.name, "rating")
+    read.metadata = _movielens_metadata(folder, layout)
     read.locate = _text_locator(path, header, [0, 1, 2, 3])
     read.labels, read.text = {"u": "user id", "i": "movie id", "t": "timestamp"}, True
     return read
+
+
+def _movielens_metadata(folder: Path, layout: str) -> ItemMetadata:
+    """Titles and genres from the folder's movie file (small: one line per movie)."""
+    metadata = ItemMetadata()
+    readers = {"ml-100k": movielens._read_u_item, "ml-1m": movielens._read_movies_dat,
+               "ml-20m": movielens._read_movies_csv}  # fmt: skip
+    if (folder / movielens.LAYOUTS[layout][1]).is_file():
+        readers[layout](folder, metadata)
+    return metadata
 
 
 def _read_parquet(con: Any, files: list[Path], spec: str, source: LogSource) -> _Read:
@@ -529,6 +549,9 @@ def _read_parquet(con: Any, files: list[Path], spec: str, source: LogSource) -> 
     if source.min_rating is not None:
         asked["r"] = (source.rating_col or "rating", "--rating-col")
     index = {alias: find_column(found, file, n, f) for alias, (n, f) in asked.items()}
+    title = next((j for j, n in enumerate(found) if n.lower() == "title"), None)
+    if title is not None and title not in index.values():
+        index["title"] = title
     select = ", ".join(f'"{found[j]}" AS {alias}' for alias, j in index.items())
     try:
         con.execute(f"CREATE TABLE raw AS SELECT {select} FROM read_parquet(?)", [paths])
@@ -651,6 +674,11 @@ def _typed_rows(con: Any, read: _Read, source: LogSource) -> dict[str, Any]:
         f"CREATE TABLE ev AS SELECT rowid AS pos, {u} AS u, {i} AS i, {t} AS t FROM raw "
         f"WHERE {keep}"
     )
+    if "title" in columns:  # the first row's title of every item, as in memory
+        con.execute(
+            f"CREATE TABLE titles AS SELECT {i} AS i, arg_min(trim(coalesce(CAST(title AS "
+            f"VARCHAR), ''), '{_SPACES}'), rowid) AS title FROM raw GROUP BY 1"
+        )
     con.execute("DROP TABLE raw")
     if source.min_rating is None:
         return {}
@@ -812,12 +840,17 @@ def _group(
 
 
 def _write_split(
-    con: Any, writer: ShardWriter, cut: _Cut | None, batch_rows: int
-) -> dict[str, Any]:
-    """Splits every batch of users as in memory and writes it; the protocol of the whole log."""
+    con: Any, writer: ShardWriter, cut: _Cut | None, batch_rows: int, size: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Splits every batch of users as in memory and writes it.
+
+    Returns:
+        The protocol of the whole log, and each vocabulary index's count in the training parts.
+    """
     evaluated_next, trained_next = 0, 0 if cut is None else cut.evaluated
     totals: dict[str, Any] = {}
     kept_rows = 0
+    counts = np.zeros(size, np.int64)
     for users, sequences, times in _user_batches(con, batch_rows):
         seqs = UserSequences(users, sequences)
         kept_rows += sum(len(s) for s in sequences)
@@ -847,10 +880,36 @@ def _write_split(
         )
         evaluated_next += n
         trained_next += len(trained_users)
+        if split.train:
+            counts += np.bincount(np.concatenate(split.train), minlength=size)
     if cut is None:
-        return {"name": LEAVE_ONE_OUT}
+        return {"name": LEAVE_ONE_OUT}, counts
     totals["fraction_before_cutoff"] = float(totals["train_interactions"] / max(1, kept_rows))
-    return totals
+    return totals, counts
+
+
+def _item_records(
+    con: Any, read: _Read, vocabulary: Vocabulary, counts: np.ndarray
+) -> list[dict[str, Any]] | None:
+    """The run folder's items.json records (`run_dir.item_table`), when the log has titles."""
+    from attnrec_tf.run_dir import item_table
+
+    metadata = read.metadata
+    tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+    if metadata is None and "titles" in tables:
+        rows = con.execute("SELECT t.i, t.title FROM titles AS t JOIN vocab USING (i)").fetchall()
+        metadata = ItemMetadata(dict(rows))
+    if metadata is None:
+        return None
+    if vocabulary.id_dtype == "string":  # keys as the readers give them for text ids
+        metadata = ItemMetadata(
+            {str(k): v for k, v in metadata.titles.items()},
+            {n: {str(k): v for k, v in m.items()} for n, m in metadata.features.items()},
+        )
+    records = item_table(vocabulary, metadata, [])
+    for record in records:
+        record["count"] = int(counts[record["index"]])
+    return records
 
 
 _SUMMED = (

@@ -11,6 +11,7 @@ ML-1M.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,15 @@ import pytest
 from attnrec_tf.data import sources, temporal
 from attnrec_tf.data.prepare import Engine, Filters, LogSource, prepare
 from attnrec_tf.data.sequences import build_sequences
-from attnrec_tf.data.shards import read_item_counts, read_manifest, read_split, read_vocabulary
+from attnrec_tf.data.shards import (
+    ITEMS,
+    read_item_counts,
+    read_manifest,
+    read_split,
+    read_vocabulary,
+)
 from attnrec_tf.errors import AttnRecError, ConfigError, DataError
+from attnrec_tf.run_dir import item_table
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 CASES = 30
@@ -74,6 +82,11 @@ def assert_same_as_in_memory(
     assert prepared.test_targets.tolist() == split.test_targets.tolist()
     counts = np.bincount(np.concatenate(split.train), minlength=vocabulary.size)
     assert read_item_counts(output).tolist() == counts.tolist()
+    if loaded.items.titles or loaded.items.features:
+        items = json.loads((output / ITEMS).read_text(encoding="utf-8"))
+        assert items == json.loads(json.dumps(item_table(vocabulary, loaded.items, split.train)))
+    else:
+        assert not (output / ITEMS).exists()
     assert manifest["num_users"] == len(split.train)
     return manifest
 
@@ -128,7 +141,8 @@ def _random_case(seed: int) -> _Case:
 
 
 def _write(case: _Case, folder: Path) -> Path:
-    header = ("user_id", "item_id", "timestamp", "rating")
+    header = ("user_id", "item_id", "timestamp", "rating", "title")
+    titles = [f" {row[1]} take {k % 5} " for k, row in enumerate(case.rows)]
     if case.file_format == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -139,13 +153,15 @@ def _write(case: _Case, folder: Path) -> Path:
             "item_id": list(columns[1]) if case.string_items else [int(v) for v in columns[1]],
             "timestamp": [int(v) for v in columns[2]],
             "rating": [float(v) for v in columns[3]],
+            "title": titles,
         })  # fmt: skip
         path = folder / "log.parquet"
         pq.write_table(table, path, row_group_size=37)
         return path
     delimiter = "," if case.file_format == "csv" else "\t"
     path = folder / f"log.{case.file_format}"
-    lines = [delimiter.join(header)] + [delimiter.join(row) for row in case.rows]
+    lines = [delimiter.join(header)]
+    lines += [delimiter.join((*row, title)) for row, title in zip(case.rows, titles, strict=True)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -320,6 +336,8 @@ def test_cli_prepares_and_prints_the_summary(tmp_path: Path, capsys) -> None:
         (["--memory-limit", "lots"], "error: --memory-limit must be a size"),
         (["--split-fraction", "0.5"], "error: --split-fraction needs --split temporal\n"),
         ([], "error: --output is required"),
+        (["--bogus", "1"], "error: unrecognized arguments: --bogus 1"),
+        (["--threads", "two"], "error: argument --threads: invalid int value: 'two'\n"),
     ],
 )
 def test_cli_bad_flags_exit_2_with_one_line(flags, expected, tmp_path: Path, capsys) -> None:
