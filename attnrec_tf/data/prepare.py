@@ -240,6 +240,7 @@ def _connect(folder: Path, engine: Engine) -> Any:
     if engine.threads is not None:
         settings["threads"] = engine.threads
     con = duckdb.connect(str(folder / "prepare.duckdb"), config=settings)
+    con.execute("SET enable_progress_bar = false")  # the command prints a line per phase
     con.execute("SET TimeZone = 'UTC'")  # ISO dates without a zone are UTC, as in memory
     _python_function(con, "py_seconds", _py_seconds)
     _python_function(con, "py_number", _py_number)

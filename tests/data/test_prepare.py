@@ -117,8 +117,9 @@ def _random_case(seed: int) -> _Case:
         drawn = rng.integers(0, size, count) * int(rng.choice([1, 7, 1000]))
         if not text:
             return [str(v) for v in drawn]
-        # strings that sort differently from their numbers, and one that only looks numeric
-        return [f"0{v}" if v % 3 == 0 else f"{prefix}{v}" for v in drawn]
+        # leading zeros (text that looks numeric), plain integers and prefixed text mixed: the
+        # column is text, and the ids sort as text, not as numbers
+        return [f"0{v}" if v % 3 == 0 else str(v) if v % 3 == 1 else f"{prefix}{v}" for v in drawn]
 
     rows = list(zip(ids(n, users, string_users, "u"), ids(n, items, string_items, "i"),
                     map(str, times), map(str, rng.integers(1, 6, n)), strict=True))  # fmt: skip
@@ -209,6 +210,35 @@ def test_a_hand_made_log_gives_the_hand_computed_split(tmp_path: Path) -> None:
     assert manifest["filter_stats"]["users_dropped_too_few"] == 0
     assert manifest["filter_stats"]["users_in"] == 3
     assert manifest["filter_stats"]["interactions_kept"] == 7
+
+
+def test_recbole_inter_file_and_iso_dates_equal_in_memory(tmp_path: Path) -> None:
+    rows = [("u1", "a", "2024-01-01"), ("u2", "b", "2024-01-01T12:00:00Z"),
+            ("u1", "b", "2024-01-02"), ("u1", "c", "2024-01-02"),
+            ("u2", "a", "2024-01-03T00:00:00+01:00"),
+            ("u2", "c", "2024-01-04"), ("u1", "a", "2024-01-05"), ("u3", "a", "2024-01-05"),
+            ("u3", "c", "2024-01-01"), ("u3", "b", "2024-01-06")]  # fmt: skip
+    inter = tmp_path / "log.inter"
+    inter.write_text(
+        "user_id:token\titem_id:token\ttimestamp:float\n"
+        + "".join("\t".join(row) + "\n" for row in rows),
+        encoding="utf-8",
+    )
+    for split, cut in (("leave-one-out", None), ("temporal", "2024-01-02")):
+        manifest = assert_same_as_in_memory(
+            LogSource(str(inter)), Filters(1, 1, split=split, split_time=cut), tmp_path / split
+        )
+        assert manifest["num_users"] == 3
+
+
+@pytest.mark.parametrize("pad", ["", " 0"])
+def test_spaces_around_ids_are_stripped_as_in_memory(pad: str, tmp_path: Path) -> None:
+    # " 7 " is the integer 7; with one " 07" in the column every id is text
+    log = tmp_path / "log.csv"
+    body = "".join(f" {u} ,\t{i} ,{t}\n" for t, (u, i) in enumerate([(7, 1), (7, 2), (10, 1)] * 3))
+    log.write_text(f"user_id,item_id,timestamp\n{body}{pad}7,2,99\n", encoding="utf-8")
+    manifest = assert_same_as_in_memory(LogSource(str(log)), Filters(1, 1), tmp_path / "p")
+    assert manifest["user_id_dtype"] == ("int64" if not pad else "string")
 
 
 def test_synthetic_data_equals_in_memory(tmp_path: Path) -> None:
@@ -375,3 +405,14 @@ def test_movielens_prepared_equals_in_memory(name: str, split: str, tmp_path: Pa
         LogSource(str(folder)), Filters(split=split), tmp_path / "p", Engine(shards=4)
     )
     assert manifest["dataset"]["sha256_of"] == "files in folder"
+
+
+@pytest.mark.slow
+def test_movielens_with_min_rating_equals_in_memory(tmp_path: Path) -> None:
+    folder = SHARED / "ml-100k"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    manifest = assert_same_as_in_memory(
+        LogSource(str(folder), min_rating=4), Filters(split="temporal"), tmp_path / "p"
+    )
+    assert manifest["row_filters"]["rows_below_min_rating"] > 0
