@@ -84,7 +84,7 @@ from attnrec_tf.data.temporal import (
     temporal_split,
 )
 from attnrec_tf.data.vocabulary import Vocabulary
-from attnrec_tf.errors import ConfigError, DataError
+from attnrec_tf.errors import ConfigError, DataError, MissingDependencyError
 
 DEFAULT_MEMORY_LIMIT = "4GB"
 DEFAULT_SHARDS = 16
@@ -200,6 +200,7 @@ def prepare(
     """
     import duckdb
 
+    _require_pyarrow()
     check_split_options(filters.split, filters.split_time, filters.split_fraction)
     sources.check_rating_options(source.min_rating, source.rating_col)
     check_memory_limit(engine.memory_limit)
@@ -227,6 +228,20 @@ def prepare(
         ) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _require_pyarrow() -> None:
+    """DuckDB hands batches to Python as Arrow: pyarrow (the `parquet` extra) is needed.
+
+    Raises:
+        MissingDependencyError: pyarrow is not installed (one line with the install command).
+    """
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            "pyarrow", "pyarrow", what="python -m attnrec_tf.prepare"
+        ) from None
 
 
 def _connect(folder: Path, engine: Engine) -> Any:

@@ -391,6 +391,24 @@ def test_cli_bad_row_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
     assert err == "error: log.csv line 3: expected 3 fields separated by ',', got 2\n"
 
 
+def test_without_pyarrow_the_cli_says_what_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; from attnrec_tf import prepare; "
+        "sys.exit(prepare.main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--data", "synthetic", "--output", str(tmp_path / "p")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: python -m attnrec_tf.prepare: pyarrow is not installed (pip install pyarrow)\n"
+    )
+
+
 # ----------------------------------------------------------------------------- real data
 
 
