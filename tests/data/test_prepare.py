@@ -426,6 +426,22 @@ def test_movielens_prepared_equals_in_memory(name: str, split: str, tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_a_log_larger_than_the_memory_limit_spills_and_equals_in_memory(tmp_path: Path) -> None:
+    # 300,000 rows within 40MB (10MB is too little for them): DuckDB spills to --temp-dir
+    rng = np.random.default_rng(0)
+    n = 300_000
+    users, items = rng.integers(0, 15_000, n), rng.zipf(1.5, n) % 5000
+    times = rng.integers(0, 99, n)
+    log = tmp_path / "log.csv"
+    rows = "".join(f"u{u},{i},{t}\n" for u, i, t in zip(users, items, times, strict=True))
+    log.write_text("user_id,item_id,timestamp\n" + rows, encoding="utf-8")
+    engine = Engine(memory_limit="40MB", threads=1, temp_dir=tmp_path / "tmp", batch_rows=50_000)
+    manifest = assert_same_as_in_memory(LogSource(str(log)), Filters(), tmp_path / "p", engine)
+    assert manifest["filter_stats"]["interactions_in"] == n
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.slow
 def test_movielens_with_min_rating_equals_in_memory(tmp_path: Path) -> None:
     folder = SHARED / "ml-100k"
     if not folder.is_dir():
