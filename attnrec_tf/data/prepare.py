@@ -35,7 +35,7 @@ Example:
     ...     f"{u},{i},{t}\\n" for u in (1, 2) for t, i in enumerate((7, 8, 9, 7))))
     >>> manifest = prepare(LogSource(str(log)), folder / "prepared",
     ...                    Filters(min_user_interactions=1, min_item_interactions=1))
-    >>> manifest["num_users"], manifest["filter_stats"]["interactions_kept"]
+    >>> manifest["num_users"], manifest["filters"]["interactions_kept"]
     (2, 8)
     >>> split = read_split(folder / "prepared")
     >>> split.users.tolist(), [t.tolist() for t in split.train], split.test_targets.tolist()
@@ -320,7 +320,7 @@ def _run(
         seconds["total"] = time.perf_counter() - started
         manifest = {
             "dataset": {"name": read.name, "source": read.source, **read.sha256},
-            "filter_stats": dataclasses.asdict(stats),
+            "filters": dataclasses.asdict(stats),
             "row_filters": row_filters,
             "options": {**dataclasses.asdict(filters), **_source_options(source)},
             "protocol": protocol,
@@ -540,6 +540,11 @@ def _read_movielens(con: Any, folder: Path, source: LogSource) -> _Read:
     return read
 
 
+def _chunks_name(spec: Path) -> str:
+    """The name of a log in chunks: its folder's ("logs" for logs/ or logs/part-*.parquet)."""
+    return spec.parent.name if any(ch in spec.name for ch in "*?[") else spec.name
+
+
 def _movielens_metadata(folder: Path, layout: str) -> ItemMetadata:
     """Titles and genres from the folder's movie file (small: one line per movie)."""
     metadata = ItemMetadata()
@@ -582,7 +587,7 @@ def _read_parquet(con: Any, files: list[Path], spec: str, source: LogSource) -> 
         import hashlib
 
         digest = {"sha256": hashlib.sha256(lines.encode()).hexdigest(), "sha256_of": "files"}
-    name = files[0].name if len(files) == 1 else Path(spec).name
+    name = files[0].name if len(files) == 1 else _chunks_name(Path(spec))
     read = _Read(name, spec, digest, file, found[index["r"]] if "r" in index else "rating")
     read.labels = {alias: found[j] for alias, j in index.items()}
     return read
@@ -948,7 +953,7 @@ def _add_counts(totals: dict[str, Any], protocol: dict[str, Any]) -> None:
 
 def describe(manifest: dict[str, Any]) -> str:
     """The one-line summary `python -m attnrec_tf.prepare` prints."""
-    stats = manifest["filter_stats"]
+    stats = manifest["filters"]
     size = sum(shard["bytes"] for shard in manifest["shards"])
     return (
         f"prepared {manifest['dataset']['name']}: {manifest['num_users']} users "

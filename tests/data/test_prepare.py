@@ -69,7 +69,7 @@ def assert_same_as_in_memory(
         return {}
     manifest = prepare(source, output, filters, engine or Engine())
     assert read_vocabulary(output) == vocabulary
-    assert manifest["filter_stats"] == dataclasses.asdict(stats)
+    assert manifest["filters"] == dataclasses.asdict(stats)
     assert manifest["row_filters"] == loaded.row_filters
     assert manifest["protocol"] == split.protocol
     assert manifest["dataset"]["name"] == loaded.name
@@ -207,9 +207,9 @@ def test_a_hand_made_log_gives_the_hand_computed_split(tmp_path: Path) -> None:
     assert split.users.tolist() == ["a", "b"]  # raw-id order
     assert [t.tolist() for t in split.train] == [[1, 1], [2]]  # a: 8 8 | 7, 9; b: 7 | 8, 9
     assert split.valid_targets.tolist() == [2, 1] and split.test_targets.tolist() == [3, 3]
-    assert manifest["filter_stats"]["users_dropped_too_few"] == 0
-    assert manifest["filter_stats"]["users_in"] == 3
-    assert manifest["filter_stats"]["interactions_kept"] == 7
+    assert manifest["filters"]["users_dropped_too_few"] == 0
+    assert manifest["filters"]["users_in"] == 3
+    assert manifest["filters"]["interactions_kept"] == 7
 
 
 def test_recbole_inter_file_and_iso_dates_equal_in_memory(tmp_path: Path) -> None:
@@ -267,8 +267,9 @@ def test_a_folder_of_parquet_files_reads_as_one_log(tmp_path: Path) -> None:
     reference = prepare(LogSource(str(whole)), tmp_path / "a", case.filters)
     chunked = prepare(LogSource(str(parts)), tmp_path / "b", case.filters)
     globbed = prepare(LogSource(str(parts / "part-*.parquet")), tmp_path / "c", case.filters)
+    assert chunked["dataset"]["name"] == globbed["dataset"]["name"] == "parts"
     for manifest, folder in ((chunked, "b"), (globbed, "c")):
-        assert manifest["filter_stats"] == reference["filter_stats"]
+        assert manifest["filters"] == reference["filters"]
         assert read_vocabulary(tmp_path / folder) == read_vocabulary(tmp_path / "a")
         a, b = read_split(tmp_path / "a"), read_split(tmp_path / folder)
         assert [t.tolist() for t in a.train] == [t.tolist() for t in b.train]
@@ -437,7 +438,7 @@ def test_a_log_larger_than_the_memory_limit_spills_and_equals_in_memory(tmp_path
     log.write_text("user_id,item_id,timestamp\n" + rows, encoding="utf-8")
     engine = Engine(memory_limit="40MB", threads=1, temp_dir=tmp_path / "tmp", batch_rows=50_000)
     manifest = assert_same_as_in_memory(LogSource(str(log)), Filters(), tmp_path / "p", engine)
-    assert manifest["filter_stats"]["interactions_in"] == n
+    assert manifest["filters"]["interactions_in"] == n
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
