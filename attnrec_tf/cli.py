@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attnrec_tf.config import flag, option_fields, option_type
 from attnrec_tf.errors import AttnRecError, ConfigError
 
 if TYPE_CHECKING:
@@ -226,3 +227,36 @@ def given(args: argparse.Namespace, dest: str) -> bool:
     A namespace built by hand, without the marker, counts as given (the strict reading).
     """
     return bool(getattr(args, f"{dest}_given", True))
+
+
+def add_option_flags(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    default_label: str,
+    names: Collection[str] | None = None,
+) -> None:
+    """Adds one flag per `option` field of `cls`, in argument groups named by the fields.
+
+    The type comes from the field's annotation (a bool is `--x / --no-x`, a tuple is a
+    comma-separated string), the help from its metadata, ending with its default. `names`
+    keeps only those fields (another command sharing some of train's options).
+    """
+    groups: dict[str, Any] = {}
+    for field in option_fields(cls):
+        if names is not None and field.name not in names:
+            continue
+        name = field.metadata["group"]
+        if name not in groups:
+            groups[name] = parser.add_argument_group(name)
+        kind = option_type(cls, field.name)
+        default: Any = field.default
+        shown = ",".join(default) if kind is tuple else default
+        help_text = f"{field.metadata['help']} ({default_label}: {shown})".replace("%", "%%")
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = str if kind is tuple else kind
+        if field.metadata["show_choices"]:
+            kwargs["choices"] = field.metadata["choices"]
+        groups[name].add_argument(flag(field.name), **kwargs)

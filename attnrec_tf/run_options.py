@@ -27,6 +27,7 @@ from typing import Any
 from attnrec_tf.cli import DEFAULT_MODEL_NAME
 from attnrec_tf.config import (
     AT_LEAST_ZERO,
+    POSITIVE_INT,
     PRESETS,
     Config,
     check_fields,
@@ -244,3 +245,48 @@ def _names(value: str | Iterable[str], name: str) -> tuple[str, ...]:
         return tuple(str(part) for part in value)
     except TypeError:
         raise ConfigError(f"{flag(name)} must be a list of names, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """The options of `python -m attnrec_tf.prepare` that a training run does not have.
+
+    Kept apart from `RunOptions`: they size DuckDB's work while preparing, and a run reads a
+    prepared folder without them. The data, filter and split flags of `prepare` are
+    `RunOptions` and `Config` fields (`prepare.PREPARE_FIELDS`), declared there once.
+    """
+
+    output: Path | None = option(
+        None, "the prepared folder to write (replaced as a whole when complete)", group="prepare"
+    )
+    memory_limit: str = option(
+        "4GB",
+        "DuckDB's memory limit (e.g. 4GB, 512MB); beyond it DuckDB spills to --temp-dir",
+        group="prepare",
+    )
+    temp_dir: Path | None = option(
+        None,
+        "where DuckDB's database and spill files go (a temporary folder inside it, removed "
+        "at the end; default: the system's temp folder)",
+        group="prepare",
+    )
+    threads: int | None = option(
+        None, "DuckDB's threads (default: one per core)", check=POSITIVE_INT, group="prepare"
+    )
+    shards: int = option(
+        16,
+        "how many TFRecord shard files (each user in one; give at least the number of "
+        "workers that will train from it)",
+        check=POSITIVE_INT,
+        group="prepare",
+    )
+
+    def validated(self) -> PrepareOptions:
+        """Checks every value; raises `ConfigError` naming the flag."""
+        from attnrec_tf.data.prepare import check_memory_limit
+
+        check_fields(self)
+        if self.output is None:
+            raise ConfigError("--output is required: the prepared folder to write")
+        check_memory_limit(self.memory_limit)
+        return self

@@ -23,8 +23,8 @@ import argparse
 import sys
 from typing import Any
 
-from attnrec_tf.cli import command_parser, run_command
-from attnrec_tf.config import Config, flag, option_fields, option_type
+from attnrec_tf.cli import add_option_flags, command_parser, run_command
+from attnrec_tf.config import Config
 from attnrec_tf.run_options import RunOptions, resolve
 
 
@@ -43,31 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_option_flags(parser, RunOptions, default_label="default")
     add_option_flags(parser, Config, default_label="preset default")
     return parser
-
-
-def add_option_flags(parser: argparse.ArgumentParser, cls: type, default_label: str) -> None:
-    """Adds one flag per `option` field of `cls`, in argument groups named by the fields.
-
-    The type comes from the field's annotation (a bool is `--x / --no-x`, a tuple is a
-    comma-separated string), the help from its metadata, ending with its default.
-    """
-    groups: dict[str, Any] = {}
-    for field in option_fields(cls):
-        name = field.metadata["group"]
-        if name not in groups:
-            groups[name] = parser.add_argument_group(name)
-        kind = option_type(cls, field.name)
-        default: Any = field.default
-        shown = ",".join(default) if kind is tuple else default
-        help_text = f"{field.metadata['help']} ({default_label}: {shown})".replace("%", "%%")
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text}
-        if kind is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = str if kind is tuple else kind
-        if field.metadata["show_choices"]:
-            kwargs["choices"] = field.metadata["choices"]
-        groups[name].add_argument(flag(field.name), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,8 @@ What `python -m attnrec_tf.prepare` writes and what training streams (`data/stre
     PREPARED/manifest.json       format, counts, filter statistics, split protocol, shards
     PREPARED/vocabulary.json     `Vocabulary.save` (raw item id <-> index)
     PREPARED/item_counts.npy     int64 (vocab_size,): each index's count in the training parts
+    PREPARED/items.json          optional: the run folder's items.json records (raw id, title,
+                                 genres, training count per index), when the log has titles
     PREPARED/shards/part-00000-of-00016.tfrecord, ...
 
 One record per user, a `tf.train.Example` (the form tf.data parses in C++ and any TensorFlow
@@ -62,6 +64,7 @@ VERSION = 1
 MANIFEST = "manifest.json"
 VOCABULARY = "vocabulary.json"
 ITEM_COUNTS = "item_counts.npy"
+ITEMS = "items.json"
 SHARD_FOLDER = "shards"
 
 
@@ -166,6 +169,10 @@ class ShardWriter:
                 if top > len(self._item_counts):
                     self._item_counts = np.pad(self._item_counts, (0, top - len(self._item_counts)))
                 np.add.at(self._item_counts, part, 1)
+
+    def write_json(self, name: str, body: Any) -> None:
+        """Writes one more JSON file into the folder (e.g. `ITEMS`), inside the `with` block."""
+        atomic.write_json(self._root / name, body)
 
     def finish(self, manifest: dict[str, Any], vocabulary: Vocabulary) -> None:
         """Closes the shards and writes the vocabulary, item counts and manifest.

@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -116,8 +117,7 @@ def cutoff_at_fraction(timestamps: np.ndarray, fraction: float) -> float:
     ordered = np.sort(np.asarray(timestamps, dtype=np.float64))
     if not len(ordered):
         raise ValueError("no timestamps")
-    position = min(int(math.floor(fraction * len(ordered) + 1e-9)), len(ordered) - 1)
-    return float(ordered[position])
+    return float(ordered[fraction_position(fraction, len(ordered))])
 
 
 def sequence_timestamps(
@@ -146,12 +146,48 @@ def sequence_timestamps(
     return np.split(interactions.timestamps[rows], np.cumsum(lengths)[:-1])
 
 
+def partition_users(
+    lengths: np.ndarray, flat_times: np.ndarray, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's count before `cutoff`, and who is evaluated or trained on only.
+
+    Args:
+        lengths: np.ndarray. The length of every user's sequence, shape (u,).
+        flat_times: np.ndarray. Every sequence's timestamps, concatenated, shape (sum(lengths),).
+        cutoff: float. The cut-off.
+
+    Returns:
+        (before, evaluated, trained_only): the count of interactions before the cut-off per
+        user, and the positions of the evaluated users (one before, two at or after) and of
+        the users trained on but not evaluated, each in sequence order.
+    """
+    starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+    before = (
+        np.add.reduceat((flat_times < cutoff).astype(np.int64), starts)
+        if len(starts)
+        else np.zeros(0, np.int64)
+    )
+    after = lengths - before
+    evaluated = np.flatnonzero((before >= 1) & (after >= 2))
+    trained_only = np.flatnonzero((before >= 1) & (after < 2))
+    return before, evaluated, trained_only
+
+
+def no_user_evaluated(cutoff: float, cutoff_from: str, low: float, high: float) -> ConfigError:
+    """The error of a cut-off that leaves no user to evaluate (names the flag and time range)."""
+    return ConfigError(
+        f"{cutoff_from}: no user has an interaction before the cut-off {_show(cutoff)} and "
+        f"two at or after it; the timestamps run from {_show(low)} to {_show(high)}"
+    )
+
+
 def temporal_split(
     sequences: UserSequences,
     times: list[np.ndarray],
     cutoff: float,
     *,
     cutoff_from: str = "--split-time",
+    require_evaluated: bool = True,
 ) -> LeaveOneOutSplit:
     """Splits chronological sequences at a global time `cutoff` (see the module docstring).
 
@@ -161,14 +197,18 @@ def temporal_split(
         cutoff: float. Interactions at or after it are never trained on.
         cutoff_from: str. The flag and value that chose `cutoff`, for the report and errors.
             Defaults to `"--split-time"`.
+        require_evaluated: bool. Raise when no user is evaluated. False for one batch of the
+            users of a larger log (`data/prepare.py` checks the whole log once). Defaults to
+            `True`.
 
     Returns:
         The split: the evaluated users first in `train` (their part before the cut-off), then
-        the users trained on but not evaluated; `protocol` names the cut-off and the counts.
+        the users trained on but not evaluated; `protocol` names the cut-off and the counts
+        (of these sequences).
 
     Raises:
         ConfigError: No user has an interaction before the cut-off and two at or after it
-            (names `cutoff_from` and the time range of the data).
+            (names `cutoff_from` and the time range of the data), with `require_evaluated`.
     """
     lengths = np.fromiter(map(len, sequences.sequences), np.int64, len(sequences))
     flat_times = np.concatenate(times) if len(times) else np.zeros(0)
@@ -179,21 +219,12 @@ def temporal_split(
     steps[starts[1:] - 1] = 0.0  # from one user's last item to the next user's first
     if np.any(steps < 0):
         raise ValueError("`times` must be non-decreasing within every sequence")
-    before = (
-        np.add.reduceat((flat_times < cutoff).astype(np.int64), starts)
-        if len(starts)
-        else np.zeros(0, np.int64)
-    )
+    before, evaluated, trained_only = partition_users(lengths, flat_times, cutoff)
     after = lengths - before
-    evaluated = np.flatnonzero((before >= 1) & (after >= 2))
-    trained_only = np.flatnonzero((before >= 1) & (after < 2))
-    if not len(evaluated):
+    if not len(evaluated) and require_evaluated:
         low, high = (flat_times.min(), flat_times.max()) if len(flat_times) else (0.0, 0.0)
-        raise ConfigError(
-            f"{cutoff_from}: no user has an interaction before the cut-off {_show(cutoff)} and "
-            f"two at or after it; the timestamps run from {_show(low)} to {_show(high)}"
-        )
-    flat = np.concatenate(sequences.sequences)
+        raise no_user_evaluated(cutoff, cutoff_from, low, high)
+    flat = np.concatenate(sequences.sequences) if len(sequences) else np.zeros(0, np.int32)
     cut = starts + before
     train = [sequences.sequences[i][: before[i]] for i in (*evaluated, *trained_only)]
     protocol: dict[str, Any] = {
@@ -263,13 +294,39 @@ def make_split(
     if split == LEAVE_ONE_OUT:
         return leave_one_out(sequences)
     times = sequence_timestamps(interactions, vocabulary, sequences)
-    if split_time is not None:
-        cutoff, cutoff_from = parse_split_time(split_time), f"--split-time {split_time}"
-    else:
-        fraction = split_fraction or DEFAULT_SPLIT_FRACTION
-        cutoff = cutoff_at_fraction(np.concatenate(times), fraction)
-        cutoff_from = f"--split-fraction {fraction:g}" + ("" if split_fraction else " (default)")
+    cutoff, cutoff_from = choose_cutoff(
+        split_time, split_fraction, lambda f: cutoff_at_fraction(np.concatenate(times), f)
+    )
     return temporal_split(sequences, times, cutoff, cutoff_from=cutoff_from)
+
+
+def choose_cutoff(
+    split_time: str | float | None,
+    split_fraction: float | None,
+    at_fraction: Callable[[float], float],
+) -> tuple[float, str]:
+    """The temporal cut-off and the flag that chose it (`--split-time`, else the fraction).
+
+    Args:
+        split_time: str | float | None. `--split-time`.
+        split_fraction: float | None. `--split-fraction`; None with no `split_time` is
+            `DEFAULT_SPLIT_FRACTION`.
+        at_fraction: Callable. The cut-off of a fraction of the kept interactions
+            (`cutoff_at_fraction` of their timestamps, or the same query in SQL).
+
+    Returns:
+        (cutoff, cutoff_from), e.g. (9.0, "--split-fraction 0.9 (default)").
+    """
+    if split_time is not None:
+        return parse_split_time(split_time), f"--split-time {split_time}"
+    fraction = split_fraction or DEFAULT_SPLIT_FRACTION
+    cutoff_from = f"--split-fraction {fraction:g}" + ("" if split_fraction else " (default)")
+    return at_fraction(fraction), cutoff_from
+
+
+def fraction_position(fraction: float, count: int) -> int:
+    """The position floor(fraction * count) in time order of the cut-off (at most count - 1)."""
+    return min(int(math.floor(fraction * count + 1e-9)), count - 1)
 
 
 def protocol_entry(split: LeaveOneOutSplit) -> str | dict[str, Any]:
