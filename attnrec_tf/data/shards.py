@@ -92,6 +92,7 @@ def record_spec() -> dict[str, Any]:
 
 
 def _example(user: str, index: int, train: np.ndarray, valid: int, test: int) -> bytes:
+    """One record through protobuf's own API (the reference `encode_records` is tested against)."""
     import tensorflow as tf
 
     def ints(values: Iterable[int]) -> tf.train.Feature:
@@ -106,6 +107,89 @@ def _example(user: str, index: int, train: np.ndarray, valid: int, test: int) ->
     }
     example = tf.train.Example(features=tf.train.Features(feature=features))
     return example.SerializeToString()
+
+
+def varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Protobuf varints of non-negative integers, vectorised: `(bytes, bytes per value)`.
+
+    Example:
+        >>> data, sizes = varints(np.array([1, 300]))
+        >>> data.tolist(), sizes.tolist()
+        ([1, 172, 2], [1, 2])
+    """
+    v = np.asarray(values, np.uint64)
+    sizes = np.ones(len(v), np.int64)
+    for shift in range(7, 64, 7):
+        sizes += v >= np.uint64(1) << np.uint64(shift)
+    out = np.empty(int(sizes.sum()), np.uint8)
+    starts = np.cumsum(sizes) - sizes
+    for k in range(int(sizes.max()) if len(v) else 0):
+        has = sizes > k
+        low = (v[has] >> np.uint64(7 * k)) & np.uint64(0x7F)
+        more = (sizes[has] > k + 1).astype(np.uint64) << np.uint64(7)
+        out[starts[has] + k] = (low | more).astype(np.uint8)
+    return out, sizes
+
+
+def _varint(value: int) -> bytes:
+    """One varint, in plain Python (numpy's call overhead is larger for one value)."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _entry(key: bytes, feature: bytes) -> bytes:
+    """A `Features.feature` map entry (field 1): key (field 1) and the Feature (field 2)."""
+    body = b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(len(feature)) + feature
+    return b"\x0a" + _varint(len(body)) + body
+
+
+def _int64_feature(packed: bytes) -> bytes:
+    """A Feature with an `int64_list` (field 3) of packed varints (`Int64List.value`, field 1)."""
+    values = b"\x0a" + _varint(len(packed)) + packed if packed else b""
+    return b"\x1a" + _varint(len(values)) + values
+
+
+def _bytes_feature(value: bytes) -> bytes:
+    """A Feature with a `bytes_list` (field 1) of one value."""
+    values = b"\x0a" + _varint(len(value)) + value
+    return b"\x0a" + _varint(len(values)) + values
+
+
+def encode_records(
+    users: np.ndarray, index: np.ndarray, train: list[np.ndarray], valid: np.ndarray,
+    test: np.ndarray,
+) -> list[bytes]:  # fmt: skip
+    """The serialized `tf.train.Example` of every user of a batch (see the module docstring).
+
+    Written by hand from protobuf's wire format because building a message per user through
+    protobuf's Python API cost about 280 microseconds a user here (a 10^8-row log has 10^6
+    users): the item lists of the whole batch are varint-encoded at once with numpy, so a user
+    costs a few byte concatenations. `tf.io.parse_example` reads the result as it reads
+    protobuf's own (tested against `_example`).
+    """
+    lengths = np.fromiter(map(len, train), np.int64, len(train))
+    flat = np.concatenate(train) if len(train) else np.zeros(0, np.int64)
+    data, sizes = varints(flat)
+    ends = np.r_[0, np.cumsum(sizes)][np.cumsum(lengths)]  # byte end of each user's items
+    blob = data.tobytes()
+    records = []
+    start = 0
+    for user, i, end, v, t in zip(users, index.tolist(), ends.tolist(), valid.tolist(),
+                                  test.tolist(), strict=True):  # fmt: skip
+        features = (
+            _entry(b"user", _bytes_feature(str(user).encode("utf-8")))
+            + _entry(b"index", _int64_feature(_varint(i)))
+            + _entry(b"train", _int64_feature(blob[start:end]))
+            + _entry(b"valid", _int64_feature(_varint(v)))
+            + _entry(b"test", _int64_feature(_varint(t)))
+        )
+        records.append(b"\x0a" + _varint(len(features)) + features)
+        start = end
+    return records
 
 
 class ShardWriter:
@@ -160,15 +244,20 @@ class ShardWriter:
             test: Test targets, 0 for a user not evaluated, shape (b,).
         """
         self._integer_users &= np.asarray(users).dtype.kind in "iu"
-        for user, i, part, v, t in zip(users, index, train, valid, test, strict=True):
-            shard = int(i) % self.num_shards
-            self._writers[shard].write(_example(str(user), int(i), part, int(v), int(t)))
-            self._stats[shard] += (1, int(v > 0), len(part))
-            if len(part):
-                top = int(part.max()) + 1
-                if top > len(self._item_counts):
-                    self._item_counts = np.pad(self._item_counts, (0, top - len(self._item_counts)))
-                np.add.at(self._item_counts, part, 1)
+        index = np.asarray(index, np.int64)
+        records = encode_records(users, index, train, np.asarray(valid), np.asarray(test))
+        shards = index % self.num_shards
+        for shard, record in zip(shards.tolist(), records, strict=True):
+            self._writers[shard].write(record)
+        lengths = np.fromiter(map(len, train), np.int64, len(train))
+        np.add.at(self._stats, shards, np.stack([np.ones_like(lengths), valid > 0, lengths], 1))
+        if lengths.sum():
+            counts = np.bincount(np.concatenate(train))
+            if len(counts) > len(self._item_counts):
+                self._item_counts = np.pad(
+                    self._item_counts, (0, len(counts) - len(self._item_counts))
+                )
+            self._item_counts[: len(counts)] += counts
 
     def write_json(self, name: str, body: Any) -> None:
         """Writes one more JSON file into the folder (e.g. `ITEMS`), inside the `with` block."""
