@@ -33,8 +33,9 @@ WIDTH_MULTIPLE = 8
 """A scoring batch is padded to its longest history rounded up to this (at most `max_len`)."""
 
 CHUNKED_ABOVE_ITEMS = 1_000_000
-"""`evaluate_split` scores catalogs larger than this in item chunks (`metrics.rank_of_targets_chunked`)
-when the score function has a user-vector form (`keras_score_fn`)."""
+"""`evaluate_split` scores catalogs larger than this in item chunks
+(`metrics.rank_of_targets_chunked`) when the score function has a user-vector form
+(`keras_score_fn`)."""
 CHUNK_USERS = 256
 """Users per batch of the chunked scoring; a chunk is `SCORES_PER_BATCH // CHUNK_USERS` items."""
 

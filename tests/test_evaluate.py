@@ -169,8 +169,9 @@ def test_chunked_split_ranks_equal_the_dense_ones():
         return fn.user_vectors(histories) @ table.T
 
     def user_vectors(histories):
-        return np.stack([users.setdefault(len(h) * 100 + int(h[-1]), rng.normal(size=3))
-                         for h in histories]).astype(np.float32)
+        return np.stack(
+            [users.setdefault(len(h) * 100 + int(h[-1]), rng.normal(size=3)) for h in histories]
+        ).astype(np.float32)
 
     fn.user_vectors, fn.item_table, fn.vocab_size = user_vectors, lambda: table, 40
     split = LeaveOneOutSplit(

@@ -9,7 +9,8 @@ prepared folder (`data/shards.py`). One epoch of one worker, all in the tf.data 
     -> `parse_example` in batches of `PARSE_BATCH` records
     -> the training windows of each train part (as `pipeline.training_arrays` cuts them:
        the last `max_len + 1` items, or every window with `all_windows`), left-padded
-    -> a bounded shuffle buffer (`SHUFFLE_BUFFER` windows) seeded by (seed, epoch)
+    -> a bounded shuffle: blocks of `SHUFFLE_BUFFER` windows, each permuted by (seed, epoch,
+       block) (`stateless_shuffle`)
     -> length buckets: chunks of `BUCKET_CHUNK_BATCHES` batches sorted by length, the chunk's
        batches in a permutation of (seed, epoch, chunk), each cut to its longest window rounded
        up to `WIDTH_MULTIPLE` (left padding kept); or plain `max_len`-wide batches
@@ -31,7 +32,7 @@ same `steps_per_epoch` steps (the global count, `ceil(windows / batch_size)`): i
 the epoch's order if its files hold fewer windows than that, and the epoch ends after that many
 steps even if some of its windows were not reached (shards hold nearly equal numbers of users).
 
-Memory: the shuffle buffer, one bucket chunk and the prefetched batches; not the log.
+Memory: one shuffled block, one bucket chunk and the prefetched batches; not the log.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from attnrec_tf.data.pipeline import BUCKET_CHUNK_BATCHES, WIDTH_MULTIPLE
 from attnrec_tf.errors import ConfigError
 
 SHUFFLE_BUFFER = 16_384
-"""Windows in the shuffle buffer (with `max_len` 200: about 26 MB)."""
+"""Windows per shuffled block (with `max_len` 200: about 26 MB)."""
 PARSE_BATCH = 256
 """Records parsed per `parse_example` call."""
 CYCLE_LENGTH = 4
@@ -64,9 +65,7 @@ class WindowCounts:
     positions: int
 
 
-def worker_files(
-    files: Sequence[str], num_workers: int = 1, worker_index: int = 0
-) -> list[str]:
+def worker_files(files: Sequence[str], num_workers: int = 1, worker_index: int = 0) -> list[str]:
     """The shard files a worker reads: file `i` goes to worker `i % num_workers`.
 
     >>> worker_files(["a", "b", "c"], num_workers=2, worker_index=0)
@@ -171,25 +170,47 @@ def worker_records(files: Sequence[str], *, seed: int, epoch: int = 0) -> Any:
     return _records(files, tf.constant([seed, epoch], tf.int64))
 
 
-def _epoch_windows(
-    files: Sequence[str], key: Any, max_len: int, all_windows: bool
-) -> Any:
-    """One pass over `files`: shuffled windows `(inputs, targets)`, one element each."""
+def _epoch_windows(files: Sequence[str], key: Any, max_len: int, all_windows: bool) -> Any:
+    """One pass over `files`: shuffled windows `(inputs, targets)`, one element each.
+
+    The shuffle: blocks of `SHUFFLE_BUFFER` consecutive windows, each permuted by
+    `stateless_shuffle` seeded by (seed, epoch, block): a pure function of the key (a tf.data
+    `shuffle` with a tensor seed would also depend on the global seed).
+    """
     import tensorflow as tf
 
-    folded = tf.random.experimental.stateless_fold_in(key, 0x73687566)  # "shuf"
-    shuffle_seed = tf.cast(folded[0], tf.int64)
-    return (
+    salted = _salted(key, 0x73687566)  # "shuf"
+
+    def shuffle_block(number: Any, block: tuple[Any, Any]) -> Any:
+        inputs, targets = block
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(tf.shape(inputs)[0]), seed=_salted(salted, number)
+        )
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.gather(inputs, order), tf.gather(targets, order))
+        )
+
+    windows = (
         _records(files, key)
         .map(lambda record: _windows(record["train"], max_len, all_windows))
         .unbatch()
-        .shuffle(SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=False)
     )
+    return windows.batch(SHUFFLE_BUFFER).enumerate().flat_map(shuffle_block)
+
+
+def _salted(key: Any, salt: Any) -> Any:
+    """A stateless seed `(2,)` int64 derived from `key` and an integer `salt`."""
+    import tensorflow as tf
+
+    folded = tf.random.experimental.stateless_fold_in(key, tf.cast(salt, tf.int64))
+    return tf.cast(folded, tf.int64)
 
 
 def _bucketed(windows: Any, batch_size: int, key: Any, width: int) -> Any:
     """Windows -> batches: chunks sorted by length, permuted, each cut to its longest window."""
     import tensorflow as tf
+
+    bucket_key = _salted(key, 0x6275636B)  # "buck"
 
     def chunk_batches(number: Any, chunk: tuple[Any, Any]) -> Any:
         inputs, targets = chunk
@@ -199,7 +220,7 @@ def _bucketed(windows: Any, batch_size: int, key: Any, width: int) -> Any:
         rows = tf.shape(inputs, out_type=tf.int64)[0]
         batches = (rows + batch_size - 1) // batch_size
         which = tf.random.experimental.stateless_shuffle(
-            tf.range(batches), seed=tf.random.experimental.stateless_fold_in(key, number)
+            tf.range(batches), seed=_salted(bucket_key, number)
         )
 
         def batch(index: Any) -> tuple[Any, Any]:
@@ -301,7 +322,8 @@ def count_windows(files: Sequence[str], max_len: int, all_windows: bool = False)
             positions = tf.where(lengths >= 2, lengths - 1, tf.zeros_like(lengths))
         else:
             windows = tf.cast(lengths >= 2, tf.int64)
-            positions = tf.where(lengths >= 2, tf.minimum(lengths - 1, step), tf.zeros_like(lengths))
+            longest = tf.minimum(lengths - 1, step)
+            positions = tf.where(lengths >= 2, longest, tf.zeros_like(lengths))
         return tf.stack([tf.reduce_sum(windows), tf.reduce_sum(positions)])
 
     if not files:

@@ -1,0 +1,123 @@
+"""`train --data PREPARED_FOLDER`: training streamed from prepared shards (issue 21, item 3).
+
+The folder is written here with `shards.ShardWriter` from the split the in-memory path builds
+for the same synthetic log, so the two runs see the same users, targets and item counts; only
+the batch order differs (the stream's shuffle buffer and buckets), so their test metrics are
+close, not equal.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attnrec_tf.data import shards, sources
+from attnrec_tf.data.sequences import build_sequences, leave_one_out
+from tests.reliability.conftest import report, run_train
+from tests.reliability.test_resume import STATE, _kill_when, _start, _state, assert_same_results
+
+LOG = "synthetic:num_users=1500,num_items=150"
+TINY = dict(
+    epochs=6, max_len=10, embedding_dim=16, attention_units=16, batch_size=32, learning_rate=0.01,
+    sampled_negatives=0, export=False, verbose=0, seed=0, item_features=False,
+)  # fmt: skip
+
+
+def write_prepared(folder: Path, num_shards: int = 3) -> None:
+    """The in-memory path's leave-one-out split of `LOG`, as a prepared folder."""
+    loaded = sources.load(LOG, synthetic_seed=0)
+    vocabulary, sequences, _ = build_sequences(loaded.interactions)
+    split = leave_one_out(sequences)
+    n = len(split.users)
+    with shards.ShardWriter(folder, num_shards) as writer:
+        writer.add(
+            split.users, np.arange(n), split.train, split.valid_targets, split.test_targets
+        )
+        writer.finish({"dataset": {"name": "synthetic"}, "protocol": split.protocol}, vocabulary)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data") / "prepared"
+    write_prepared(folder)
+    return folder
+
+
+def test_streamed_and_in_memory_runs_both_learn_and_agree(prepared, tmp_path) -> None:
+    import attnrec_tf
+
+    streamed = attnrec_tf.fit(data=str(prepared), output_dir=tmp_path / "s", **TINY).report
+    in_memory = attnrec_tf.fit(data=LOG, output_dir=tmp_path / "m", **TINY).report
+    for run in (streamed, in_memory):
+        keras, popularity = run["metrics"]["keras"], run["metrics"]["popularity"]
+        assert keras["num_users"] == 1500
+        assert keras["ndcg@10"] > 2 * popularity["ndcg@10"]
+    # The same users, targets and training counts: the same popularity baseline, exactly.
+    assert streamed["metrics"]["popularity"] == in_memory["metrics"]["popularity"]
+    got, want = streamed["metrics"]["keras"]["ndcg@10"], in_memory["metrics"]["keras"]["ndcg@10"]
+    assert got == pytest.approx(want, rel=0.15)
+    # The windows are the same, so are the positions and (last windows only) the steps.
+    assert streamed["examples_per_epoch"] == in_memory["examples_per_epoch"]
+    assert streamed["steps_per_epoch"] == in_memory["steps_per_epoch"]
+    entry = streamed["dataset"]
+    assert entry["name"] == "synthetic" and entry["source"] == str(prepared)
+    assert entry["num_users"] == 1500 and entry["num_evaluated"] == 1500
+    assert entry["num_items"] == in_memory["dataset"]["num_items"]
+    assert entry["num_interactions"] == in_memory["dataset"]["num_interactions"]
+    error = streamed["metrics"]["standard_error"]
+    # sd / sqrt(n): per-user NDCG@10 lies in [0, 1], so its sd is at most 1/2.
+    assert error["num_users"] == 1500 and 0 < error["ndcg@10"] < 0.5 / np.sqrt(1500)
+
+
+def test_eval_users_samples_the_users_the_in_memory_path_samples(prepared, tmp_path) -> None:
+    import attnrec_tf
+
+    options = {**TINY, "epochs": 1, "eval_users": 50}
+    streamed = attnrec_tf.fit(data=str(prepared), output_dir=tmp_path / "s", **options)
+    in_memory = attnrec_tf.fit(data=LOG, output_dir=tmp_path / "m", **options)
+    with np.load(tmp_path / "s" / "split.npz") as a, np.load(tmp_path / "m" / "split.npz") as b:
+        assert a["users"].tolist() == b["users"].tolist() and len(a["users"]) == 50
+        np.testing.assert_array_equal(a["test_targets"], b["test_targets"])
+        np.testing.assert_array_equal(a["train_flat"], b["train_flat"])
+    assert streamed.report["metrics"]["popularity"] == in_memory.report["metrics"]["popularity"]
+    items = json.loads((tmp_path / "s" / "items.json").read_text())
+    counts = shards.read_item_counts(prepared)
+    assert [r["count"] for r in items] == counts[1:].tolist()
+
+
+def test_context_crops_are_refused_in_one_line(prepared, tmp_path) -> None:
+    result = run_train(tmp_path / "run", "--data", str(prepared), "--context-crops", "2")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --context-crops")
+    assert "Traceback" not in result.stderr
+
+
+def test_killed_streamed_run_resumes_to_the_uninterrupted_numbers(prepared, tmp_path) -> None:
+    extra = ("--data", str(prepared), "--backup-every-steps", "4")
+    reference = tmp_path / "reference"
+    done = run_train(reference, *extra)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    steps = report(reference)["steps_per_epoch"]
+    output = tmp_path / "run"
+    process = _start(output, *extra)
+
+    def ready(line: str) -> bool:  # a mid-epoch backup of epoch 2 or later is on disk
+        meta = _state(output)
+        return meta is not None and meta["epoch"] >= 1 and 0 < meta["batch"] < steps
+
+    log = _kill_when(process, ready, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL, log[-2000:]
+    killed_at = _state(output)
+    assert killed_at is not None and killed_at["batch"] > 0 and not killed_at["finished"]
+    resumed = run_train(output, *extra)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stdout and str(output / STATE) in resumed.stdout
+    assert_same_results(output, reference)
+    assert report(output)["training"]["resumed_from"] == [
+        {"epoch": killed_at["epoch"] + 1, "batch": killed_at["batch"]}
+    ]
