@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,14 @@ def test_killed_streamed_run_resumes_to_the_uninterrupted_numbers(prepared, tmp_
     process = _start(output, *extra)
 
     def ready(line: str) -> bool:  # a mid-epoch backup of epoch 2 or later is on disk
-        meta = _state(output)
-        return meta is not None and meta["epoch"] >= 1 and 0 < meta["batch"] < steps
+        while process.poll() is None:  # (as tests/reliability/test_resume.py waits for one)
+            meta = _state(output)
+            if meta is not None and meta["epoch"] >= 1 and 0 < meta["batch"] < steps:
+                return True
+            if meta is not None and meta["epoch"] >= 3:
+                return False
+            time.sleep(0.002)
+        return False
 
     log = _kill_when(process, ready, signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL, log[-2000:]
