@@ -35,9 +35,7 @@ def write_prepared(folder: Path, num_shards: int = 3) -> None:
     split = leave_one_out(sequences)
     n = len(split.users)
     with shards.ShardWriter(folder, num_shards) as writer:
-        writer.add(
-            split.users, np.arange(n), split.train, split.valid_targets, split.test_targets
-        )
+        writer.add(split.users, np.arange(n), split.train, split.valid_targets, split.test_targets)
         writer.finish({"dataset": {"name": "synthetic"}, "protocol": split.protocol}, vocabulary)
 
 
@@ -74,12 +72,17 @@ def test_streamed_and_in_memory_runs_both_learn_and_agree(prepared, tmp_path) ->
     assert error["num_users"] == 1500 and 0 < error["ndcg@10"] < 0.5 / np.sqrt(1500)
 
 
-def test_eval_users_samples_the_users_the_in_memory_path_samples(prepared, tmp_path) -> None:
+def test_eval_users_samples_the_in_memory_users_and_the_export_works(prepared, tmp_path) -> None:
     import attnrec_tf
 
     options = {**TINY, "epochs": 1, "eval_users": 50}
-    streamed = attnrec_tf.fit(data=str(prepared), output_dir=tmp_path / "s", **options)
+    # The export reads the run folder's vocabulary, items, split and histories: they exist.
+    streamed = attnrec_tf.fit(
+        data=str(prepared), output_dir=tmp_path / "s", **{**options, "export": True}
+    )
     in_memory = attnrec_tf.fit(data=LOG, output_dir=tmp_path / "m", **options)
+    served = streamed.report["metrics"]["saved_model"]
+    assert served["ndcg@10"] == pytest.approx(streamed.report["metrics"]["keras"]["ndcg@10"])
     with np.load(tmp_path / "s" / "split.npz") as a, np.load(tmp_path / "m" / "split.npz") as b:
         assert a["users"].tolist() == b["users"].tolist() and len(a["users"]) == 50
         np.testing.assert_array_equal(a["test_targets"], b["test_targets"])
