@@ -27,7 +27,10 @@ or the worker index, because the epoch's file order is computed inside the graph
 auto-shard cannot reach, and the dataset says `AutoShardPolicy.OFF` so that `tf.distribute`
 does not shard it again. Batches are global batches (`batch_size` windows): under
 `MultiWorkerMirroredStrategy` Keras splits each step's batch across the replicas, so a worker
-consumes `batch_size / num_workers` windows of its own stream per step. Every worker runs the
+consumes `batch_size / num_workers` windows of its own stream per step. (The batches are made
+inside a `flat_map`, so `tf.distribute` finds no static batch size and cuts every batch into
+`num_replicas_in_sync` pieces that the worker's replicas take in turn; tests/training/
+test_streamed_run.py runs two workers on 127.0.0.1.) Every worker runs the
 same `steps_per_epoch` steps (the global count, `ceil(windows / batch_size)`): its stream repeats
 the epoch's order if its files hold fewer windows than that, and the epoch ends after that many
 steps even if some of its windows were not reached (shards hold nearly equal numbers of users).

@@ -131,3 +131,19 @@ def test_killed_streamed_run_resumes_to_the_uninterrupted_numbers(prepared, tmp_
     assert report(output)["training"]["resumed_from"] == [
         {"epoch": killed_at["epoch"] + 1, "batch": killed_at["batch"]}
     ]
+
+
+def test_two_workers_on_localhost_stream_their_own_shards(prepared, tmp_path) -> None:
+    from tests.reliability.test_multi_worker import _finish, _start_workers
+
+    outputs = [tmp_path / "chief", tmp_path / "worker1"]
+    logs = _finish(_start_workers(outputs, "--data", str(prepared)))
+    assert "worker 1: training done" in logs[1]
+    chief = report(outputs[0])
+    assert chief["training"]["distribution"]["num_workers"] == 2
+    steps = chief["steps_per_epoch"]
+    for log in logs:  # every worker runs the global number of steps of every epoch
+        assert log.count(f"{steps}/{steps} - ") == len(chief["history"]) == 2, log[-2000:]
+    losses = [row["loss"] for row in chief["history"]]
+    assert losses[1] < losses[0]
+    assert list(outputs[1].rglob("*")) == []  # only the chief writes
