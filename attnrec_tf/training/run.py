@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
 
 
+PREPARED_ITEMS = "items.json"
+"""The optional item records of a prepared folder (`data.shards`; the run folder's form)."""
 PREPARED_EVAL_USERS = 100_000
 """The evaluated users of a run on a prepared folder without `--eval-users`: a seeded sample of
 this many (all when there are fewer)."""
@@ -214,11 +216,12 @@ def _write_inputs(output: Any, data: PreparedData) -> None:
     """vocabulary.json, split.npz, histories.npz and items.json of the run folder.
 
     From a prepared folder: the evaluated sample's split and whole histories (train part,
-    validation and test targets), and items without titles, counted in the training parts.
+    validation and test targets), and the folder's items.json when `prepare` wrote one, else
+    items without titles, counted in the training parts.
     """
     from attnrec_tf.data import shards
     from attnrec_tf.data.loaded import ItemMetadata
-    from attnrec_tf.run_dir import item_table, save_histories, save_items, save_split
+    from attnrec_tf.run_dir import item_table, load_items, save_histories, save_items, save_split
 
     data.vocabulary.save(output.vocabulary)
     save_split(output.split, data.evaluation)
@@ -231,9 +234,13 @@ def _write_inputs(output: Any, data: PreparedData) -> None:
         tests = zip(sample.histories("test"), sample.test_targets, strict=True)
         whole = [np.append(history, target) for history, target in tests]
         save_histories(output.histories, sample.users, whole)
-        items = item_table(data.vocabulary, ItemMetadata(), [])
-        for record, count in zip(items, shards.read_item_counts(data.folder)[1:], strict=True):
-            record["count"] = int(count)
+        written = data.folder / PREPARED_ITEMS
+        if written.is_file():  # prepare wrote the run folder's records (titles, genres, counts)
+            items = load_items(written)
+        else:
+            items = item_table(data.vocabulary, ItemMetadata(), [])
+            for record, count in zip(items, shards.read_item_counts(data.folder)[1:], strict=True):
+                record["count"] = int(count)
     save_items(output.items, items)
 
 
@@ -307,24 +314,35 @@ def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
 def _prepared_dataset_entry(data: PreparedData) -> dict[str, Any]:
     """report.json's `dataset` of a run on a prepared folder, from its manifest.
 
-    `num_interactions` counts the interactions stored in the folder: every training item plus
-    the validation and test targets of the evaluated users. `manifest` is the folder's
-    manifest without its per-shard list (`num_shards` says how many).
+    `num_interactions` is the manifest's `filters.interactions_kept` (what `prepare` kept),
+    else the interactions stored in the folder (every training item plus the evaluated users'
+    validation and test targets). `manifest` is the folder's manifest without its per-shard
+    list (`num_shards` says how many).
     """
     manifest = data.manifest or {}
     named = manifest.get("dataset")
-    name = named.get("name") if isinstance(named, dict) else named
-    return {
-        "name": name or "prepared",
+    dataset = named if isinstance(named, dict) else {"name": named}
+    stored = int(manifest["train_items"]) + 2 * int(manifest["num_evaluated"])
+    filters = manifest.get("filters") or {}
+    entry: dict[str, Any] = {
+        "name": dataset.get("name") or "prepared",
         "source": str(data.folder),
         "num_users": int(manifest["num_users"]),
         "num_items": int(data.vocabulary.num_items),
-        "num_interactions": int(manifest["train_items"]) + 2 * int(manifest["num_evaluated"]),
+        "num_interactions": int(filters.get("interactions_kept", stored)),
         "num_evaluated": int(manifest["num_evaluated"]),
         "num_shards": len(manifest["shards"]),
         "item_features": [],
         "manifest": {key: value for key, value in manifest.items() if key != "shards"},
     }
+    if filters:  # what `prepare` filtered, as the in-memory entry says it
+        entry["raw_interactions"] = int(filters.get("interactions_in", 0))
+        entry["users_dropped_too_few_interactions"] = int(filters.get("users_dropped_too_few", 0))
+        entry["items_dropped"] = int(filters.get("items_in", 0)) - int(filters.get("items_kept", 0))
+    for key in ("sha256", "sha256_of"):  # the log's hash, as prepare computed it
+        if key in dataset:
+            entry[key] = dataset[key]
+    return entry
 
 
 def _extend_tensorboard(output: Any, result: Any, report: dict[str, Any]) -> None:

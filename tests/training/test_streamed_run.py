@@ -8,6 +8,7 @@ close, not equal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -16,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attnrec_tf import atomic
 from attnrec_tf.data import shards, sources
 from attnrec_tf.data.sequences import build_sequences, leave_one_out
+from attnrec_tf.run_dir import item_table
 from tests.reliability.conftest import report, run_train
 from tests.reliability.test_resume import STATE, _kill_when, _start, _state, assert_same_results
 
@@ -31,12 +34,19 @@ TINY = dict(
 def write_prepared(folder: Path, num_shards: int = 3) -> None:
     """The in-memory path's leave-one-out split of `LOG`, as a prepared folder."""
     loaded = sources.load(LOG, synthetic_seed=0)
-    vocabulary, sequences, _ = build_sequences(loaded.interactions)
+    vocabulary, sequences, stats = build_sequences(loaded.interactions)
     split = leave_one_out(sequences)
     n = len(split.users)
+    manifest = {
+        "dataset": {"name": "synthetic"},
+        "protocol": split.protocol,
+        "filters": dataclasses.asdict(stats),
+    }
     with shards.ShardWriter(folder, num_shards) as writer:
         writer.add(split.users, np.arange(n), split.train, split.valid_targets, split.test_targets)
-        writer.finish({"dataset": {"name": "synthetic"}, "protocol": split.protocol}, vocabulary)
+        writer.finish(manifest, vocabulary)
+    # What `prepare` adds beside the shards when the log has item metadata.
+    atomic.write_json(folder / "items.json", item_table(vocabulary, loaded.items, split.train))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +76,8 @@ def test_streamed_and_in_memory_runs_both_learn_and_agree(prepared, tmp_path) ->
     assert entry["name"] == "synthetic" and entry["source"] == str(prepared)
     assert entry["num_users"] == 1500 and entry["num_evaluated"] == 1500
     assert entry["num_items"] == in_memory["dataset"]["num_items"]
-    assert entry["num_interactions"] == in_memory["dataset"]["num_interactions"]
+    for key in ("num_interactions", "raw_interactions", "items_dropped"):
+        assert entry[key] == in_memory["dataset"][key], key
     error = streamed["metrics"]["standard_error"]
     # sd / sqrt(n): per-user NDCG@10 lies in [0, 1], so its sd is at most 1/2.
     assert error["num_users"] == 1500 and 0 < error["ndcg@10"] < 0.5 / np.sqrt(1500)
@@ -89,6 +100,7 @@ def test_eval_users_samples_the_in_memory_users_and_the_export_works(prepared, t
         np.testing.assert_array_equal(a["train_flat"], b["train_flat"])
     assert streamed.report["metrics"]["popularity"] == in_memory.report["metrics"]["popularity"]
     items = json.loads((tmp_path / "s" / "items.json").read_text())
+    assert items == json.loads((tmp_path / "m" / "items.json").read_text())  # the folder's
     counts = shards.read_item_counts(prepared)
     assert [r["count"] for r in items] == counts[1:].tolist()
 
