@@ -249,10 +249,11 @@ class TrainingData:
     Attributes:
         inputs: `(N, max_len)` left-padded histories.
         targets: `(N, max_len)` next-item targets (0 = padding).
-        positions_per_epoch: Real target positions of an epoch.
+        positions_per_epoch: Real target positions of an epoch (the expected share of them
+            when `--steps-per-epoch` cuts the epoch short).
         epoch: The integer `tf.Variable` that decides each epoch's order (set by
             `callbacks.SaveTrainingState`).
-        steps_per_epoch: Batches of an epoch.
+        steps_per_epoch: Batches of an epoch: all of them, or at most `--steps-per-epoch`.
     """
 
     def __init__(self, train: list[np.ndarray], config: Config) -> None:
@@ -268,15 +269,20 @@ class TrainingData:
             context_crops=config.context_crops,
             seed=config.seed,
         )
-        self.positions_per_epoch = int((self.targets > 0).sum())
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-        self.steps_per_epoch = -(-len(self.inputs) // config.batch_size)
+        every = -(-len(self.inputs) // config.batch_size)
+        self.steps_per_epoch = min(config.steps_per_epoch or every, every)
+        positions = int((self.targets > 0).sum())  # expected share when the epoch is cut
+        self.positions_per_epoch = positions * self.steps_per_epoch // max(every, 1)
 
     def dataset(self, start_batch: int = 0) -> Any:
-        """The epoch's batches (`data.pipeline.training_dataset`) from `start_batch` on."""
+        """The epoch's batches (`data.pipeline.training_dataset`) from `start_batch` on, the
+        first `steps_per_epoch` of them."""
+        import tensorflow as tf
+
         from attnrec_tf.data.pipeline import training_dataset
 
-        return training_dataset(
+        dataset = training_dataset(
             self.inputs,
             self.targets,
             batch_size=self.config.batch_size,
@@ -285,6 +291,10 @@ class TrainingData:
             start_batch=start_batch,
             bucket=self.config.length_buckets,
         )
+        count = max(self.steps_per_epoch - start_batch, 0)
+        if int(dataset.cardinality()) == count:
+            return dataset
+        return dataset.take(count).apply(tf.data.experimental.assert_cardinality(count))
 
     def item_counts(self, vocab_size: int) -> np.ndarray:
         """Each item's count among the targets (the sampled softmax's proposal)."""
@@ -302,9 +312,10 @@ class StreamedTrainingData:
         folder: The prepared folder.
         manifest: Its manifest.
         files: Its shard files, in shard order.
-        positions_per_epoch: Real target positions of an epoch.
-        steps_per_epoch: Batches of an epoch (`ceil(windows / batch_size)`; every worker runs
-            this many).
+        positions_per_epoch: Real target positions of an epoch (expected, with
+            `--steps-per-epoch`).
+        steps_per_epoch: Batches of an epoch (`ceil(windows / batch_size)`, or
+            `--steps-per-epoch`; every worker runs this many).
         epoch: The integer `tf.Variable` that decides each epoch's order.
         popularity_counts: int64 `(V,)` counts of each item in the training parts
             (`item_counts.npy`).
@@ -329,8 +340,10 @@ class StreamedTrainingData:
         counts = stream.count_windows(self.files, config.max_len, config.all_windows)
         if counts.windows == 0:
             raise DataError(f"{folder}: no user has 2 training items (nothing to train on)")
-        self.positions_per_epoch = counts.positions
-        self.steps_per_epoch = -(-counts.windows // config.batch_size)
+        every = -(-counts.windows // config.batch_size)
+        self.steps_per_epoch = config.steps_per_epoch or every
+        # Expected positions of an epoch cut short or going round again (exact when neither).
+        self.positions_per_epoch = counts.positions * self.steps_per_epoch // every
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
         self.popularity_counts = shards.read_item_counts(folder)
         self.num_workers = distribution.num_workers if distribution else 1

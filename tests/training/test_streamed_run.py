@@ -159,3 +159,33 @@ def test_two_workers_on_localhost_stream_their_own_shards(prepared, tmp_path) ->
     losses = [row["loss"] for row in chief["history"]]
     assert losses[1] < losses[0]
     assert list(outputs[1].rglob("*")) == []  # only the chief writes
+
+
+def test_steps_per_epoch_cuts_an_epoch_or_goes_round_the_stream(prepared) -> None:
+    from attnrec_tf.config import Config
+    from attnrec_tf.training.fit import StreamedTrainingData, TrainingData
+
+    def arrays(dataset) -> list[np.ndarray]:
+        return [x.numpy() for x, _ in dataset]
+
+    config = Config().replace(max_len=10, batch_size=64)
+    split = shards.read_split(prepared)
+    full = TrainingData(split.train, config)
+    assert full.steps_per_epoch == 24  # 1,500 windows
+    cut = TrainingData(split.train, config.replace(steps_per_epoch=5))
+    full.epoch.assign(2)
+    cut.epoch.assign(2)
+    assert cut.steps_per_epoch == 5 and cut.positions_per_epoch < full.positions_per_epoch
+    first = arrays(full.dataset())[:5]
+    for got, want in zip(arrays(cut.dataset()), first, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert int(cut.dataset(start_batch=2).cardinality()) == 3
+    longer = TrainingData(split.train, config.replace(steps_per_epoch=99))
+    assert longer.steps_per_epoch == 24  # in memory: at most one pass
+
+    streamed = StreamedTrainingData(prepared, config.replace(steps_per_epoch=30))
+    assert streamed.steps_per_epoch == 30
+    assert streamed.positions_per_epoch == full.positions_per_epoch * 30 // 24
+    batches = arrays(streamed.dataset())
+    assert len(batches) == 30 and int(streamed.dataset(start_batch=28).cardinality()) == 2
+    assert sum(len(b) for b in batches) > 1500  # the stream went round again
