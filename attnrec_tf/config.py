@@ -246,6 +246,13 @@ class Config:
         f"above {LAZY_ADAM_FROM_ITEMS:,} items.",
     )
     epochs: int = option(20, "Maximum number of epochs.", check=POSITIVE_INT)
+    steps_per_epoch: int = option(
+        0,
+        "Batches per epoch (0 = every training window once). Fewer: an epoch is the first "
+        "this many batches of the epoch's order; more (from a prepared --data folder only): the "
+        "stream goes round again. For timing a fixed number of steps on a large log.",
+        check=NON_NEGATIVE_INT,
+    )
     batch_size: int = option(128, "Users per training batch.", check=POSITIVE_INT)
     learning_rate: float = option(3e-3, "Adam learning rate.", check=POSITIVE)
     lr_schedule: str = option(

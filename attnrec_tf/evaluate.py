@@ -21,7 +21,7 @@ from attnrec_tf import metrics
 from attnrec_tf.data.pipeline import pad_left
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.metrics import batch_size_for_vocab as batch_size_for_vocab  # re-exported
-from attnrec_tf.report import BY_HISTORY_LENGTH
+from attnrec_tf.report import BY_HISTORY_LENGTH, STANDARD_ERROR
 
 ScoreFn = Callable[[Sequence[np.ndarray]], np.ndarray]
 
@@ -31,6 +31,13 @@ BY_LENGTH_USERS = 10_000
 
 WIDTH_MULTIPLE = 8
 """A scoring batch is padded to its longest history rounded up to this (at most `max_len`)."""
+
+CHUNKED_ABOVE_ITEMS = 1_000_000
+"""`evaluate_split` scores catalogs larger than this in item chunks
+(`metrics.rank_of_targets_chunked`) when the score function has a user-vector form
+(`keras_score_fn`)."""
+CHUNK_USERS = 256
+"""Users per batch of the chunked scoring; a chunk is `SCORES_PER_BATCH // CHUNK_USERS` items."""
 
 
 def keras_score_fn(model: Any, max_len: int) -> ScoreFn:
@@ -50,7 +57,23 @@ def keras_score_fn(model: Any, max_len: int) -> ScoreFn:
         width = min(max_len, -(-max(longest, 1) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
         return score(tf.constant(pad_left(histories, width))).numpy()
 
+    @tf.function(reduce_retracing=True)
+    def last_user(batch: tf.Tensor) -> tf.Tensor:
+        items = model.item_representations()  # (V, D), as `serve_outputs` looks them up
+        user, _ = model.encode(batch, training=False, lookup=lambda i: tf.gather(items, i))
+        return tf.cast(user[:, -1, :], tf.float32)  # (B, D)
+
+    def user_vectors(histories: Sequence[np.ndarray]) -> np.ndarray:
+        longest = max((len(h) for h in histories), default=1)
+        width = min(max_len, -(-max(longest, 1) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
+        return last_user(tf.constant(pad_left(histories, width))).numpy()
+
+    def item_table() -> np.ndarray:
+        return np.asarray(tf.cast(model.item_representations(), tf.float32))
+
     fn.vocab_size = model.vocab_size  # type: ignore[attr-defined]  # sizes evaluation batches
+    fn.user_vectors = user_vectors  # type: ignore[attr-defined]  # the chunked form
+    fn.item_table = item_table  # type: ignore[attr-defined]
     return fn
 
 
@@ -71,16 +94,77 @@ def evaluate_split(
     """Full-ranking HR@K, NDCG@K, MRR of `score_fn` on the `valid` or `test` stage.
 
     Users are scored in order of history length (the metrics are means over users), so that a
-    batch's histories are alike in length and little of a batch is padding.
+    batch's histories are alike in length and little of a batch is padding (`split_ranks`).
     """
-    batch_size = batch_size or batch_size_for(score_fn)
+    ranks = split_ranks(
+        score_fn, split, stage, exclude_history=exclude_history, batch_size=batch_size
+    )
+    return metrics.ranking_result(ranks)
+
+
+def split_ranks(
+    score_fn: ScoreFn,
+    split: LeaveOneOutSplit,
+    stage: str,
+    *,
+    exclude_history: bool = True,
+    batch_size: int | None = None,
+    item_chunk: int | None = None,
+) -> np.ndarray:
+    """The full-ranking rank of each user's `stage` target, users in order of history length.
+
+    A catalog of more than `CHUNKED_ABOVE_ITEMS` items (or any, with `item_chunk`) is scored
+    in item chunks when `score_fn` has the user-vector form of `keras_score_fn`: memory is the
+    item table plus one `(CHUNK_USERS, chunk)` block, and the ranks are those of the dense
+    scores (`metrics.rank_of_targets_chunked`). Otherwise `batch_size` users (default
+    `batch_size_for(score_fn)`) are scored against the whole catalog at a time.
+
+    Args:
+        score_fn: The scorer.
+        split: The users.
+        stage: `"valid"` or `"test"`.
+        exclude_history: Leave each history (never the target) out of the ranking.
+        batch_size: Users per dense scoring call.
+        item_chunk: Items per chunk; None = `SCORES_PER_BATCH // CHUNK_USERS` when the catalog
+            is larger than `CHUNKED_ABOVE_ITEMS`, else dense scoring.
+
+    Returns:
+        int64 `(U,)` 0-based ranks, in the stable order of the users' history lengths.
+    """
     histories = split.histories(stage)
     order = np.argsort([len(h) for h in histories], kind="stable")
     histories = [histories[i] for i in order]
     targets = np.asarray(split.targets(stage))[order]
-    return metrics.evaluate_scores(
-        score_fn, histories, targets, exclude_history=exclude_history, batch_size=batch_size
-    )
+    vocab_size = int(getattr(score_fn, "vocab_size", 0) or 0)
+    if item_chunk is None and vocab_size > CHUNKED_ABOVE_ITEMS:
+        item_chunk = metrics.SCORES_PER_BATCH // CHUNK_USERS
+    if item_chunk is not None and hasattr(score_fn, "user_vectors"):
+        return _chunked_ranks(score_fn, histories, targets, exclude_history, item_chunk)
+    batch_size = batch_size or batch_size_for(score_fn)
+    ranks = []
+    for start in range(0, len(targets), batch_size):
+        batch = histories[start : start + batch_size]
+        scores = np.asarray(score_fn(batch))
+        exclude = batch if exclude_history else None
+        ranks.append(metrics.rank_of_targets(scores, targets[start : start + batch_size], exclude))
+    return np.concatenate(ranks) if ranks else np.zeros(0, np.int64)
+
+
+def _chunked_ranks(
+    score_fn: Any, histories: list[np.ndarray], targets: np.ndarray, exclude: bool, chunk: int
+) -> np.ndarray:
+    """`split_ranks` in item chunks: user vectors against the item table, `chunk` items a time."""
+    table = score_fn.item_table()  # (V, D)
+    ranks = []
+    for start in range(0, len(targets), CHUNK_USERS):
+        batch = histories[start : start + CHUNK_USERS]
+        ranks.append(
+            metrics.rank_of_targets_chunked(
+                score_fn.user_vectors(batch), table, targets[start : start + CHUNK_USERS],
+                batch if exclude else None, chunk=chunk,
+            )
+        )  # fmt: skip
+    return np.concatenate(ranks) if ranks else np.zeros(0, np.int64)
 
 
 def evaluate_split_sampled(
@@ -108,14 +192,17 @@ def evaluate_popularity_split(
     *,
     exclude_history: bool = True,
     counts_from: LeaveOneOutSplit | None = None,
+    item_counts: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The popularity baseline (training counts of `counts_from`, default `split`) on `split`."""
+    """The popularity baseline (training counts of `counts_from`, default `split`, or the
+    `(V,)` `item_counts` when given) on `split`."""
     return metrics.evaluate_popularity(
         (counts_from or split).train,
         split.histories(stage),
         split.targets(stage),
         vocab_size,
         exclude_history=exclude_history,
+        counts=item_counts,
     )
 
 
@@ -128,6 +215,7 @@ def evaluate_test(
     sampled_negatives: int = 100,
     seed: int = 0,
     by_history_length: bool = True,
+    item_counts: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The test-stage evaluation of a trained model beside the popularity baseline.
 
@@ -140,21 +228,27 @@ def evaluate_test(
         sampled_negatives: Also rank the target among this many sampled unseen items (0 = no).
         seed: Seed of the sampled negatives, and of the users of `by_history_length`.
         by_history_length: Add `metrics.by_history_length` (`evaluate_by_history_length`).
+        item_counts: `(V,)` training counts of every item for the popularity baselines (a
+            prepared folder's `item_counts.npy`); None = counted from `counts_from`.
 
     Returns:
-        `{"metrics": {"keras": ..., "popularity": ..., "by_history_length": ...}}` (full
-        ranking, HR@K / NDCG@K / MRR; `by_history_length` is not one scorer's metrics: see
+        `{"metrics": {"keras": ..., "popularity": ..., "standard_error": ...,
+        "by_history_length": ...}}` (full ranking, HR@K / NDCG@K / MRR; `standard_error` is
+        `metrics.standard_errors` of the model's test ranks: HR@10 and NDCG@10 and the number
+        of users; `by_history_length` is not one scorer's metrics: see
         `evaluate_by_history_length`), plus `sampled_protocol` when `sampled_negatives` > 0:
         its metrics, or why it was skipped (a catalog too small for that many unseen negatives).
     """
     score_fn = keras_score_fn(model, model.max_len)
+    ranks = split_ranks(score_fn, split, "test", exclude_history=exclude_history)
     result: dict[str, Any] = {
         "metrics": {
-            "keras": evaluate_split(score_fn, split, "test", exclude_history=exclude_history),
+            "keras": metrics.ranking_result(ranks),
             "popularity": evaluate_popularity_split(
                 split, model.vocab_size, "test", exclude_history=exclude_history,
-                counts_from=counts_from,
+                counts_from=counts_from, item_counts=item_counts,
             ),
+            STANDARD_ERROR: metrics.standard_errors(ranks, k=10),
         }
     }  # fmt: skip
     if by_history_length:
@@ -165,6 +259,7 @@ def evaluate_test(
             exclude_history=exclude_history,
             counts_from=counts_from,
             seed=seed,
+            item_counts=item_counts,
         )
     if sampled_negatives:
         result["sampled_protocol"] = _sampled_protocol(
@@ -183,6 +278,7 @@ def evaluate_by_history_length(
     max_users: int = BY_LENGTH_USERS,
     seed: int = 0,
     lengths: Sequence[int | None] = metrics.HISTORY_LENGTHS,
+    item_counts: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Test HR@10 / NDCG@10 when the scorers see only the last L items of each history.
 
@@ -213,6 +309,8 @@ def evaluate_by_history_length(
         max_users: The most test users evaluated.
         seed: Seed of the user sample.
         lengths: The history lengths L; None = the whole history (reported as `"all"`).
+        item_counts: `(V,)` training counts for `popularity` (None = counted from
+            `counts_from`); `item_knn` still uses `counts_from`'s sequences.
 
     Returns:
         report.json's `metrics.by_history_length`: `{"lengths": [1, 3, ..., "all"],
@@ -226,7 +324,7 @@ def evaluate_by_history_length(
     users = users[np.argsort([len(histories[u]) for u in users], kind="stable")]
     histories, targets = [histories[u] for u in users], targets[users]
     train = (counts_from or split).train
-    popularity = metrics.popularity_scores(train, vocab_size)
+    popularity = metrics.popularity_scores(train, vocab_size, item_counts)
 
     def popular(batch: list[np.ndarray]) -> np.ndarray:
         return np.broadcast_to(popularity, (len(batch), vocab_size))  # read-only view

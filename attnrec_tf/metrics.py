@@ -79,6 +79,95 @@ def rank_of_targets(
     return np.count_nonzero(above, axis=1).astype(np.int64)
 
 
+def rank_of_targets_chunked(
+    users: np.ndarray,
+    items: np.ndarray,
+    targets: np.ndarray,
+    exclude: Sequence[np.ndarray] | None = None,
+    *,
+    chunk: int,
+) -> np.ndarray:
+    """`rank_of_targets(users @ items.T, targets, exclude)`, scored `chunk` items at a time.
+
+    For catalogs too large for a dense `(B, V)` score matrix: memory is the item table and one
+    `(B, chunk)` block. Each target's score is read from the block of its own chunk, then each
+    chunk adds the items scoring at least as high (ties pessimistic; padding, the history and
+    the target itself left out), so the ranks are those of the dense matrix. A block is the
+    same product (`users @ items[start:stop].T`, every row) whenever it is computed, so an
+    item that ties the target in value ties it here too, whichever chunks they lie in; the
+    price is that the blocks holding a target are computed twice (at most 2x the products).
+
+    Args:
+        users: float `(B, D)` user vectors.
+        items: float `(V, D)` item table (row 0 = padding, never ranked).
+        targets: int `(B,)` in `1..V-1`.
+        exclude: optional `B` int arrays, as in `rank_of_targets`.
+        chunk: Items per block.
+
+    Returns:
+        int64 `(B,)` 0-based ranks, equal to `rank_of_targets` on the dense scores.
+
+    >>> users = np.array([[1.0], [2.0]]); items = np.array([[0.0], [3.0], [1.0], [3.0]])
+    >>> rank_of_targets_chunked(users, items, np.array([2, 1]), chunk=2).tolist()
+    [2, 1]
+    """
+    _check_positive_int(chunk, "chunk")
+    targets = np.asarray(targets)
+    num_items = len(items)
+    _check_scores_targets(np.zeros((len(targets), num_items), np.bool_), targets)
+    target_scores = np.zeros(len(targets), dtype=np.result_type(users, items))
+    for start in np.unique(targets // chunk) * chunk:  # the blocks that hold a target
+        rows = np.flatnonzero((targets >= start) & (targets < start + chunk))
+        block = users @ items[start : start + chunk].T  # (B, chunk)
+        target_scores[rows] = block[rows, targets[rows] - start]
+    if np.isnan(target_scores).any():
+        raise ValueError("scores contain NaN.")
+    excluded = None
+    if exclude is not None:
+        excluded = _flatten_index_lists(exclude, len(targets), num_items, "exclude")
+    ranks = np.zeros(len(targets), np.int64)
+    batch = np.arange(len(targets))
+    for start in range(0, num_items, chunk):
+        above = users @ items[start : start + chunk].T >= target_scores[:, None]  # (B, chunk)
+        if start == 0:
+            above[:, 0] = False
+        if excluded is not None:
+            inside = (excluded[1] >= start) & (excluded[1] < start + chunk)
+            above[excluded[0][inside], excluded[1][inside] - start] = False
+        own = (targets >= start) & (targets < start + chunk)
+        above[batch[own], targets[own] - start] = False
+        ranks += np.count_nonzero(above, axis=1)
+    return ranks
+
+
+def standard_errors(ranks: np.ndarray, k: int = 10) -> dict[str, float | int]:
+    """The standard error of the mean HR@k and NDCG@k over the users of `ranks`.
+
+    `sd / sqrt(n)` of the per-user values, with the sample standard deviation (`ddof=1`;
+    0 for a single user): how far the means could move with another draw of as many users.
+
+    >>> standard_errors(np.array([0, 20]), k=10)
+    {'hr@10': 0.5, 'ndcg@10': 0.5, 'num_users': 2}
+    """
+    _check_positive_int(k, "k")
+    ranks = _check_ranks(ranks)
+    hits = (ranks < k).astype(np.float64)
+    gains = np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+    n = len(ranks)
+
+    def error(values: np.ndarray) -> float:
+        return float(np.std(values, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+
+    return {f"hr@{k}": error(hits), f"ndcg@{k}": error(gains), "num_users": n}
+
+
+def ranking_result(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """`RankingAccumulator.result` of one array of ranks (`hr@k`, `ndcg@k`, `mrr`, `num_users`)."""
+    accumulator = RankingAccumulator()
+    accumulator.update(ranks)
+    return accumulator.result(ks)
+
+
 def sampled_rank_of_targets(
     scores: np.ndarray,
     targets: np.ndarray,
@@ -243,18 +332,28 @@ def evaluate_scores_sampled(
     return _evaluate(score_fn, histories, targets, batch_size, ks, ranks_of)
 
 
-def popularity_scores(train_sequences: Sequence[np.ndarray], vocab_size: int) -> np.ndarray:
+def popularity_scores(
+    train_sequences: Sequence[np.ndarray], vocab_size: int, counts: np.ndarray | None = None
+) -> np.ndarray:
     """Returns the training count of each item as a score `(V,)`; column 0 (padding) is -inf.
 
     Zeros in the sequences (padding) are ignored; other indices must lie in `1..V-1`.
+    `counts` (`(V,)`, e.g. a prepared folder's `item_counts.npy`) gives the counts directly;
+    the sequences are then not read.
     """
     _check_positive_int(vocab_size, "vocab_size")
+    if counts is not None:
+        if np.shape(counts) != (vocab_size,):
+            raise ValueError(f"counts must have shape ({vocab_size},); got {np.shape(counts)}.")
+        scores = np.asarray(counts, np.float64).copy()
+        scores[0] = -np.inf
+        return scores
     items = _concatenate(train_sequences)
     if items.size and (items.min() < 0 or items.max() >= vocab_size):
         raise ValueError(f"train_sequences hold item indices outside 0..{vocab_size - 1}.")
-    counts = np.bincount(items, minlength=vocab_size).astype(np.float64)
-    counts[0] = -np.inf
-    return counts
+    scores = np.bincount(items, minlength=vocab_size).astype(np.float64)
+    scores[0] = -np.inf
+    return scores
 
 
 def evaluate_popularity(
@@ -265,9 +364,11 @@ def evaluate_popularity(
     *,
     exclude_history: bool = True,
     ks: Sequence[int] = DEFAULT_KS,
+    counts: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Full-ranking evaluation of the most-popular baseline (the same list for every user)."""
-    popularity = popularity_scores(train_sequences, vocab_size)
+    """Full-ranking evaluation of the most-popular baseline (the same list for every user);
+    `counts` as in `popularity_scores`."""
+    popularity = popularity_scores(train_sequences, vocab_size, counts)
 
     def score_fn(batch_histories: list[np.ndarray]) -> np.ndarray:
         return np.broadcast_to(popularity, (len(batch_histories), vocab_size))  # read-only view

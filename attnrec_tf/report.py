@@ -21,7 +21,10 @@ COLUMNS = (("hr@10", "HR@10"), ("ndcg@10", "NDCG@10"), ("mrr", "MRR"))
 BY_HISTORY_LENGTH = "by_history_length"
 """report.json's `metrics` entry of `evaluate.evaluate_by_history_length`."""
 
-SUMMARIES = (BY_HISTORY_LENGTH,)
+STANDARD_ERROR = "standard_error"
+"""report.json's `metrics` entry of `metrics.standard_errors` (the Keras model's test ranks)."""
+
+SUMMARIES = (BY_HISTORY_LENGTH, STANDARD_ERROR)
 """Entries of report.json's `metrics` that are not one model's or artifact's metrics."""
 
 

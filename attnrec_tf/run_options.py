@@ -57,7 +57,8 @@ class RunOptions:
         "'synthetic' (the embedded default when omitted), a MovieLens name to download "
         "(movielens-100k, movielens-1m, movielens-20m, movielens-25m, "
         "movielens-latest-small, ...), a MovieLens folder, or an interaction file with a "
-        "header: CSV/TSV, RecBole .inter or Parquet (.parquet, needs pyarrow)",
+        "header: CSV/TSV, RecBole .inter or Parquet (.parquet, needs pyarrow); or a prepared "
+        "folder (with manifest.json), whose shards training streams",
         group="data",
     )
     cache_dir: Path | None = option(
@@ -131,8 +132,9 @@ class RunOptions:
     )
     eval_users: int = option(
         0,
-        "validate and test on this many users drawn at random (0 = every user); for catalogs "
-        "too large to rank fully for every user. split.npz then holds those users",
+        "validate and test on this many users drawn at random (0 = every user; from a prepared "
+        "--data folder, 0 = a sample of 100,000); for catalogs too large to rank fully for "
+        "every user. split.npz then holds those users",
         check=AT_LEAST_ZERO,
         group="run",
     )

@@ -163,6 +163,7 @@ def time_steps(data: str, loss: str, steps: int) -> dict[str, Any]:
     config = Config(loss=loss, min_item_interactions=1).validated()
     options = RunOptions(data=data, export=False)
     prepared = prepare_data(config, options)
+    assert prepared.stats is not None  # a log, not a prepared folder: the in-memory path
     training = TrainingData(prepared.split.train, config)
     batches = list(training.dataset().repeat().take(steps + 3))
     features = prepared.features if config.item_features else None

@@ -124,7 +124,12 @@ def test_evaluate_test_adds_the_entry_beside_the_table_rows():
 
     result = evaluate_test(RampModel(), TOY, sampled_negatives=0)
     found = result["metrics"]
-    assert list(found) == ["keras", "popularity", "by_history_length"]
+    assert list(found) == ["keras", "popularity", "standard_error", "by_history_length"]
+    # Test ranks [0, 1, 1] (above): every user hits, so HR@10's standard error is 0; NDCG@10's
+    # per-user values are 1, g, g (g = 1 / log2(3)), whose sd / sqrt(3) is (1 - g) / 3.
+    assert found["standard_error"] == pytest.approx(
+        {"hr@10": 0.0, "ndcg@10": (1 - 1 / np.log2(3)) / 3, "num_users": 3}
+    )
     entry = found["by_history_length"]
     assert entry["lengths"] == [1, 3, 5, 10, 20, 50, "all"] and entry["num_users"] == 3
     assert set(entry) == {"lengths", "num_users", "model", "popularity", "item_knn"}
@@ -135,4 +140,77 @@ def test_evaluate_test_adds_the_entry_beside_the_table_rows():
     assert entry["model"]["hr@10"][-1] == found["keras"]["hr@10"]
     assert entry["popularity"]["ndcg@10"] == [found["popularity"]["ndcg@10"]] * 7
     without = evaluate_test(RampModel(), TOY, sampled_negatives=0, by_history_length=False)
-    assert list(without["metrics"]) == ["keras", "popularity"]
+    assert list(without["metrics"]) == ["keras", "popularity", "standard_error"]
+
+
+def test_popularity_from_given_item_counts():
+    from attnrec_tf.evaluate import evaluate_popularity_split
+
+    # The counts of TOY's training parts give the numbers of counting the parts.
+    counts = np.bincount(np.concatenate(TOY.train), minlength=6)
+    assert evaluate_popularity_split(TOY, 6, "test", item_counts=counts) == (
+        evaluate_popularity_split(TOY, 6, "test")
+    )
+    # Item 5 most popular, the others tied (histories left out): [1, 2, 3, 4] -> 5 rank 0;
+    # [2, 3, 1] -> 4: item 5 above, rank 1; [3, 4, 4, 2] -> 1: item 5 above, rank 1.
+    flipped = evaluate_popularity_split(TOY, 6, "test", item_counts=np.array([0, 1, 1, 1, 1, 9]))
+    assert flipped["hr@1"] == pytest.approx(1 / 3) and flipped["hr@5"] == 1.0
+
+
+def test_chunked_split_ranks_equal_the_dense_ones():
+    from attnrec_tf.evaluate import split_ranks
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(40, 3)).astype(np.float32)
+    table[7] = table[9]  # a tie
+    users = {}
+
+    def fn(histories):
+        return fn.user_vectors(histories) @ table.T
+
+    def user_vectors(histories):
+        return np.stack(
+            [users.setdefault(len(h) * 100 + int(h[-1]), rng.normal(size=3)) for h in histories]
+        ).astype(np.float32)
+
+    fn.user_vectors, fn.item_table, fn.vocab_size = user_vectors, lambda: table, 40
+    split = LeaveOneOutSplit(
+        users=np.arange(30),
+        train=[rng.integers(1, 40, size=rng.integers(0, 6)).astype(np.int32) for _ in range(30)],
+        valid_targets=rng.integers(1, 40, size=30).astype(np.int32),
+        test_targets=np.r_[np.full(5, 7), np.full(5, 9), rng.integers(1, 40, size=20)].astype(
+            np.int32
+        ),
+    )
+    for exclude in (True, False):
+        dense = split_ranks(fn, split, "test", exclude_history=exclude, batch_size=7)
+        for chunk in (1, 6, 40, 64):
+            chunked = split_ranks(fn, split, "test", exclude_history=exclude, item_chunk=chunk)
+            np.testing.assert_array_equal(chunked, dense)
+
+
+def test_chunked_ranks_of_a_keras_model_equal_its_dense_ranks():
+    from attnrec_tf.config import Config
+    from attnrec_tf.evaluate import keras_score_fn, split_ranks
+    from attnrec_tf.model import build_model
+
+    config = Config().replace(max_len=6, embedding_dim=8, attention_units=8, num_blocks=1)
+    model = build_model(config, 30, None)
+    rng = np.random.default_rng(2)
+    split = LeaveOneOutSplit(
+        users=np.arange(20),
+        train=[rng.integers(1, 30, size=rng.integers(1, 9)).astype(np.int32) for _ in range(20)],
+        valid_targets=rng.integers(1, 30, size=20).astype(np.int32),
+        test_targets=rng.integers(1, 30, size=20).astype(np.int32),
+    )
+    score_fn = keras_score_fn(model, model.max_len)
+    np.testing.assert_allclose(  # the user vectors against the table are the model's scores
+        score_fn.user_vectors(split.histories("test")) @ score_fn.item_table().T,
+        score_fn(split.histories("test")),
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip
+    dense = split_ranks(score_fn, split, "test")
+    chunked = split_ranks(score_fn, split, "test", item_chunk=7)
+    # The dense scores come from TensorFlow's matmul, the chunks from numpy's: equal here; in
+    # general two items within float rounding of each other could swap.
+    np.testing.assert_array_equal(chunked, dense)

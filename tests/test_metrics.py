@@ -435,3 +435,59 @@ def test_by_history_length_item_knn_by_hand():
         k=1,
     )
     assert at_one["item_knn"] == {"hr@1": [0.5], "ndcg@1": [0.5]}
+
+
+def test_chunked_ranks_equal_dense_ranks_with_ties_exclusions_and_padding():
+    from attnrec_tf.metrics import rank_of_targets_chunked
+
+    rng = np.random.default_rng(1)
+    # Small integers: every score is exact, so ties are real ties whatever the product order.
+    users = rng.integers(-2, 3, size=(9, 4)).astype(np.float32)
+    items = rng.integers(-2, 3, size=(23, 4)).astype(np.float32)
+    targets = rng.integers(1, 23, size=9)
+    exclude = [rng.integers(0, 23, size=rng.integers(0, 5)) for _ in range(9)]
+    for excluded in (None, exclude):
+        dense = rank_of_targets(users @ items.T, targets, excluded)
+        for chunk in (1, 2, 5, 22, 23, 100):
+            chunked = rank_of_targets_chunked(users, items, targets, excluded, chunk=chunk)
+            np.testing.assert_array_equal(chunked, dense)
+    # Random floats too (the target's score comes from its own chunk's product).
+    users, items = rng.normal(size=(9, 8)), rng.normal(size=(23, 8))
+    np.testing.assert_array_equal(
+        rank_of_targets_chunked(users, items, targets, exclude, chunk=4),
+        rank_of_targets(users @ items.T, targets, exclude),
+    )
+
+
+def test_chunked_ranks_by_hand():
+    from attnrec_tf.metrics import rank_of_targets_chunked
+
+    # One user, scores [pad 0, 3, 1, 3, 2]; target 4 (score 2): items 1 and 3 above -> rank 2;
+    # with item 1 excluded -> 1. Padding never counts, whatever it scores.
+    users, items = np.array([[1.0]]), np.array([[9.0], [3.0], [1.0], [3.0], [2.0]])
+    assert rank_of_targets_chunked(users, items, np.array([4]), chunk=2).tolist() == [2]
+    excluded = [np.array([1])]
+    assert rank_of_targets_chunked(users, items, np.array([4]), excluded, chunk=3).tolist() == [1]
+
+
+def test_standard_errors_by_hand():
+    from attnrec_tf.metrics import standard_errors
+
+    # Ranks 0, 1, 30: hits 1, 1, 0 (mean 2/3, sample sd sqrt(1/3)); gains 1, 1/log2(3), 0.
+    result = standard_errors(np.array([0, 1, 30]), k=10)
+    assert result["num_users"] == 3
+    assert result["hr@10"] == pytest.approx(np.sqrt(1 / 3) / np.sqrt(3))
+    g = 1 / np.log2(3)
+    mean = (1 + g) / 3
+    sd = np.sqrt(((1 - mean) ** 2 + (g - mean) ** 2 + mean**2) / 2)
+    assert result["ndcg@10"] == pytest.approx(sd / np.sqrt(3))
+    assert standard_errors(np.array([4]))["hr@10"] == 0.0  # one user: no spread to measure
+
+
+def test_popularity_scores_from_counts():
+    from attnrec_tf.metrics import popularity_scores
+
+    scores = popularity_scores([], 4, counts=np.array([5, 2, 0, 1]))
+    assert scores.tolist() == [-np.inf, 2.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="shape"):
+        popularity_scores([], 4, counts=np.array([1, 2]))

@@ -126,6 +126,7 @@ def fit_and_evaluate(
     catch_sigint: bool = False,
     deterministic: bool | None = None,
     validation_users: int | None = None,
+    prepared: Path | None = None,
 ) -> TrainingResult:
     """Trains `config`'s model on `split.train` and evaluates the best one on the test stage.
 
@@ -151,6 +152,10 @@ def fit_and_evaluate(
         validation_users: Users of `eval_split` validated after every epoch (a fixed random
             sample; 0 = all; None = `auto_validation_users`). With a sample, the best model is
             validated on every user once at the end (`TrainingResult.full_validation`).
+        prepared: A prepared folder (`data/shards.py`) to stream the training windows from
+            (`StreamedTrainingData`); `split` is then the evaluated users only, and the
+            popularity baseline counts the folder's `item_counts.npy`. None = train on
+            `split.train` in memory (`TrainingData`).
 
     Returns:
         The TrainingResult (only its `training` on a non-chief worker).
@@ -164,11 +169,12 @@ def fit_and_evaluate(
     distribution = distribution or _one_device()
     config, _ = config.resolved(vocab_size - 1)
     deterministic = _set_op_determinism(deterministic)
-    data = TrainingData(split.train, config)
+    data, fingerprint = _training_data(
+        config, split, vocab_size, item_features, prepared, distribution
+    )
     model = _compiled_model(config, vocab_size, item_features, data, distribution)
     evaluation = eval_split or split
     validating = per_epoch_validation(evaluation, vocab_size, validation_users, config.seed)
-    fingerprint = run_fingerprint(config, split, vocab_size, item_features)
     fingerprint += f":validation={len(validating.users)}"
     saved = _saved_state(output, fingerprint, resume, distribution)
     run = RunCallbacks(
@@ -215,8 +221,26 @@ def fit_and_evaluate(
         counts_from=split,
         sampled_negatives=sampled_negatives,
         seed=config.seed,
+        item_counts=data.popularity_counts if isinstance(data, StreamedTrainingData) else None,
     )
     return result
+
+
+def _training_data(
+    config: Config,
+    split: LeaveOneOutSplit,
+    vocab_size: int,
+    item_features: np.ndarray | None,
+    prepared: Path | None,
+    distribution: Distribution,
+) -> tuple[TrainingData | StreamedTrainingData, str]:
+    """The run's training data (in memory, or streamed from `prepared`) and its fingerprint."""
+    if prepared is None:
+        return TrainingData(split.train, config), run_fingerprint(
+            config, split, vocab_size, item_features
+        )
+    data = StreamedTrainingData(prepared, config, distribution)
+    return data, streamed_fingerprint(config, data, split, vocab_size, item_features)
 
 
 class TrainingData:
@@ -225,10 +249,11 @@ class TrainingData:
     Attributes:
         inputs: `(N, max_len)` left-padded histories.
         targets: `(N, max_len)` next-item targets (0 = padding).
-        positions_per_epoch: Real target positions of an epoch.
+        positions_per_epoch: Real target positions of an epoch (the expected share of them
+            when `--steps-per-epoch` cuts the epoch short).
         epoch: The integer `tf.Variable` that decides each epoch's order (set by
             `callbacks.SaveTrainingState`).
-        steps_per_epoch: Batches of an epoch.
+        steps_per_epoch: Batches of an epoch: all of them, or at most `--steps-per-epoch`.
     """
 
     def __init__(self, train: list[np.ndarray], config: Config) -> None:
@@ -244,15 +269,20 @@ class TrainingData:
             context_crops=config.context_crops,
             seed=config.seed,
         )
-        self.positions_per_epoch = int((self.targets > 0).sum())
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-        self.steps_per_epoch = -(-len(self.inputs) // config.batch_size)
+        every = -(-len(self.inputs) // config.batch_size)
+        self.steps_per_epoch = min(config.steps_per_epoch or every, every)
+        positions = int((self.targets > 0).sum())  # expected share when the epoch is cut
+        self.positions_per_epoch = positions * self.steps_per_epoch // max(every, 1)
 
     def dataset(self, start_batch: int = 0) -> Any:
-        """The epoch's batches (`data.pipeline.training_dataset`) from `start_batch` on."""
+        """The epoch's batches (`data.pipeline.training_dataset`) from `start_batch` on, the
+        first `steps_per_epoch` of them."""
+        import tensorflow as tf
+
         from attnrec_tf.data.pipeline import training_dataset
 
-        return training_dataset(
+        dataset = training_dataset(
             self.inputs,
             self.targets,
             batch_size=self.config.batch_size,
@@ -261,10 +291,115 @@ class TrainingData:
             start_batch=start_batch,
             bucket=self.config.length_buckets,
         )
+        count = max(self.steps_per_epoch - start_batch, 0)
+        if int(dataset.cardinality()) == count:
+            return dataset
+        return dataset.take(count).apply(tf.data.experimental.assert_cardinality(count))
 
     def item_counts(self, vocab_size: int) -> np.ndarray:
         """Each item's count among the targets (the sampled softmax's proposal)."""
         return np.bincount(self.targets[self.targets > 0], minlength=vocab_size)
+
+
+class StreamedTrainingData:
+    """`TrainingData`'s interface over a prepared folder: the windows are streamed, never held.
+
+    The batches come from `data.stream.streamed_dataset` (each worker of `distribution` its own
+    shard files); the epoch's windows and real target positions
+    are counted once, in one pass over the shards (`stream.count_windows`).
+
+    Attributes:
+        folder: The prepared folder.
+        manifest: Its manifest.
+        files: Its shard files, in shard order.
+        positions_per_epoch: Real target positions of an epoch (expected, with
+            `--steps-per-epoch`).
+        steps_per_epoch: Batches of an epoch (`ceil(windows / batch_size)`, or
+            `--steps-per-epoch`; every worker runs this many).
+        epoch: The integer `tf.Variable` that decides each epoch's order.
+        popularity_counts: int64 `(V,)` counts of each item in the training parts
+            (`item_counts.npy`).
+
+    Raises:
+        ConfigError: An option the stream cannot do (`stream.check_streamable`).
+        DataError: An incomplete folder, or one without a training window.
+    """
+
+    def __init__(
+        self, folder: Path, config: Config, distribution: Distribution | None = None
+    ) -> None:
+        import tensorflow as tf
+
+        from attnrec_tf.data import shards, stream
+        from attnrec_tf.errors import DataError
+
+        stream.check_streamable(config.context_crops)
+        self.config, self.folder = config, Path(folder)
+        self.manifest = shards.read_manifest(folder)
+        self.files = shards.shard_files(folder, self.manifest)
+        counts = stream.count_windows(self.files, config.max_len, config.all_windows)
+        if counts.windows == 0:
+            raise DataError(f"{folder}: no user has 2 training items (nothing to train on)")
+        every = -(-counts.windows // config.batch_size)
+        self.steps_per_epoch = config.steps_per_epoch or every
+        # Expected positions of an epoch cut short or going round again (exact when neither).
+        self.positions_per_epoch = counts.positions * self.steps_per_epoch // every
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+        self.popularity_counts = shards.read_item_counts(folder)
+        self.num_workers = distribution.num_workers if distribution else 1
+        self.worker_index = distribution.worker_index if distribution else 0
+
+    def dataset(self, start_batch: int = 0) -> Any:
+        """The epoch's batches (`data.stream.streamed_dataset`) from `start_batch` on, this
+        worker's files only."""
+        from attnrec_tf.data.stream import streamed_dataset
+
+        return streamed_dataset(
+            self.files,
+            max_len=self.config.max_len,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+            steps_per_epoch=self.steps_per_epoch,
+            epoch=self.epoch,
+            start_batch=start_batch,
+            bucket=self.config.length_buckets,
+            all_windows=self.config.all_windows,
+            num_workers=self.num_workers,
+            worker_index=self.worker_index,
+        )
+
+    def item_counts(self, vocab_size: int) -> np.ndarray:
+        """Each item's count in the training parts (the sampled softmax's proposal)."""
+        counts = self.popularity_counts
+        if len(counts) != vocab_size:
+            raise ValueError(f"item_counts.npy has {len(counts)} entries for {vocab_size} items")
+        return counts
+
+
+def streamed_fingerprint(
+    config: Config,
+    data: StreamedTrainingData,
+    evaluation: LeaveOneOutSplit,
+    vocab_size: int,
+    item_features: np.ndarray | None,
+) -> str:
+    """`run_fingerprint` of a streamed run: from the manifest's counts, the item counts, the
+    vocabulary file and the evaluated users' targets, not from every sequence."""
+    from attnrec_tf.data import shards
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    digest.update(f"vocab={vocab_size}".encode())
+    kept = ("num_users", "num_evaluated", "num_items", "train_items", "shards", "protocol")
+    manifest = {key: data.manifest.get(key) for key in kept}
+    digest.update(json.dumps(manifest, sort_keys=True, default=str).encode())
+    digest.update(np.ascontiguousarray(data.popularity_counts, np.int64).tobytes())
+    digest.update((data.folder / shards.VOCABULARY).read_bytes())
+    for array in (evaluation.valid_targets, evaluation.test_targets):
+        digest.update(np.asarray(array, np.int32).tobytes())
+    if item_features is not None:
+        digest.update(np.ascontiguousarray(item_features, np.float32).tobytes())
+    return digest.hexdigest()
 
 
 class RunCallbacks:
@@ -285,7 +420,7 @@ class RunCallbacks:
         evaluation: LeaveOneOutSplit,
         output: RunDir,
         fingerprint: str,
-        data: TrainingData,
+        data: TrainingData | StreamedTrainingData,
         saved: TrainingState | None,
         distribution: Distribution,
         backup_every_steps: int,
@@ -437,7 +572,7 @@ def build_compiled_model(
     config: Config,
     vocab_size: int,
     item_features: np.ndarray | None,
-    data: TrainingData,
+    data: TrainingData | StreamedTrainingData,
     distribution: Distribution | None = None,
 ) -> Any:
     """The model and optimizer of a run, built and compiled as `fit_and_evaluate` builds them,
@@ -450,7 +585,7 @@ def _compiled_model(
     config: Config,
     vocab_size: int,
     item_features: np.ndarray | None,
-    data: TrainingData,
+    data: TrainingData | StreamedTrainingData,
     distribution: Distribution,
 ) -> Any:
     """The model and optimizer built and compiled under the strategy, workarounds applied."""

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from attnrec_tf.cli import quiet_tensorflow
 from attnrec_tf.config import Config
 from attnrec_tf.errors import DependencyError
 from attnrec_tf.run_options import RunOptions
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from attnrec_tf.data.loaded import LoadedData
     from attnrec_tf.data.sequences import FilterStats, LeaveOneOutSplit, UserSequences
     from attnrec_tf.data.vocabulary import Vocabulary
@@ -31,19 +31,33 @@ if TYPE_CHECKING:
 PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
 
 
+PREPARED_ITEMS = "items.json"
+"""The optional item records of a prepared folder (`data.shards`; the run folder's form)."""
+PREPARED_EVAL_USERS = 100_000
+"""The evaluated users of a run on a prepared folder without `--eval-users`: a seeded sample of
+this many (all when there are fewer)."""
+
+
 @dataclass
 class PreparedData:
-    """The data of a run, read and split (`prepare_data`)."""
+    """The data of a run, read and split (`prepare_data`).
 
-    loaded: LoadedData
+    From a prepared folder (`folder` set; `prepare_from_folder`) there is no log in memory:
+    `loaded`, `stats` and `sequences` are None, `split` is the evaluated sample (the same
+    object as `evaluation`), and training streams the folder's shards.
+    """
+
+    loaded: LoadedData | None
     vocabulary: Vocabulary
-    stats: FilterStats
-    sequences: UserSequences
+    stats: FilterStats | None
+    sequences: UserSequences | None
     split: LeaveOneOutSplit
     evaluation: LeaveOneOutSplit  # `split`, or a sample of its users (`--eval-users`)
     features: np.ndarray  # (V, F) multi-hot item features
     feature_names: list[str]
     seconds: float
+    folder: Path | None = None  # the prepared folder trained from
+    manifest: dict[str, Any] | None = None  # its manifest
 
 
 def run(config: Config, options: RunOptions) -> dict[str, Any]:
@@ -82,6 +96,7 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
         distribution=distribution,
         catch_sigint=True,
         validation_users=options.validation_users,
+        prepared=data.folder,
     )
     if not distribution.is_chief:  # the chief evaluates and writes the run folder
         print(f"worker {distribution.worker_index}: training done", flush=True)
@@ -101,8 +116,12 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
     """Reads the interactions, builds the vocabulary and sequences, splits them.
 
     The split is leave-one-out or temporal (`options.split`; `data.temporal.make_split`).
+    A prepared folder (`data.shards.is_prepared`) is not read whole: `prepare_from_folder`.
     """
-    from attnrec_tf.data import sources, temporal
+    from attnrec_tf.data import shards, sources, temporal
+
+    if options.data is not None and shards.is_prepared(options.data):
+        return prepare_from_folder(Path(options.data), config, options)
     from attnrec_tf.data.item_features import item_feature_matrix
     from attnrec_tf.data.sequences import build_sequences
 
@@ -154,14 +173,75 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
     return data
 
 
+def prepare_from_folder(folder: Path, config: Config, options: RunOptions) -> PreparedData:
+    """The evaluated users of a prepared folder, its vocabulary and manifest (not the log).
+
+    The evaluated users are a seeded sample of `--eval-users` (default `PREPARED_EVAL_USERS`)
+    drawn as `LeaveOneOutSplit.sample_users` draws it (the same users as the in-memory path
+    with the same seed and count), read with `shards.read_split(folder, evaluated=...)`:
+    memory is the sample. Item features are not stored in a prepared folder (none).
+    """
+    from attnrec_tf.data import shards, temporal
+    from attnrec_tf.data.item_features import item_feature_matrix
+    from attnrec_tf.data.loaded import ItemMetadata
+
+    started = time.perf_counter()
+    manifest = shards.read_manifest(folder)
+    vocabulary = shards.read_vocabulary(folder)
+    evaluated = int(manifest["num_evaluated"])
+    wanted = min(options.eval_users or PREPARED_EVAL_USERS, evaluated)
+    chosen = np.arange(evaluated)
+    if wanted < evaluated:
+        rng = np.random.default_rng(config.seed)
+        chosen = np.sort(rng.choice(evaluated, size=wanted, replace=False))
+    sample = shards.read_split(folder, evaluated=chosen)
+    features, feature_names = item_feature_matrix(vocabulary, ItemMetadata())
+    data = PreparedData(
+        None, vocabulary, None, None, sample, sample, features, feature_names,
+        seconds=time.perf_counter() - started, folder=folder, manifest=manifest,
+    )  # fmt: skip
+    print(
+        f"data: prepared folder {folder}: {manifest['num_users']} users, "
+        f"{vocabulary.num_items} items, {manifest['train_items']} training items in "
+        f"{len(manifest['shards'])} shards; evaluating {len(sample.users)} of {evaluated} "
+        f"users; read in {data.seconds:.1f}s",
+        flush=True,
+    )
+    if (line := temporal.describe(sample)) is not None:
+        print(line, flush=True)
+    return data
+
+
 def _write_inputs(output: Any, data: PreparedData) -> None:
-    """vocabulary.json, split.npz, histories.npz and items.json of the run folder."""
-    from attnrec_tf.run_dir import item_table, save_histories, save_items, save_split
+    """vocabulary.json, split.npz, histories.npz and items.json of the run folder.
+
+    From a prepared folder: the evaluated sample's split and whole histories (train part,
+    validation and test targets), and the folder's items.json when `prepare` wrote one, else
+    items without titles, counted in the training parts.
+    """
+    from attnrec_tf.data import shards
+    from attnrec_tf.data.loaded import ItemMetadata
+    from attnrec_tf.run_dir import item_table, load_items, save_histories, save_items, save_split
 
     data.vocabulary.save(output.vocabulary)
     save_split(output.split, data.evaluation)
-    save_histories(output.histories, data.sequences.users, data.sequences.sequences)
-    save_items(output.items, item_table(data.vocabulary, data.loaded.items, data.split.train))
+    if data.folder is None:
+        assert data.sequences is not None and data.loaded is not None
+        save_histories(output.histories, data.sequences.users, data.sequences.sequences)
+        items = item_table(data.vocabulary, data.loaded.items, data.split.train)
+    else:
+        sample = data.evaluation
+        tests = zip(sample.histories("test"), sample.test_targets, strict=True)
+        whole = [np.append(history, target) for history, target in tests]
+        save_histories(output.histories, sample.users, whole)
+        written = data.folder / PREPARED_ITEMS
+        if written.is_file():  # prepare wrote the run folder's records (titles, genres, counts)
+            items = load_items(written)
+        else:
+            items = item_table(data.vocabulary, ItemMetadata(), [])
+            for record, count in zip(items, shards.read_item_counts(data.folder)[1:], strict=True):
+                record["count"] = int(count)
+    save_items(output.items, items)
 
 
 def training_report(
@@ -211,7 +291,10 @@ def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
     from attnrec_tf.data import sources
     from attnrec_tf.data.fingerprint import data_sha256
 
+    if data.manifest is not None:
+        return _prepared_dataset_entry(data)
     loaded, stats = data.loaded, data.stats
+    assert loaded is not None and stats is not None
     synthetic = {"seed": config.seed} if loaded.name == sources.SYNTHETIC else None
     return {
         "name": loaded.name,
@@ -226,6 +309,40 @@ def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
         **loaded.row_filters,
         **data_sha256(loaded, synthetic_params=synthetic),
     }
+
+
+def _prepared_dataset_entry(data: PreparedData) -> dict[str, Any]:
+    """report.json's `dataset` of a run on a prepared folder, from its manifest.
+
+    `num_interactions` is the manifest's `filters.interactions_kept` (what `prepare` kept),
+    else the interactions stored in the folder (every training item plus the evaluated users'
+    validation and test targets). `manifest` is the folder's manifest without its per-shard
+    list (`num_shards` says how many).
+    """
+    manifest = data.manifest or {}
+    named = manifest.get("dataset")
+    dataset = named if isinstance(named, dict) else {"name": named}
+    stored = int(manifest["train_items"]) + 2 * int(manifest["num_evaluated"])
+    filters = manifest.get("filters") or {}
+    entry: dict[str, Any] = {
+        "name": dataset.get("name") or "prepared",
+        "source": str(data.folder),
+        "num_users": int(manifest["num_users"]),
+        "num_items": int(data.vocabulary.num_items),
+        "num_interactions": int(filters.get("interactions_kept", stored)),
+        "num_evaluated": int(manifest["num_evaluated"]),
+        "num_shards": len(manifest["shards"]),
+        "item_features": [],
+        "manifest": {key: value for key, value in manifest.items() if key != "shards"},
+    }
+    if filters:  # what `prepare` filtered, as the in-memory entry says it
+        entry["raw_interactions"] = int(filters.get("interactions_in", 0))
+        entry["users_dropped_too_few_interactions"] = int(filters.get("users_dropped_too_few", 0))
+        entry["items_dropped"] = int(filters.get("items_in", 0)) - int(filters.get("items_kept", 0))
+    for key in ("sha256", "sha256_of"):  # the log's hash, as prepare computed it
+        if key in dataset:
+            entry[key] = dataset[key]
+    return entry
 
 
 def _extend_tensorboard(output: Any, result: Any, report: dict[str, Any]) -> None:
