@@ -130,6 +130,14 @@ class RunOptions:
         "LiteRT installed a run skips them with a note, or fails if this flag is given",
         group="run",
     )
+    stream: bool | None = option(
+        None,
+        "from a prepared --data folder: stream its shards into training (--stream; memory "
+        "does not grow with the log) or read it into memory first (--no-stream; the same "
+        "training as from the log itself, context crops included); default: stream above "
+        "10,000,000 training interactions",
+        group="data",
+    )
     eval_users: int = option(
         0,
         "validate and test on this many users drawn at random (0 = every user; from a prepared "

@@ -65,6 +65,7 @@ from attnrec_tf.data.interactions import (
     _atomic_header,
     _Columns,
 )
+from attnrec_tf.data.item_features import item_feature_matrix
 from attnrec_tf.data.loaded import ItemMetadata, find_column, no_rows_left
 from attnrec_tf.data.sequences import (
     LEAVE_ONE_OUT,
@@ -313,9 +314,12 @@ def _run(
     cut = _cutoff(con, filters) if filters.split == TEMPORAL else None
     with ShardWriter(output, engine.shards) as writer:
         protocol, counts = _write_split(con, writer, cut, engine.batch_rows, vocabulary.size)
-        items = _item_records(con, read, vocabulary, counts)
+        metadata = _metadata(con, read, vocabulary)
+        items = _item_records(metadata, vocabulary, counts)
         if items is not None:
             writer.write_json(ITEMS, items)
+        if metadata is not None and metadata.features:
+            writer.write_item_features(*item_feature_matrix(vocabulary, metadata))
         seconds["split_and_write"] = time.perf_counter() - clock
         seconds["total"] = time.perf_counter() - started
         manifest = {
@@ -909,12 +913,8 @@ def _write_split(
     return totals, counts
 
 
-def _item_records(
-    con: Any, read: _Read, vocabulary: Vocabulary, counts: np.ndarray
-) -> list[dict[str, Any]] | None:
-    """The run folder's items.json records (`run_dir.item_table`), when the log has titles."""
-    from attnrec_tf.run_dir import item_table
-
+def _metadata(con: Any, read: _Read, vocabulary: Vocabulary) -> ItemMetadata | None:
+    """The items' titles and features, keyed as the readers key them, when the log has any."""
     metadata = read.metadata
     tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
     if metadata is None and "titles" in tables:
@@ -927,6 +927,17 @@ def _item_records(
             {str(k): v for k, v in metadata.titles.items()},
             {n: {str(k): v for k, v in m.items()} for n, m in metadata.features.items()},
         )
+    return metadata
+
+
+def _item_records(
+    metadata: ItemMetadata | None, vocabulary: Vocabulary, counts: np.ndarray
+) -> list[dict[str, Any]] | None:
+    """The run folder's items.json records (`run_dir.item_table`), when the log has metadata."""
+    from attnrec_tf.run_dir import item_table
+
+    if metadata is None:
+        return None
     records = item_table(vocabulary, metadata, [])
     for record in records:
         record["count"] = int(counts[record["index"]])

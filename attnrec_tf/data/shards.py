@@ -5,6 +5,7 @@ What `python -m attnrec_tf.prepare` writes and what training streams (`data/stre
     PREPARED/manifest.json       format, counts, filter statistics, split protocol, shards
     PREPARED/vocabulary.json     `Vocabulary.save` (raw item id <-> index)
     PREPARED/item_counts.npy     int64 (vocab_size,): each index's count in the training parts
+    PREPARED/item_features.npz   the items' multi-hot features and names (when the log has any)
     PREPARED/items.json          optional: the run folder's items.json records (raw id, title,
                                  genres, training count per index), when the log has titles
     PREPARED/shards/part-00000-of-00016.tfrecord, ...
@@ -45,6 +46,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -64,6 +66,7 @@ VERSION = 1
 MANIFEST = "manifest.json"
 VOCABULARY = "vocabulary.json"
 ITEM_COUNTS = "item_counts.npy"
+ITEM_FEATURES = "item_features.npz"
 ITEMS = "items.json"
 SHARD_FOLDER = "shards"
 
@@ -259,6 +262,12 @@ class ShardWriter:
                 )
             self._item_counts[: len(counts)] += counts
 
+    def write_item_features(self, matrix: np.ndarray, names: list[str]) -> None:
+        """Writes the items' multi-hot features `(vocab_size, F)` and names (`ITEM_FEATURES`)."""
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, matrix=matrix, names=np.array(names, dtype=str))
+        atomic.write_bytes(self._root / ITEM_FEATURES, buffer.getvalue())
+
     def write_json(self, name: str, body: Any) -> None:
         """Writes one more JSON file into the folder (e.g. `ITEMS`), inside the `with` block."""
         atomic.write_json(self._root / name, body)
@@ -435,3 +444,12 @@ def read_vocabulary(folder: str | os.PathLike[str]) -> Vocabulary:
 def read_item_counts(folder: str | os.PathLike[str]) -> np.ndarray:
     """int64 (vocab_size,): each item's count in the training parts (index 0 is 0)."""
     return np.load(Path(folder) / ITEM_COUNTS)
+
+
+def read_item_features(folder: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]] | None:
+    """The items' multi-hot features `(vocab_size, F)` and names, or None when none were kept."""
+    path = Path(folder) / ITEM_FEATURES
+    if not path.is_file():
+        return None
+    with np.load(path) as stored:
+        return stored["matrix"], [str(name) for name in stored["names"]]

@@ -33,6 +33,9 @@ PROTOCOL = {"split": "leave-one-out", "ranking": "full"}
 
 PREPARED_ITEMS = "items.json"
 """The optional item records of a prepared folder (`data.shards`; the run folder's form)."""
+STREAM_FROM_INTERACTIONS = 10_000_000
+"""A prepared folder with more training interactions than this streams (unless `--no-stream`);
+a smaller one is read into memory, as the log itself would be (about 2.4 GB at 10^7)."""
 PREPARED_EVAL_USERS = 100_000
 """The evaluated users of a run on a prepared folder without `--eval-users`: a seeded sample of
 this many (all when there are fewer)."""
@@ -58,6 +61,7 @@ class PreparedData:
     seconds: float
     folder: Path | None = None  # the prepared folder trained from
     manifest: dict[str, Any] | None = None  # its manifest
+    stream: bool = True  # from `folder`: stream its shards (else it was read into memory)
 
 
 def run(config: Config, options: RunOptions) -> dict[str, Any]:
@@ -96,7 +100,7 @@ def run(config: Config, options: RunOptions) -> dict[str, Any]:
         distribution=distribution,
         catch_sigint=True,
         validation_users=options.validation_users,
-        prepared=data.folder,
+        prepared=data.folder if data.stream else None,
     )
     if not distribution.is_chief:  # the chief evaluates and writes the run folder
         print(f"worker {distribution.worker_index}: training done", flush=True)
@@ -121,7 +125,10 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
     from attnrec_tf.data import shards, sources, temporal
 
     if options.data is not None and shards.is_prepared(options.data):
-        return prepare_from_folder(Path(options.data), config, options)
+        folder = Path(options.data)
+        if streams(shards.read_manifest(folder), options.stream):
+            return prepare_from_folder(folder, config, options)
+        return read_folder(folder, config, options)
     from attnrec_tf.data.item_features import item_feature_matrix
     from attnrec_tf.data.sequences import build_sequences
 
@@ -173,13 +180,61 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
     return data
 
 
+def streams(manifest: dict[str, Any], stream: bool | None) -> bool:
+    """Whether a run on a prepared folder streams it: `--stream` / `--no-stream`, else by size."""
+    if stream is not None:
+        return stream
+    return int(manifest["train_items"]) > STREAM_FROM_INTERACTIONS
+
+
+def read_folder(folder: Path, config: Config, options: RunOptions) -> PreparedData:
+    """A prepared folder read whole into memory: the data the in-memory path builds from the log.
+
+    Every user's record (`shards.read_split`), the filter statistics of the manifest, the
+    folder's item features; training then runs on the in-memory windows (`--no-stream`), so a
+    run on the folder trains and scores exactly as a run on the log it was prepared from.
+    histories.npz holds the evaluated users' training parts and targets (a folder keeps no
+    interaction after a user's test target, nor the sequences of users trained on only).
+    """
+    from attnrec_tf.data import shards, temporal
+    from attnrec_tf.data.item_features import item_feature_matrix
+    from attnrec_tf.data.loaded import ItemMetadata
+    from attnrec_tf.data.sequences import FilterStats, UserSequences
+
+    started = time.perf_counter()
+    manifest = shards.read_manifest(folder)
+    vocabulary = shards.read_vocabulary(folder)
+    split = shards.read_split(folder)
+    evaluation = (
+        split.sample_users(options.eval_users, seed=config.seed) if options.eval_users else split
+    )
+    tests = zip(split.histories("test"), split.test_targets, strict=True)
+    whole = [np.append(history, target) for history, target in tests]  # the evaluated users'
+    stored = shards.read_item_features(folder)
+    features, names = stored or item_feature_matrix(vocabulary, ItemMetadata())
+    data = PreparedData(
+        None, vocabulary, FilterStats(**manifest["filters"]), UserSequences(split.users, whole),
+        split, evaluation, features, names, seconds=time.perf_counter() - started,
+        folder=folder, manifest=manifest, stream=False,
+    )  # fmt: skip
+    print(
+        f"data: prepared folder {folder} read into memory: {len(split.train)} users, "
+        f"{vocabulary.num_items} items, {manifest['train_items']} training items; "
+        f"{len(names)} item feature values; read in {data.seconds:.1f}s",
+        flush=True,
+    )
+    if (line := temporal.describe(split)) is not None:
+        print(line, flush=True)
+    return data
+
+
 def prepare_from_folder(folder: Path, config: Config, options: RunOptions) -> PreparedData:
     """The evaluated users of a prepared folder, its vocabulary and manifest (not the log).
 
     The evaluated users are a seeded sample of `--eval-users` (default `PREPARED_EVAL_USERS`)
     drawn as `LeaveOneOutSplit.sample_users` draws it (the same users as the in-memory path
     with the same seed and count), read with `shards.read_split(folder, evaluated=...)`:
-    memory is the sample. Item features are not stored in a prepared folder (none).
+    memory is the sample. The item features are the folder's (`prepare` keeps the log's).
     """
     from attnrec_tf.data import shards, temporal
     from attnrec_tf.data.item_features import item_feature_matrix
@@ -195,7 +250,8 @@ def prepare_from_folder(folder: Path, config: Config, options: RunOptions) -> Pr
         rng = np.random.default_rng(config.seed)
         chosen = np.sort(rng.choice(evaluated, size=wanted, replace=False))
     sample = shards.read_split(folder, evaluated=chosen)
-    features, feature_names = item_feature_matrix(vocabulary, ItemMetadata())
+    stored = shards.read_item_features(folder)
+    features, feature_names = stored or item_feature_matrix(vocabulary, ItemMetadata())
     data = PreparedData(
         None, vocabulary, None, None, sample, sample, features, feature_names,
         seconds=time.perf_counter() - started, folder=folder, manifest=manifest,
@@ -225,15 +281,17 @@ def _write_inputs(output: Any, data: PreparedData) -> None:
 
     data.vocabulary.save(output.vocabulary)
     save_split(output.split, data.evaluation)
-    if data.folder is None:
-        assert data.sequences is not None and data.loaded is not None
+    if data.sequences is not None:  # the log, or a prepared folder read into memory
         save_histories(output.histories, data.sequences.users, data.sequences.sequences)
+    if data.folder is None:
+        assert data.loaded is not None
         items = item_table(data.vocabulary, data.loaded.items, data.split.train)
     else:
-        sample = data.evaluation
-        tests = zip(sample.histories("test"), sample.test_targets, strict=True)
-        whole = [np.append(history, target) for history, target in tests]
-        save_histories(output.histories, sample.users, whole)
+        if data.sequences is None:  # streamed: the evaluated sample's histories only
+            sample = data.evaluation
+            tests = zip(sample.histories("test"), sample.test_targets, strict=True)
+            whole = [np.append(history, target) for history, target in tests]
+            save_histories(output.histories, sample.users, whole)
         written = data.folder / PREPARED_ITEMS
         if written.is_file():  # prepare wrote the run folder's records (titles, genres, counts)
             items = load_items(written)
@@ -292,7 +350,7 @@ def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
     from attnrec_tf.data.fingerprint import data_sha256
 
     if data.manifest is not None:
-        return _prepared_dataset_entry(data)
+        return _prepared_dataset_entry(data, config)
     loaded, stats = data.loaded, data.stats
     assert loaded is not None and stats is not None
     synthetic = {"seed": config.seed} if loaded.name == sources.SYNTHETIC else None
@@ -311,7 +369,7 @@ def _dataset_entry(config: Config, data: PreparedData) -> dict[str, Any]:
     }
 
 
-def _prepared_dataset_entry(data: PreparedData) -> dict[str, Any]:
+def _prepared_dataset_entry(data: PreparedData, config: Config) -> dict[str, Any]:
     """report.json's `dataset` of a run on a prepared folder, from its manifest.
 
     `num_interactions` is the manifest's `filters.interactions_kept` (what `prepare` kept),
@@ -332,7 +390,7 @@ def _prepared_dataset_entry(data: PreparedData) -> dict[str, Any]:
         "num_interactions": int(filters.get("interactions_kept", stored)),
         "num_evaluated": int(manifest["num_evaluated"]),
         "num_shards": len(manifest["shards"]),
-        "item_features": [],
+        "item_features": data.feature_names if config.item_features else [],
         "manifest": {key: value for key, value in manifest.items() if key != "shards"},
     }
     if filters:  # what `prepare` filtered, as the in-memory entry says it

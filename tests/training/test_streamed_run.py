@@ -59,7 +59,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_streamed_and_in_memory_runs_both_learn_and_agree(prepared, tmp_path) -> None:
     import attnrec_tf
 
-    streamed = attnrec_tf.fit(data=str(prepared), output_dir=tmp_path / "s", **TINY).report
+    streamed = attnrec_tf.fit(
+        data=str(prepared), stream=True, output_dir=tmp_path / "s", **TINY
+    ).report
     in_memory = attnrec_tf.fit(data=LOG, output_dir=tmp_path / "m", **TINY).report
     for run in (streamed, in_memory):
         keras, popularity = run["metrics"]["keras"], run["metrics"]["popularity"]
@@ -89,7 +91,7 @@ def test_eval_users_samples_the_in_memory_users_and_the_export_works(prepared, t
     options = {**TINY, "epochs": 1, "eval_users": 50}
     # The export reads the run folder's vocabulary, items, split and histories: they exist.
     streamed = attnrec_tf.fit(
-        data=str(prepared), output_dir=tmp_path / "s", **{**options, "export": True}
+        data=str(prepared), stream=True, output_dir=tmp_path / "s", **{**options, "export": True}
     )
     in_memory = attnrec_tf.fit(data=LOG, output_dir=tmp_path / "m", **options)
     served = streamed.report["metrics"]["saved_model"]
@@ -106,14 +108,16 @@ def test_eval_users_samples_the_in_memory_users_and_the_export_works(prepared, t
 
 
 def test_context_crops_are_refused_in_one_line(prepared, tmp_path) -> None:
-    result = run_train(tmp_path / "run", "--data", str(prepared), "--context-crops", "2")
+    result = run_train(
+        tmp_path / "run", "--data", str(prepared), "--stream", "--context-crops", "2"
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: --context-crops")
     assert "Traceback" not in result.stderr
 
 
 def test_killed_streamed_run_resumes_to_the_uninterrupted_numbers(prepared, tmp_path) -> None:
-    extra = ("--data", str(prepared), "--backup-every-steps", "4")
+    extra = ("--data", str(prepared), "--stream", "--backup-every-steps", "4")
     reference = tmp_path / "reference"
     done = run_train(reference, *extra)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -149,7 +153,7 @@ def test_two_workers_on_localhost_stream_their_own_shards(prepared, tmp_path) ->
     from tests.reliability.test_multi_worker import _finish, _start_workers
 
     outputs = [tmp_path / "chief", tmp_path / "worker1"]
-    logs = _finish(_start_workers(outputs, "--data", str(prepared)))
+    logs = _finish(_start_workers(outputs, "--data", str(prepared), "--stream"))
     assert "worker 1: training done" in logs[1]
     chief = report(outputs[0])
     assert chief["training"]["distribution"]["num_workers"] == 2
