@@ -54,13 +54,18 @@ MIN_RANK_AGREEMENT = 0.9
 """Below this share of candidates with equal ranks, the file is broken: the export fails."""
 
 
-def explain_function(model: Any, *, top_k: int, history_length: int) -> Any:
+def explain_function(
+    model: Any, *, top_k: int, history_length: int, exhaustive: bool = False
+) -> Any:
     """The frozen (variables -> constants) concrete explain function, outputs named.
 
     Args:
         model: The trained `AttentionRecommender`.
         top_k: K, the width of `candidates`.
         history_length: `H`, the width of `history` (at least `model.max_len`).
+        exhaustive: `serving.explain_removals` (every window item removed; the file before
+            `explain_verified`, kept to measure against) instead of `serving.explain_verified`.
+            Defaults to `False`.
 
     Returns:
         A `tf.types.experimental.ConcreteFunction` without variables, returning a dict.
@@ -79,7 +84,9 @@ def explain_function(model: Any, *, top_k: int, history_length: int) -> Any:
 
     @tf.function(input_signature=specs)
     def explain(history: tf.Tensor, candidates: tf.Tensor) -> dict[str, tf.Tensor]:
-        return serving.explain_removals(model, history, candidates)
+        if exhaustive:
+            return serving.explain_removals(model, history, candidates)
+        return serving.explain_verified(model, history, candidates)
 
     concrete = explain.get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
@@ -92,13 +99,16 @@ def explain_function(model: Any, *, top_k: int, history_length: int) -> Any:
     return named.get_concrete_function()
 
 
-def convert(model: Any, *, top_k: int, history_length: int | None = None) -> bytes:
+def convert(
+    model: Any, *, top_k: int, history_length: int | None = None, exhaustive: bool = False
+) -> bytes:
     """The explain `.tflite` flatbuffer (float32, builtin ops, tensors named).
 
     Args:
         model: The trained `AttentionRecommender`.
         top_k: K.
         history_length: `H`; defaults to `tflite.resolve_history_length(model.max_len)`.
+        exhaustive: See `explain_function`. Defaults to `False`.
 
     Returns:
         The flatbuffer bytes.
@@ -111,7 +121,9 @@ def convert(model: Any, *, top_k: int, history_length: int | None = None) -> byt
     from attnrec_tf.export import tflite
 
     width = tflite.resolve_history_length(model.max_len, history_length)
-    function = explain_function(model, top_k=top_k, history_length=width)
+    function = explain_function(
+        model, top_k=top_k, history_length=width, exhaustive=exhaustive
+    )
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
