@@ -323,7 +323,8 @@ def explain_verified(
     everything = tf.matmul(whole, catalog, transpose_b=True)  # (B, V)
     ranks = _rank_rows(everything[:, None, None, :], scores[:, :, None], unseen, candidates)
     ranks = ranks[:, :, 0]  # (B, C)
-    best = tf.math.top_k(tf.transpose(drops, [0, 2, 1]), k=min(reasons, chosen.shape[1]))
+    ranked = tf.where(scored, drops, tf.fill(tf.shape(drops), -3.0e38))  # unscored last
+    best = tf.math.top_k(tf.transpose(ranked, [0, 2, 1]), k=min(reasons, chosen.shape[1]))
     top_users = tf.gather(users, best.indices, batch_dims=1)  # (B, C, R, D)
     top_scores = tf.gather(tf.transpose(without, [0, 2, 1]), best.indices, batch_dims=2)
     rows_top = tf.einsum("bcrd,vd->bcrv", top_users, catalog)  # (B, C, R, V)
@@ -373,9 +374,7 @@ def likely_reasons(
 def _last_user(model: Any, table: tf.Tensor, window: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """`(B, D)` float32 user vectors and `(B, W)` float32 attention at the window's last
     position, its rows gathered from `table` (as `serve_outputs` does)."""
-    user, attention = model.encode(
-        window, training=False, lookup=lambda ids: tf.gather(table, ids)
-    )
+    user, attention = model.encode(window, training=False, lookup=lambda ids: tf.gather(table, ids))
     return tf.cast(user[:, -1, :], tf.float32), tf.cast(attention[:, -1, :], tf.float32)
 
 
