@@ -108,3 +108,24 @@ def test_the_tflite_explains_as_the_keras_graph_with_more_items_than_removals():
         for name in ("score_drops", "scores"):
             np.testing.assert_allclose(found[name], keras[name].numpy()[0], atol=1e-5)
         assert found["verified"].sum() == min(len(set(history[-24:])), serving.VERIFY)
+
+
+def test_a_batch_explains_each_row_as_alone():
+    model = small_model(24)
+    rows = [[0] * 26 + [4, 9, 4, 11], list(range(1, 31))]
+    candidates = [[33, 2, 0], [31, 35, 40]]
+    batch = serving.explain_verified(
+        model, tf.constant(rows, tf.int32), tf.constant(candidates, tf.int32), verify=5, recent=3
+    )
+    for row in range(2):
+        alone = serving.explain_verified(
+            model,
+            tf.constant(rows[row : row + 1], tf.int32),
+            tf.constant(candidates[row : row + 1], tf.int32),
+            verify=5,
+            recent=3,
+        )
+        for name, values in alone.items():
+            np.testing.assert_allclose(
+                batch[name].numpy()[row], values.numpy()[0], atol=1e-5, err_msg=name
+            )
