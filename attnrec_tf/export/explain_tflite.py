@@ -274,61 +274,115 @@ def top_candidates(score_fn: Any, history: np.ndarray, k: int) -> np.ndarray:
     return order[np.isfinite(scores[order])][:k]
 
 
-def agreement(
-    explainer: LiteRTExplainer, score_fn: Any, histories: Sequence[np.ndarray], *, max_len: int
-) -> dict[str, Any]:
-    """How the file's explanations compare with `counterfactual.counterfactuals(score_fn)`.
+def keras_explain_fn(model: Any, *, top_k: int, history_length: int) -> Any:
+    """`serving.explain_verified` on the Keras model, traced once for `[1, H]` and `[1, K]`.
 
-    Each history's candidates are `score_fn`'s own top `explainer.top_k`.
+    Returns:
+        `(history (H,), candidates (K,))` int32 -> `explain_verified`'s outputs, batch row 0, numpy.
+    """
+    import tensorflow as tf
+
+    from attnrec_tf.export import serving
+
+    specs = [tf.TensorSpec([1, history_length], tf.int32), tf.TensorSpec([1, top_k], tf.int32)]
+    graph = tf.function(lambda x, c: serving.explain_verified(model, x, c), input_signature=specs)
+
+    def fn(history: np.ndarray, candidates: np.ndarray) -> dict[str, np.ndarray]:
+        out = graph(tf.constant(history[None], tf.int32), tf.constant(candidates[None], tf.int32))
+        return {name: value.numpy()[0] for name, value in out.items()}
+
+    return fn
+
+
+def removal_drops_fn(model: Any) -> Any:
+    """Every removal of `counterfactual.counterfactuals`, scored on the candidates' rows only.
+
+    Returns:
+        `(history, candidates (C,))` -> `(items (n,), drops (n, C))`, as `counterfactuals`
+        gives them, with no work that grows with the catalog.
+    """
+    import tensorflow as tf
+
+    from attnrec_tf.counterfactual import removal_histories
+    from attnrec_tf.data.pipeline import pad_left
+
+    spec = tf.TensorSpec([None, model.max_len], tf.int32)
+    users = tf.function(
+        lambda x: model.encode(x, training=False)[0][:, -1, :], input_signature=[spec]
+    )
+
+    def fn(history: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        items, rows = removal_histories(history, model.max_len)
+        vectors = users(tf.constant(pad_left([history, *rows], model.max_len))).numpy()
+        columns = model.item_representations(tf.constant(candidates, tf.int32)).numpy()
+        scores = vectors.astype(np.float64) @ columns.astype(np.float64).T  # (1 + n, C)
+        return items, scores[0][None, :] - scores[1:]
+
+    return fn
+
+
+def agreement(
+    explainer: LiteRTExplainer, model: Any, histories: Sequence[np.ndarray]
+) -> dict[str, Any]:
+    """How the file's explanations compare with the Keras model's, at no catalog-sized cost.
+
+    Each history's candidates are the model's own top `explainer.top_k`. The file's outputs are
+    compared with `serving.explain_verified` on the Keras model (`keras_explain_fn`), its first
+    reasons with those of every removal (`removal_drops_fn`, as `counterfactuals` would give).
 
     Args:
         explainer: The explain file.
-        score_fn: Histories -> `(B, V)` scores (`evaluate.keras_score_fn`).
+        model: The Keras `AttentionRecommender` it was converted from.
         histories: Non-empty histories, each at most `explainer.history_length` long (so the
             file sees all of it).
-        max_len: The model's window.
 
     Returns:
-        `{"users", "pairs", "ranks_equal"` (share of candidates whose rank, and rank without
-        each item where the file gives one, equal the exhaustive ones), `"first_reason_equal"`
-        (share whose first reason, or lack of one, is the exhaustive one: how often the likely
-        reasons hold the best removal), `"first_reason_scored_equal"` (the same, the
-        exhaustive answer cut to the items the file removed: its own arithmetic, 1.0 when
-        right), `"verified"` (mean share of the window's distinct items removed),
-        `"max_score_drop_error"` (over the removals the file scored)}`.
+        `{"users", "pairs", "ranks_equal"` (share of candidates whose rank and ranks without
+        equal the Keras graph's, with the same window and removals), `"first_reason_equal"`
+        (share whose first reason, or lack of one, is that of every removal: how often the
+        likely reasons hold the best one), `"first_reason_scored_equal"` (the same, every
+        removal cut to the items the file removed: its own arithmetic, 1.0 when right),
+        `"verified"` (mean share of the window's distinct items removed),
+        `"max_score_drop_error"` (file against Keras, over the removals scored)}`.
     """
-    from dataclasses import replace
-
-    from attnrec_tf.counterfactual import counterfactuals
-
+    score_fn = window_score_fn(model)
+    keras = keras_explain_fn(model, top_k=explainer.top_k, history_length=explainer.history_length)
+    every = removal_drops_fn(model)
     ranks_equal, first_equal, scored_equal, shares, error = [], [], [], [], 0.0
     for history in histories:
         history = np.asarray(history, np.int64)
         candidates = top_candidates(score_fn, history, explainer.top_k)
-        expected = counterfactuals(score_fn, history, candidates, max_len=max_len)
         found = explainer.counterfactuals(history, candidates)
-        same_items = found.items.tolist() == expected.items.tolist()
-        scored = np.ones(len(found.items), bool) if found.verified is None else found.verified
-        shares.append(float(np.mean(scored)) if len(scored) else 1.0)
-        cut = replace(expected, drops=np.where(scored[:, None], expected.drops, 0.0))
-        given = found.ranks_without > 0
-        for column in range(len(candidates)):
+        raw = explainer(history, candidates)
+        row = np.zeros(explainer.top_k, np.int32)
+        row[: len(candidates)] = candidates
+        window = np.zeros(explainer.history_length, np.int32)
+        window[explainer.history_length - len(history) :] = history
+        expected = keras(window, row)
+        same = all(np.array_equal(raw[n], expected[n]) for n in ("removed", "verified"))
+        count = len(candidates)
+        for column in range(count):
             ranks_equal.append(
-                same_items
-                and found.ranks[column] == expected.ranks[column]
+                same
+                and raw["ranks"][column] == expected["ranks"][column]
                 and bool(
                     np.array_equal(
-                        found.ranks_without[given[:, column], column],
-                        expected.ranks_without[given[:, column], column],
+                        raw["ranks_without"][:, column], expected["ranks_without"][:, column]
                     )
                 )
             )
-            first = [r.item for r in found.reasons(column)[:1]]
-            first_equal.append(first == [r.item for r in expected.reasons(column)[:1]])
-            scored_equal.append(first == [r.item for r in cut.reasons(column)[:1]])
-        if same_items:
-            gap = np.abs(found.drops - expected.drops)[scored]
+        if same:
+            gap = np.abs(raw["score_drops"] - expected["score_drops"][:, :count])
             error = max(error, float(np.max(gap, initial=0.0)))
+        items, drops = every(history, candidates)  # the window's items, latest first
+        removed = found.items if found.verified is None else found.items[found.verified]
+        scored = np.isin(items, removed)
+        shares.append(float(np.mean(scored)) if len(scored) else 1.0)
+        for column in range(count):
+            first = [r.item for r in found.reasons(column)[:1]]
+            first_equal.append(first == _first_reason(items, drops[:, column]))
+            cut = np.where(scored, drops[:, column], 0.0)
+            scored_equal.append(first == _first_reason(items, cut))
     pairs = len(ranks_equal)
     return {
         "users": len(histories),
@@ -339,6 +393,13 @@ def agreement(
         "verified": float(np.mean(shares)) if shares else None,
         "max_score_drop_error": error,
     }
+
+
+def _first_reason(items: np.ndarray, drops: np.ndarray) -> list[int]:
+    """`[item]` with the largest positive drop (the first of equals), or `[]`: the first of
+    `Counterfactuals.reasons`."""
+    best = int(np.argmax(drops)) if len(drops) else 0
+    return [int(items[best])] if len(drops) and drops[best] > 0 else []
 
 
 def latency_history(histories: Sequence[np.ndarray], length: int = LATENCY_HISTORY) -> np.ndarray:
@@ -400,7 +461,7 @@ def export_explain(context: ExportContext) -> Exported:
     explainer = LiteRTExplainer(file, num_threads=1)
     score_fn = window_score_fn(model)
     users = [h for h in context.histories if 0 < len(h) <= width][:AGREEMENT_USERS]
-    agreed = agreement(explainer, score_fn, users, max_len=model.max_len)
+    agreed = agreement(explainer, model, users)
     if agreed["pairs"] and agreed["ranks_equal"] < MIN_RANK_AGREEMENT:
         raise ExportError(
             f"{file}: the ranks it gives equal the Keras model's for only "

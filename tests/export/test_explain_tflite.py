@@ -101,9 +101,8 @@ def test_every_variant_converts_and_explains_as_keras_at_every_length(variant, e
     blob = explain_tflite.convert(model, top_k=4, history_length=12)
     assert not tflite.op_problems(tflite.list_ops(blob))
     explainer = explain_tflite.LiteRTExplainer(blob)
-    score_fn = keras_score_fn(model, model.max_len)
     histories = [[3], [3, 5, 3], [1, 2, 3, 4, 5, 6], [7, 8, 7, 9, 10, 11, 12, 13, 8, 14]]
-    agreed = explain_tflite.agreement(explainer, score_fn, histories, max_len=model.max_len)
+    agreed = explain_tflite.agreement(explainer, model, histories)
     assert agreed["ranks_equal"] == 1.0 and agreed["first_reason_equal"] == 1.0, agreed
     assert agreed["max_score_drop_error"] < 1e-5
     out = explainer(np.array([3, 5]), np.array([1, 2]))
