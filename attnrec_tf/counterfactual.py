@@ -63,6 +63,10 @@ class Counterfactuals:
         ranks: `(J,)` their 1-based ranks among unseen items with the whole history.
         drops: `(n, J)` `score - score without items[i]`.
         ranks_without: `(n, J)` 1-based ranks without `items[i]`.
+        verified: `(n,)` bool, the items whose removal was scored, or None: all of them. A
+            likely-reasons-only answer (`serving.explain_verified`, the explain `.tflite`) has
+            drop 0 for the others, and rank 0 (not computed) outside each candidate's 3
+            largest scored drops, so `reasons` names scored removals only.
     """
 
     items: np.ndarray
@@ -71,6 +75,7 @@ class Counterfactuals:
     ranks: np.ndarray
     drops: np.ndarray
     ranks_without: np.ndarray
+    verified: np.ndarray | None = None
 
     def reasons(self, column: int, top: int = 3, min_share: float = 0.1) -> list[Removal]:
         """The items whose removal lowers candidate `column`'s score most, largest drop first.

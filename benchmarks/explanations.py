@@ -11,9 +11,12 @@ explanations use. Per method:
 - (c) `rank_without`: the mean rank `j` falls to without its shown reason (`rank` beside it);
 - `shown`: the share of pairs that get a reason (a method may show none).
 
-Methods: `counterfactual` (the default, `attnrec_tf.counterfactual`), `additive` (the largest
-term of the exact split, `attnrec_tf.explain`; none for the `sasrec` variant, which has no
-pooling head), `attention` (the most-attended item) and `random` (a random item of the window).
+Methods: `counterfactual` (the default, `attnrec_tf.counterfactual`, every window item removed),
+`on_device` (the first reason of the run's explain `.tflite` through LiteRT: only the likely
+reasons removed, `serving.explain_verified`; not shown without the file or LiteRT), `additive`
+(the largest term of the exact split, `attnrec_tf.explain`; none for the `sasrec` variant, which
+has no pooling head), `attention` (the most-attended item) and `random` (a random item of the
+window). `on_device_removed` is the mean share of the window's distinct items the file removed.
 
 Beside the table, `on_device_explain_ms_p50`: the counterfactual reasons computed on device, the
 median latency of one call of the run's explain `.tflite` (`export.explain_tflite`; LiteRT, one
@@ -33,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-METHODS = ("counterfactual", "additive", "attention", "random")
+METHODS = ("counterfactual", "on_device", "additive", "attention", "random")
 TOP_K = 10
 ON_DEVICE = (
     ("on_device_explain_ms_p50", "on_device_explain_history"),
@@ -47,7 +50,7 @@ def faithfulness(run: Path, *, users: int = 200, seed: int = 0) -> dict[str, Any
 
     Returns:
         `{"run", "users", "pairs", "variant", "methods": {method: {"shown", "is_best",
-        "lowers", "rank", "rank_without"}}, "on_device_explain_ms_p50",
+        "lowers", "rank", "rank_without"}}, "on_device_removed", "on_device_explain_ms_p50",
         "on_device_explain_history", "on_device_explain_ms_p50_full_window",
         "on_device_explain_full_window"}` (rates over the pairs with a shown reason; the
         latencies and their history lengths are None without the run's explain file).
@@ -65,13 +68,21 @@ def faithfulness(run: Path, *, users: int = 200, seed: int = 0) -> dict[str, Any
     chosen = rng.choice(len(histories), size=min(users, len(histories)), replace=False)
     served = recommender.engine.client.scores  # type: ignore[union-attr]
     keras_scores = keras_score_fn(model, model.max_len)
+    explainer = _explainer(recommender)
     rows: dict[str, list[tuple[bool, bool, int, int]]] = {m: [] for m in METHODS}
+    removed: list[float] = []
     for user in chosen:
         history = np.asarray(histories[user], np.int64)
         top = recommender.engine(history.tolist(), TOP_K)["item_ids"]
         truth = counterfactuals(served, history, top, max_len=model.max_len)
         ours = counterfactuals(keras_scores, history, top, max_len=model.max_len)
         shown = _first_reasons(model, history, top, ours, rng)
+        if explainer is not None:
+            device = explainer.counterfactuals(history, top)
+            shown["on_device"] = [
+                r[0].item if (r := device.reasons(c)) else None for c in range(len(top))
+            ]
+            removed.append(1.0 if device.verified is None else float(np.mean(device.verified)))
         for method, reasons in shown.items():
             for column, item in enumerate(reasons):
                 rows[method].append(_judge(truth, column, item))
@@ -81,8 +92,23 @@ def faithfulness(run: Path, *, users: int = 200, seed: int = 0) -> dict[str, Any
         "users": len(chosen),
         "pairs": len(chosen) * TOP_K,
         "methods": {m: _rates(rows[m], len(chosen) * TOP_K) for m in METHODS},
+        "on_device_removed": float(np.mean(removed)) if removed else None,
         **on_device_explain(recommender, histories),
     }
+
+
+def _explainer(recommender: Any) -> Any:
+    """The run's explain `.tflite` in LiteRT (one thread), or None without the file or LiteRT."""
+    from attnrec_tf.cli import DEFAULT_MODEL_NAME
+    from attnrec_tf.export import explain_tflite
+    from attnrec_tf.export.litert import litert_missing
+
+    output = recommender.output
+    report = json.loads(output.report.read_text(encoding="utf-8"))
+    file = output.tflite_explain(report.get("export", {}).get("model_name", DEFAULT_MODEL_NAME))
+    if not file.is_file() or litert_missing() is not None:
+        return None
+    return explain_tflite.LiteRTExplainer(file, num_threads=1)
 
 
 def on_device_explain(recommender: Any, histories: list[np.ndarray]) -> dict[str, Any]:
@@ -97,16 +123,11 @@ def on_device_explain(recommender: Any, histories: list[np.ndarray]) -> dict[str
         two with `_full_window` for a `max_len`-item history; all None without the file or
         LiteRT.
     """
-    from attnrec_tf.cli import DEFAULT_MODEL_NAME
     from attnrec_tf.export import explain_tflite
-    from attnrec_tf.export.litert import litert_missing
 
-    output = recommender.output
-    report = json.loads(output.report.read_text(encoding="utf-8"))
-    file = output.tflite_explain(report.get("export", {}).get("model_name", DEFAULT_MODEL_NAME))
-    if not file.is_file() or litert_missing() is not None:
+    explainer = _explainer(recommender)
+    if explainer is None:
         return dict.fromkeys(key for pair in ON_DEVICE for key in pair)
-    explainer = explain_tflite.LiteRTExplainer(file, num_threads=1)
     found: dict[str, Any] = {}
     lengths = (explain_tflite.LATENCY_HISTORY, explainer.max_len)
     for (latency, items), length in zip(ON_DEVICE, lengths, strict=True):
@@ -215,12 +236,13 @@ def _on_device_lines(entries: dict[str, Any]) -> list[str]:
         return []
     lines = [
         "",
-        "The same counterfactual reasons computed on device: one call of the run's "
-        "`tflite/<model>_explain_float32.tflite` (`export/explain_tflite.py`: the history and "
-        "the history without each item of the window, scored and ranked in one graph), median "
-        "of 200 calls after 20 warm-up calls, LiteRT, 1 thread, for a test user's history of "
-        "the length given and its top 10. The file cuts its window to the history's length at "
-        "run time, so a full window is its slowest case.",
+        "The counterfactual reasons computed on device (`on_device` above): one call of the "
+        "run's `tflite/<model>_explain_float32.tflite` (`export/explain_tflite.py`: the history, "
+        "then the history without each of its likely reasons, the 6 most recent distinct items "
+        "and the most attended others, 16 in all, scored on the candidates in one graph), "
+        "median of 200 calls after 20 warm-up calls, LiteRT, 1 thread, for a test user's "
+        "history of the length given and its top 10. The file cuts its window to the history's "
+        "length at run time, so a full window is its slowest case.",
         "",
         "| run (variant) | history items | on-device explain, p50 (LiteRT, 1 thread) |",
         "|---|---|---|",

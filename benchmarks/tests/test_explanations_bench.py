@@ -15,6 +15,9 @@ def test_counterfactual_reasons_are_the_best_removal_and_lower_the_score(tmp_pat
     assert ours["lowers"] == 1.0  # the SavedModel agrees: each shown removal lowers the score
     assert ours["is_best"] >= 0.9
     assert ours["rank_without"] >= ours["rank"]
+    device = entry["methods"]["on_device"]  # max_len 12 <= 16: the file removes every item
+    assert entry["on_device_removed"] == 1.0
+    assert device["lowers"] == 1.0 and device["is_best"] >= 0.9
     random = entry["methods"]["random"]
     assert random["shown"] == 1.0 and random["is_best"] < ours["is_best"]
     assert entry["on_device_explain_ms_p50"] > 0 and entry["on_device_explain_history"] == 20

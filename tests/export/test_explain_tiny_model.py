@@ -116,7 +116,8 @@ def test_explain_tflite_shows_a(model):
     out = explainer(HISTORY, np.array([B]))
     assert out["removed"].tolist() == [0, 0, A, C, D]
     np.testing.assert_allclose(out["score_drops"][:, 0], [0, 0, 1.0, -0.5, -0.5], atol=1e-6)
-    assert out["ranks_without"][:, 0].tolist() == [1, 1, RANK_WITHOUT_A, 1, 1]
+    assert out["ranks_without"][:, 0].tolist() == [0, 0, RANK_WITHOUT_A, 1, 1]  # 0: padding
+    assert out["verified"].tolist() == [0, 0, 1, 1, 1]  # 3 items <= 16: every one removed
     found = explainer.counterfactuals(HISTORY, np.array([B, D + 7]))
     assert found.ranks.tolist() == [1, 2]  # B, then the best other unseen item
     [reason] = found.reasons(0)
