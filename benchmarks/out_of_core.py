@@ -243,13 +243,11 @@ def suite(
     return rows
 
 
-def markdown(rows: dict[str, Any], machine: str) -> str:
+def markdown(rows: dict[str, Any]) -> str:
     """The "Out of core" section of BENCHMARKS.md."""
     ordered = sorted(rows.values(), key=lambda r: r["prepare"]["interactions"])
     lines = [
         "## Out of core (synthetic, prepared with DuckDB, streamed into training)",
-        "",
-        "Command: `python -m benchmarks --suite out-of-core`. " + machine,
         "",
         f"Logs written in chunks of {CHUNK_INTERACTIONS:,} rows (Parquet), {ITEMS:,}-item "
         f"generator, {MEAN_LENGTH} interactions per user on average; prepare with "
@@ -319,9 +317,3 @@ def _growth(ordered: list[dict[str, Any]]) -> list[str]:
         f"{positions / rate / 3600:,.1f} h on 1 worker, {positions / rate / 3600 / 8:,.1f} h "
         "on 8 if the all-reduce keeps up (measured here with 2 workers on one machine only).",
     ]
-
-
-def render(results: dict[str, Any], machine: str) -> str | None:
-    """The section, or None without results."""
-    rows = results.get("out_of_core")
-    return markdown(rows, machine) if rows else None
