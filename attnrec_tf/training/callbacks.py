@@ -308,7 +308,8 @@ class SaveTrainingState(keras.callbacks.Callback):
                 f"training state saved at epoch {self._epoch + 1}, batch {self._batches_done} "
                 f"in {self.path}; run the same command again to resume"
             )
-        if self.every_steps and self._batches_done % self.every_steps == 0:
+        last = batch + 1 == (self.params or {}).get("steps")  # the epoch-end save follows
+        if self.every_steps and self._batches_done % self.every_steps == 0 and not last:
             self._save()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -176,3 +176,17 @@ def test_every_steps_must_not_be_negative(tmp_path):
     with pytest.raises(ValueError, match="every_steps"):
         SaveTrainingState(tmp_path / "s.npz", fingerprint="", epoch_variable=None, epochs=1,
                           every_steps=-1)  # fmt: skip
+
+
+def test_no_backup_at_an_epochs_last_batch(tmp_path):
+    """The epoch-end save follows it; a backup there resumed into an empty epoch (nan loss)."""
+    from attnrec_tf.training.callbacks import SaveTrainingState
+
+    state = SaveTrainingState(tmp_path / "s.npz", fingerprint="", epoch_variable=None, epochs=1,
+                              every_steps=4)  # fmt: skip
+    saved_at = []
+    state._save = lambda **_: saved_at.append(state._batches_done)  # type: ignore[method-assign]
+    state.params = {"steps": 8}
+    for batch in range(8):
+        state.on_train_batch_end(batch)
+    assert saved_at == [4]
