@@ -50,6 +50,7 @@ TRAIN_ARGS = [
     "--loss", "sampled", "--num-negatives", "1024", "--batch-size", "256", "--max-len", "50",
     "--epochs", "1", "--steps-per-epoch", str(TRAIN_STEPS), "--eval-users", "2000",
     "--validation-users", "2000", "--sampled-negatives", "0", "--no-export", "--no-resume",
+    "--stream",
 ]  # fmt: skip
 SUBSET = "subset-1-of-64"
 
