@@ -94,7 +94,9 @@ class GatedCausalBlock(keras.layers.Layer):
             relative_position_bias=self.relative_position_bias,
             name="attention",
         )
-        self.attention_gate = keras.layers.Dense(dim, kernel_initializer=init, name="attention_gate")
+        self.attention_gate = keras.layers.Dense(
+            dim, kernel_initializer=init, name="attention_gate"
+        )
         self.ffn_norm = keras.layers.LayerNormalization(epsilon=self.epsilon)
         self.ffn_in = keras.layers.Dense(2 * hidden, kernel_initializer=init, name="ffn_in")
         self.ffn_out = keras.layers.Dense(dim, kernel_initializer=init, name="ffn_out")

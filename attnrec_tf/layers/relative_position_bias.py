@@ -87,9 +87,13 @@ class RelativePositionBias(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(f"`num_heads` must be a positive integer. Received: num_heads={num_heads}")
+            raise ValueError(
+                f"`num_heads` must be a positive integer. Received: num_heads={num_heads}"
+            )
         if not isinstance(num_buckets, int) or num_buckets < 2:
-            raise ValueError(f"`num_buckets` must be an integer >= 2. Received: num_buckets={num_buckets}")
+            raise ValueError(
+                f"`num_buckets` must be an integer >= 2. Received: num_buckets={num_buckets}"
+            )
         if not isinstance(max_distance, int) or max_distance <= num_buckets // 2:
             raise ValueError(
                 "`max_distance` must be an integer > num_buckets // 2. "
@@ -99,7 +103,9 @@ class RelativePositionBias(keras.layers.Layer):
         self.num_buckets = num_buckets
         self.max_distance = max_distance
         # bucket of every distance 0..max_distance (larger ones are clipped to max_distance)
-        self._table = relative_position_buckets(np.arange(max_distance + 1), num_buckets, max_distance)
+        self._table = relative_position_buckets(
+            np.arange(max_distance + 1), num_buckets, max_distance
+        )
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.bias = self.add_weight(
