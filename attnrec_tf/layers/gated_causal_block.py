@@ -113,7 +113,10 @@ class GatedCausalBlock(keras.layers.Layer):
     def _swiglu(self, z: Any, training: bool | None) -> Any:
         """`W2 Dropout(silu(W1 z) * W3 z)`: `(B, L, D)` -> `(B, L, D)`."""
         gate, value = ops.split(self.ffn_in(z), 2, axis=-1)  # (B, L, hidden) each
-        hidden = ops.silu(gate) * value
+        # silu written out: `ops.silu` is TF's custom-gradient swish, whose function wrapper
+        # leaves the explain `.tflite` (converted from a frozen concrete function) without its
+        # `serving_default` signature.
+        hidden = gate * ops.sigmoid(gate) * value  # (B, L, hidden)
         return self.ffn_out(self.ffn_dropout(hidden, training=training))  # (B, L, D)
 
     def call(

@@ -98,3 +98,14 @@ def test_a_bad_block_names_the_flag():
         Config().replace(block="post")
     with pytest.raises(ValueError, match="`block` must be one of"):
         AttentionRecommender(vocab_size=5, max_len=3, block="post")
+
+
+def test_the_explain_tflite_of_the_new_blocks_keeps_its_signature():
+    pytest.importorskip("ai_edge_litert")
+    from attnrec_tf.export import explain_tflite
+    from attnrec_tf.export.litert import SIGNATURE, interpreter
+
+    model = _model(block="ligr", relative_position_bias=True)
+    signatures = interpreter(explain_tflite.convert(model, top_k=3)).get_signature_list()
+    assert set(signatures) == {SIGNATURE}
+    assert sorted(signatures[SIGNATURE]["inputs"]) == ["candidates", "history"]
