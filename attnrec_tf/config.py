@@ -30,6 +30,7 @@ from typing import Any
 from attnrec_tf.errors import ConfigError
 
 VARIANTS = ("pooling", "self-attention", "sasrec", "mean", "last")
+BLOCKS = ("sasrec", "ligr")
 LOSSES = ("auto", "softmax", "sampled")
 SOFTMAX_MAX_ITEMS = 20_000
 """`--loss auto` trains with the full softmax up to this many items, above it with
@@ -217,6 +218,20 @@ class Config:
         "pre (pre-norm blocks) or sasrec (the residual layout of the SASRec reference code, "
         "layers.causal_self_attention.CausalSelfAttentionBlock).",
         choices=("pre", "sasrec"),
+    )
+    block: str = option(
+        "sasrec",
+        "The causal blocks: sasrec (attention and feed-forward residuals, laid out by "
+        "--block-norm) or ligr (LiGR/eSASRec style: pre-norm, sigmoid-gated residuals, SwiGLU "
+        "feed-forward; layers.gated_causal_block.GatedCausalBlock, ignores --block-norm).",
+        choices=BLOCKS,
+    )
+    relative_position_bias: bool = option(
+        False,
+        "Add a learned bias by query-key distance to every block's attention scores (T5/HSTU "
+        "log-spaced distance buckets, one scalar per bucket and head: "
+        "layers.relative_position_bias). Independent of the window's start, unlike "
+        "--absolute-positions.",
     )
     concat_last: bool = option(
         True,

@@ -72,7 +72,15 @@ FLAGS_BEFORE_ISSUE_20 = """
 --no-exclude-history --top-k --jit-compile --no-jit-compile --all-windows --no-all-windows
 --length-buckets --no-length-buckets
 """.split()
-FLAGS_ADDED_SINCE = ["--context-crops", "--steps-per-epoch", "--stream", "--no-stream"]
+FLAGS_ADDED_SINCE = [
+    "--context-crops",
+    "--steps-per-epoch",
+    "--stream",
+    "--no-stream",
+    "--block",
+    "--relative-position-bias",
+    "--no-relative-position-bias",
+]
 
 
 def _parser_flags() -> dict[str, argparse.Action]:

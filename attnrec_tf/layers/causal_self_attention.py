@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from attnrec_tf.layers.masking import causal_mask, masked_softmax
+from attnrec_tf.layers.relative_position_bias import RelativePositionBias
 
 
 def _check_heads_and_dropout(num_heads: Any, dropout: Any) -> None:
@@ -35,6 +36,9 @@ class CausalSelfAttention(keras.layers.Layer):
         qkv_initializer: Initializer of the fused query/key/value kernel. Defaults to
             `"glorot_uniform"` (as PyTorch's `MultiheadAttention`): a small-scale query/key
             start gives near-uniform attention whose gradients are small too.
+        relative_position_bias: bool. Add a learned bias by query-key distance to the scores
+            (`RelativePositionBias`, one scalar per log-spaced distance bucket and head).
+            Defaults to `False`.
 
     Call arguments:
         inputs: `(batch, length, dim)` tensor.
@@ -58,12 +62,14 @@ class CausalSelfAttention(keras.layers.Layer):
         dropout: float = 0.0,
         kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
         qkv_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        relative_position_bias: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         _check_heads_and_dropout(num_heads, dropout)
         self.num_heads = num_heads
         self.dropout = dropout
+        self.relative_position_bias = bool(relative_position_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.qkv_initializer = keras.initializers.get(qkv_initializer)
         self._dropout_layer = keras.layers.Dropout(dropout)
@@ -79,6 +85,10 @@ class CausalSelfAttention(keras.layers.Layer):
         )
         self.qkv.build(input_shape)
         self.out.build(input_shape)
+        self.position_bias = None
+        if self.relative_position_bias:
+            self.position_bias = RelativePositionBias(self.num_heads, name="relative_position_bias")
+            self.position_bias.build((None, self.num_heads, None, None))
         self.built = True
 
     def call(
@@ -99,6 +109,8 @@ class CausalSelfAttention(keras.layers.Layer):
                 for t in (query, key, value)
             )  # (B, H, L, W)
         scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * (1.0 / float(width) ** 0.5)
+        if self.position_bias is not None:
+            scores = self.position_bias(scores)  # (B, [H,] L, L)
         valid = causal_mask(length, mask)  # (B, L, L)
         if heads > 1:
             valid = ops.expand_dims(valid, 1)  # (B, 1, L, L)
@@ -125,6 +137,7 @@ class CausalSelfAttention(keras.layers.Layer):
             dropout=self.dropout,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             qkv_initializer=keras.initializers.serialize(self.qkv_initializer),
+            relative_position_bias=self.relative_position_bias,
         )
         return config
 
@@ -150,6 +163,8 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
             reference code: `q = LN(x)`, `z = q + Attention(q, keys and values from x)`,
             `w = LN(z)`, output `w + FFN(w)` (the residuals start from the normalised states).
             Defaults to `"pre"`.
+        relative_position_bias: bool. A learned attention bias by query-key distance
+            (`CausalSelfAttention`). Defaults to `False`.
 
     Call arguments:
         inputs: `(batch, length, dim)` tensor.
@@ -177,10 +192,12 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
         epsilon: float = 1e-6,
         kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
         norm: str = "pre",
+        relative_position_bias: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         _check_heads_and_dropout(num_heads, dropout)
+        self.relative_position_bias = bool(relative_position_bias)
         if norm not in ("pre", "sasrec"):
             raise ValueError(f"`norm` must be 'pre' or 'sasrec'. Received: norm={norm!r}")
         self.norm = norm
@@ -200,6 +217,7 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
             num_heads=self.num_heads,
             dropout=self.dropout,
             kernel_initializer=init,
+            relative_position_bias=self.relative_position_bias,
             name="attention",
         )
         self.ffn_norm = keras.layers.LayerNormalization(epsilon=self.epsilon)
@@ -255,5 +273,6 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
             epsilon=self.epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             norm=self.norm,
+            relative_position_bias=self.relative_position_bias,
         )
         return config

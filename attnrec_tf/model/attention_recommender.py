@@ -38,7 +38,7 @@ import tensorflow as tf
 from keras import ops
 
 from attnrec_tf import losses
-from attnrec_tf.config import VARIANTS, Config
+from attnrec_tf.config import BLOCKS, VARIANTS, Config
 from attnrec_tf.layers.attention_pooling import AttentionPooling
 from attnrec_tf.model import heads
 from attnrec_tf.model.encoder import Lookup, SequenceEncoder
@@ -80,6 +80,11 @@ class AttentionRecommender(SequenceEncoder, keras.Model):
         dense_init_std: float. Std of a truncated-normal initializer for the blocks' dense
             kernels; 0 keeps Keras's `glorot_uniform`. Defaults to `0.0`.
         block_norm: str. `pre` or `sasrec`, see `CausalSelfAttentionBlock`. Defaults to `"pre"`.
+        block: str. `sasrec` (`CausalSelfAttentionBlock`, laid out by `block_norm`) or `ligr`
+            (`GatedCausalBlock`: pre-norm, sigmoid-gated residuals, SwiGLU; ignores
+            `block_norm`). Defaults to `"sasrec"`.
+        relative_position_bias: bool. A learned attention bias by query-key distance in every
+            block (`RelativePositionBias`). Defaults to `False`.
     """
 
     def __init__(
@@ -103,6 +108,8 @@ class AttentionRecommender(SequenceEncoder, keras.Model):
         absolute_positions: bool = False,
         dense_init_std: float = 0.0,
         block_norm: str = "pre",
+        block: str = "sasrec",
+        relative_position_bias: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,6 +132,10 @@ class AttentionRecommender(SequenceEncoder, keras.Model):
         self.absolute_positions = bool(absolute_positions)
         self.dense_init_std = float(dense_init_std)
         self.block_norm = block_norm
+        if block not in BLOCKS:
+            raise ValueError(f"`block` must be one of {BLOCKS}. Received: block={block!r}")
+        self.block = block
+        self.relative_position_bias = bool(relative_position_bias)
         if loss not in ("softmax", "sampled"):
             raise ValueError(f"`loss` must be 'softmax' or 'sampled'. Received: loss={loss!r}")
         self.loss_type = loss
@@ -337,6 +348,8 @@ class AttentionRecommender(SequenceEncoder, keras.Model):
             absolute_positions=self.absolute_positions,
             dense_init_std=self.dense_init_std,
             block_norm=self.block_norm,
+            block=self.block,
+            relative_position_bias=self.relative_position_bias,
         )
         return config
 
@@ -382,6 +395,8 @@ def build_model(
         absolute_positions=config.absolute_positions,
         dense_init_std=config.dense_init_std,
         block_norm=config.block_norm,
+        block=config.block,
+        relative_position_bias=config.relative_position_bias,
     )
     model.build((None, config.max_len))
     if use_features:

@@ -7,6 +7,10 @@ For a batch of left-padded histories `x` `(B, L)` (0 = padding, out-of-range ids
                                                   #   padding rows zeroed
     h     = LN(blocks(h))                         # (B, L, D) causal blocks (none: identity)
 
+The blocks are `CausalSelfAttentionBlock`s (`block="sasrec"`) or LiGR-style `GatedCausalBlock`s
+(`block="ligr"`); with `relative_position_bias` each block's attention adds a learned bias by
+query-key distance to its scores (`RelativePositionBias`).
+
 Positions count from the latest item back (the latest takes `P[max_len - 1]`), so a batch
 narrower than `max_len` (length bucketing) computes what the full-width batch would; with
 `absolute_positions` they count from the oldest real item of the row (SASRec).
@@ -24,6 +28,7 @@ import keras
 from keras import ops
 
 from attnrec_tf.layers.causal_self_attention import CausalSelfAttentionBlock
+from attnrec_tf.layers.gated_causal_block import GatedCausalBlock
 
 Lookup = Callable[[Any], Any]
 """Item indices `(B, L)` -> their representations `(B, L, D)` (see `SequenceEncoder.embed`)."""
@@ -45,6 +50,8 @@ class SequenceEncoder:
     absolute_positions: bool
     dense_init_std: float
     block_norm: str
+    block: str
+    relative_position_bias: bool
     compute_dtype: Any
     item_features: Any
 
@@ -77,19 +84,29 @@ class SequenceEncoder:
         dense_init = (
             init(stddev=self.dense_init_std) if self.dense_init_std > 0 else "glorot_uniform"
         )
-        self.blocks = [
-            CausalSelfAttentionBlock(
-                num_heads=self.num_heads,
-                dropout=self.dropout,
-                kernel_initializer=dense_init,
-                norm=self.block_norm,
-                name=f"block_{i}",
-            )
-            for i in range(self.num_blocks)
-        ]
+        self.blocks = [self._make_block(f"block_{i}", dense_init) for i in range(self.num_blocks)]
         self.final_norm = None
         if self.blocks:
             self.final_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
+
+    def _make_block(self, name: str, dense_init: Any) -> keras.layers.Layer:
+        """One causal block of the kind `block` names."""
+        if self.block == "ligr":
+            return GatedCausalBlock(
+                num_heads=self.num_heads,
+                dropout=self.dropout,
+                kernel_initializer=dense_init,
+                relative_position_bias=self.relative_position_bias,
+                name=name,
+            )
+        return CausalSelfAttentionBlock(
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            kernel_initializer=dense_init,
+            norm=self.block_norm,
+            relative_position_bias=self.relative_position_bias,
+            name=name,
+        )
 
     def _build_encoder_layers(self) -> None:
         """Builds the encoder's layers (after the model's own `item_features` weight)."""
