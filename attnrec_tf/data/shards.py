@@ -2,7 +2,8 @@
 
 What `python -m attnrec_tf.prepare` writes and what training streams (`data/stream.py`):
 
-    PREPARED/manifest.json       format, counts, filter statistics, split protocol, shards
+    PREPARED/manifest.json       format, counts, filter statistics, split protocol, shards (each
+                                 with its users by training-part length: `train_lengths`)
     PREPARED/vocabulary.json     `Vocabulary.save` (raw item id <-> index)
     PREPARED/item_counts.npy     int64 (vocab_size,): each index's count in the training parts
     PREPARED/item_features.npz   the items' multi-hot features and names (when the log has any)
@@ -212,6 +213,7 @@ class ShardWriter:
         self._stage: Any = None
         self._writers: list[Any] = []
         self._stats = np.zeros((num_shards, 3), np.int64)  # records, evaluated, train items
+        self._lengths = np.zeros((num_shards, 1), np.int64)  # users by training-part length
         self._item_counts = np.zeros(1, np.int64)
         self._integer_users = True  # every raw user id so far is an integer
         self._finished = False
@@ -254,6 +256,10 @@ class ShardWriter:
             self._writers[shard].write(record)
         lengths = np.fromiter(map(len, train), np.int64, len(train))
         np.add.at(self._stats, shards, np.stack([np.ones_like(lengths), valid > 0, lengths], 1))
+        if len(lengths) and lengths.max() >= self._lengths.shape[1]:
+            grow = int(lengths.max()) + 1 - self._lengths.shape[1]
+            self._lengths = np.pad(self._lengths, ((0, 0), (0, grow)))
+        np.add.at(self._lengths, (shards, lengths), 1)
         if lengths.sum():
             counts = np.bincount(np.concatenate(train))
             if len(counts) > len(self._item_counts):
@@ -293,6 +299,7 @@ class ShardWriter:
                 "evaluated": int(evaluated),
                 "train_items": int(items),
                 "bytes": (self._root / shard_name(s, self.num_shards)).stat().st_size,
+                "train_lengths": [[int(n), int(c)] for n, c in _nonzero(self._lengths[s])],
             }
             for s, (records, evaluated, items) in enumerate(self._stats)
         ]
@@ -324,6 +331,23 @@ class ShardWriter:
         self._stage.__exit__(kind, error, trace)
         if kind is RuntimeError and error is not None and not self._finished:
             raise error
+
+
+def _nonzero(counts: np.ndarray) -> list[tuple[int, int]]:
+    at = np.flatnonzero(counts)
+    return list(zip(at.tolist(), counts[at].tolist(), strict=True))
+
+
+def train_lengths(manifest: dict[str, Any]) -> np.ndarray | None:
+    """Users by training-part length over every shard (`counts[n]` users have `n` items), or
+    None for a folder written before the manifest kept them."""
+    pairs = [pair for shard in manifest["shards"] for pair in shard.get("train_lengths", [])]
+    if any("train_lengths" not in shard for shard in manifest["shards"]):
+        return None
+    counts = np.zeros(max((n for n, _ in pairs), default=0) + 1, np.int64)
+    for n, c in pairs:
+        counts[n] += c
+    return counts
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -310,6 +310,31 @@ def streamed_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def windows_from_lengths(lengths: Any, max_len: int, all_windows: bool = False) -> WindowCounts:
+    """`count_windows` from the manifest's users by training-part length: no pass over shards.
+
+    `lengths[n]` users have `n` training items; the counts are those `count_windows` makes.
+
+    Example:
+        >>> windows_from_lengths([0, 3, 0, 2, 0, 0, 1], max_len=2)  # 3 x 1, 2 x 3, 1 x 6 items
+        WindowCounts(windows=3, positions=6)
+        >>> windows_from_lengths([0, 3, 0, 2, 0, 0, 1], max_len=2, all_windows=True)
+        WindowCounts(windows=5, positions=9)
+    """
+    import numpy as np
+
+    counts = np.asarray(lengths, np.int64)
+    n = np.arange(len(counts), dtype=np.int64)
+    trained = n >= 2
+    if all_windows:
+        windows = np.where(trained, 1 + (n - 2) // max_len, 0)
+        positions = np.where(trained, n - 1, 0)
+    else:
+        windows = trained.astype(np.int64)
+        positions = np.where(trained, np.minimum(n - 1, max_len), 0)
+    return WindowCounts(int((windows * counts).sum()), int((positions * counts).sum()))
+
+
 def count_windows(files: Sequence[str], max_len: int, all_windows: bool = False) -> WindowCounts:
     """Windows and real target positions of an epoch: one pass over the shards' train lengths.
 

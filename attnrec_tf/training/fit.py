@@ -306,7 +306,8 @@ class StreamedTrainingData:
 
     The batches come from `data.stream.streamed_dataset` (each worker of `distribution` its own
     shard files); the epoch's windows and real target positions
-    are counted once, in one pass over the shards (`stream.count_windows`).
+    are counted from the manifest's users by training-part length (`stream.windows_from_lengths`;
+    a folder without them: one pass over the shards, `stream.count_windows`).
 
     Attributes:
         folder: The prepared folder.
@@ -337,7 +338,11 @@ class StreamedTrainingData:
         self.config, self.folder = config, Path(folder)
         self.manifest = shards.read_manifest(folder)
         self.files = shards.shard_files(folder, self.manifest)
-        counts = stream.count_windows(self.files, config.max_len, config.all_windows)
+        lengths = shards.train_lengths(self.manifest)  # None: a folder of an older prepare
+        if lengths is not None:
+            counts = stream.windows_from_lengths(lengths, config.max_len, config.all_windows)
+        else:
+            counts = stream.count_windows(self.files, config.max_len, config.all_windows)
         if counts.windows == 0:
             raise DataError(f"{folder}: no user has 2 training items (nothing to train on)")
         every = -(-counts.windows // config.batch_size)

@@ -175,3 +175,17 @@ def test_context_crops_are_refused_for_streams() -> None:
     with pytest.raises(ConfigError, match="--context-crops"):
         stream.check_streamable(context_crops=2)
     stream.check_streamable(context_crops=0)
+
+
+@pytest.mark.parametrize("max_len", [3, 8, 50])
+@pytest.mark.parametrize("all_windows", [False, True])
+def test_the_manifests_lengths_count_what_a_pass_over_the_shards_counts(
+    synthetic, max_len, all_windows
+) -> None:
+    train, files = synthetic
+    manifest = shards.read_manifest(Path(files[0]).parents[1])
+    lengths = shards.train_lengths(manifest)
+    assert lengths is not None and lengths.sum() == len(train)
+    assert stream.windows_from_lengths(lengths, max_len, all_windows) == stream.count_windows(
+        files, max_len, all_windows
+    )
