@@ -129,7 +129,9 @@ def export_all(
     kinds = requested if missing is None else ()
     reference = {"keras": keras, "keras_window": keras_window}
     on_device, android = export_on_device(context, kinds, reference)
-    on_device += [explain_tflite.export_explain(context)] if kinds else []
+    on_device += (
+        [explain_tflite.export_explain(context)] if explains_on_device(context, kinds) else []
+    )
     window = {"keras_window": keras_window} if kinds else {}
     record = export_record(
         context, saved=saved, kinds=kinds, android=android, started=started, missing=missing
@@ -286,6 +288,19 @@ def export_saved_model(context: ExportContext) -> Exported:
     step = Exported("saved_model", values, artifact)
     context.log(_line(step, f"v{version}"))
     return step
+
+
+def explains_on_device(context: ExportContext, kinds: Sequence[str]) -> bool:
+    """Whether the export writes the explain `.tflite`: with TFLite kinds, up to
+    `explain_tflite.MAX_ITEMS` items (else one line says why it is left out)."""
+    items = context.model.vocab_size - 1
+    if kinds and items > explain_tflite.MAX_ITEMS:
+        context.log(
+            f"export: no explain .tflite: {items:,} items > {explain_tflite.MAX_ITEMS:,} (its "
+            "conversion alone took about 7 GB at 779,000 items; the SavedModel explains)"
+        )
+        return False
+    return bool(kinds)
 
 
 def export_on_device(
