@@ -37,6 +37,7 @@ from attnrec_tf.config import (
     option_type,
     preset,
 )
+from attnrec_tf.data.prepare import DEFAULT_MEMORY_LIMIT, DEFAULT_SHARDS
 from attnrec_tf.data.temporal import SPLITS
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.export.tflite import KINDS as TFLITE_KINDS
@@ -270,7 +271,7 @@ class PrepareOptions:
         None, "the prepared folder to write (replaced as a whole when complete)", group="prepare"
     )
     memory_limit: str = option(
-        "4GB",
+        DEFAULT_MEMORY_LIMIT,
         "DuckDB's memory limit (e.g. 4GB, 512MB); beyond it DuckDB spills to --temp-dir",
         group="prepare",
     )
@@ -284,7 +285,7 @@ class PrepareOptions:
         None, "DuckDB's threads (default: one per core)", check=POSITIVE_INT, group="prepare"
     )
     shards: int = option(
-        16,
+        DEFAULT_SHARDS,
         "how many TFRecord shard files (each user in one; give at least the number of "
         "workers that will train from it)",
         check=POSITIVE_INT,

@@ -170,6 +170,20 @@ EXPLAIN_OUTPUTS = ("removed", "score_drops", "ranks_without", "scores", "ranks")
 """Output names of the `explain` computation, in the order the docs list them."""
 
 
+def _explained_window(
+    model: Any, indices: tf.Tensor, candidates: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The explain graphs' common start: clean `(B, T)` histories and `(B, C)` candidates, the
+    model's window `(B, L)` (`compact_right`), and `cut` = L - W, W the longest row's items."""
+    indices = clean_indices(indices, model.vocab_size)  # (B, T)
+    candidates = clean_indices(candidates, model.vocab_size)  # (B, C)
+    length = model.max_len
+    full = compact_right(indices, length)  # (B, L)
+    real = tf.reduce_sum(tf.cast(indices > 0, tf.int32), axis=1)  # (B,)
+    cut = length - tf.clip_by_value(tf.reduce_max(real), 1, length)  # L - W
+    return indices, candidates, full, cut
+
+
 def explain_removals(model: Any, indices: tf.Tensor, candidates: tf.Tensor) -> dict[str, tf.Tensor]:
     """What removing each item of the model's window does to each candidate's score and rank.
 
@@ -192,12 +206,8 @@ def explain_removals(model: Any, indices: tf.Tensor, candidates: tf.Tensor) -> d
         (B, C) float32, "ranks": (B, C) int32}`, `L` = `max_len` (static when `candidates`'
         shape is, as in a `.tflite`).
     """
-    indices = clean_indices(indices, model.vocab_size)  # (B, T)
-    candidates = clean_indices(candidates, model.vocab_size)  # (B, C)
+    indices, candidates, full, cut = _explained_window(model, indices, candidates)
     length = model.max_len
-    full = compact_right(indices, length)  # (B, L)
-    real = tf.reduce_sum(tf.cast(indices > 0, tf.int32), axis=1)  # (B,)
-    cut = length - tf.clip_by_value(tf.reduce_max(real), 1, length)  # L - W
     window = full[:, cut:]  # (B, W); a row without an item has fewer real items still
     batch, steps = tf.shape(indices)[0], tf.shape(indices)[1]
     same = tf.equal(indices[:, None, :], window[:, :, None])  # (B, W, T)
@@ -294,12 +304,8 @@ def explain_verified(
         largest scored drops; and `"verified": (B, L) int32`, 1 at the most recent position of
         each removed item. A scored drop and a rank given equal `explain_removals`'.
     """
-    indices = clean_indices(indices, model.vocab_size)  # (B, T)
-    candidates = clean_indices(candidates, model.vocab_size)  # (B, C)
+    indices, candidates, full, cut = _explained_window(model, indices, candidates)
     length = model.max_len
-    full = compact_right(indices, length)  # (B, L)
-    real = tf.reduce_sum(tf.cast(indices > 0, tf.int32), axis=1)  # (B,)
-    cut = length - tf.clip_by_value(tf.reduce_max(real), 1, length)  # L - W
     table = model.item_representations()  # (V, D)
     whole, attention = _last_user(model, table, full[:, cut:])  # (B, D), (B, W)
     attention = tf.concat([tf.zeros_like(full[:, :cut], tf.float32), attention], axis=1)  # (B, L)

@@ -126,9 +126,10 @@ def prepare_data(config: Config, options: RunOptions) -> PreparedData:
 
     if options.data is not None and shards.is_prepared(options.data):
         folder = Path(options.data)
-        if streams(shards.read_manifest(folder), options.stream):
-            return prepare_from_folder(folder, config, options)
-        return read_folder(folder, config, options)
+        manifest = shards.read_manifest(folder)
+        if streams(manifest, options.stream):
+            return prepare_from_folder(folder, manifest, config, options)
+        return read_folder(folder, manifest, config, options)
     from attnrec_tf.data.item_features import item_feature_matrix
     from attnrec_tf.data.sequences import build_sequences
 
@@ -187,7 +188,9 @@ def streams(manifest: dict[str, Any], stream: bool | None) -> bool:
     return int(manifest["train_items"]) > STREAM_FROM_INTERACTIONS
 
 
-def read_folder(folder: Path, config: Config, options: RunOptions) -> PreparedData:
+def read_folder(
+    folder: Path, manifest: dict[str, Any], config: Config, options: RunOptions
+) -> PreparedData:
     """A prepared folder read whole into memory: the data the in-memory path builds from the log.
 
     Every user's record (`shards.read_split`), the filter statistics of the manifest, the
@@ -202,7 +205,6 @@ def read_folder(folder: Path, config: Config, options: RunOptions) -> PreparedDa
     from attnrec_tf.data.sequences import FilterStats, UserSequences
 
     started = time.perf_counter()
-    manifest = shards.read_manifest(folder)
     vocabulary = shards.read_vocabulary(folder)
     split = shards.read_split(folder)
     evaluation = (
@@ -228,7 +230,9 @@ def read_folder(folder: Path, config: Config, options: RunOptions) -> PreparedDa
     return data
 
 
-def prepare_from_folder(folder: Path, config: Config, options: RunOptions) -> PreparedData:
+def prepare_from_folder(
+    folder: Path, manifest: dict[str, Any], config: Config, options: RunOptions
+) -> PreparedData:
     """The evaluated users of a prepared folder, its vocabulary and manifest (not the log).
 
     The evaluated users are a seeded sample of `--eval-users` (default `PREPARED_EVAL_USERS`)
@@ -241,7 +245,6 @@ def prepare_from_folder(folder: Path, config: Config, options: RunOptions) -> Pr
     from attnrec_tf.data.loaded import ItemMetadata
 
     started = time.perf_counter()
-    manifest = shards.read_manifest(folder)
     vocabulary = shards.read_vocabulary(folder)
     evaluated = int(manifest["num_evaluated"])
     wanted = min(options.eval_users or PREPARED_EVAL_USERS, evaluated)
