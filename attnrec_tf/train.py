@@ -46,17 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status (`cli.run_command`)."""
+    """Entry point; returns the process exit status (`cli.run_command`).
+
+    Args:
+        argv: The flags; None = the command line (`sys.argv`). Only the command line itself may
+            end a large run by replacing this process with its export (`training.run`,
+            `EXEC_EXPORT_FROM_ITEMS`); a call with `argv` from Python exports in process.
+    """
     args = build_parser().parse_args(argv)
-    return run_command(lambda: _run(vars(args)))
+    return run_command(lambda: _run(vars(args), may_exec_export=argv is None))
 
 
-def _run(given: dict[str, Any]) -> None:
+def _run(given: dict[str, Any], *, may_exec_export: bool) -> None:
     """Checks the flags given, then runs."""
     from attnrec_tf.training.run import run
 
     config, options = resolve(given, caller="python -m attnrec_tf.train")
-    run(config, options)
+    run(config, options, may_exec_export=may_exec_export)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from benchmarks import (
     explanations,
     history,
     litert_tool,
+    noise,
     out_of_core,
     peers,
     recommend_bench,
@@ -500,6 +501,11 @@ def markdown(results: dict[str, Any]) -> str:
         runs = ",".join(row["path"] for _, row in sorted(results["history"].items()))
         command = f"python -m benchmarks --suite history --history-runs {runs}"
         lines += source(history.history_markdown(results["history"]), "history", command)
+    if results.get("noise"):
+        entry = results["noise"]
+        runs = ",".join(sorted(entry["seeds"]))
+        command = f"python -m benchmarks --suite noise --noise-runs {runs}"
+        lines += source(noise.markdown(entry["seeds"], entry["ties"]), "noise", command)
     if results.get("litert"):
         command = f"python -m benchmarks --suite litert --litert-run {results['litert']['run']}"
         lines += source(litert_tool.litert_markdown(results["litert"]), "litert", command)
@@ -574,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
             "recommend",
             "explanations",
             "history",
+            "noise",
             "litert",
             "render",
             "peers",
@@ -620,6 +627,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="history suite: comma-separated finished runs whose NDCG@10 by history length "
         "to table",
+    )
+    parser.add_argument(
+        "--noise-runs",
+        default="",
+        help="noise suite: comma-separated finished runs to table by seed (grouped by settings)",
+    )
+    parser.add_argument(
+        "--tie-seeds",
+        default=",".join(str(seed) for seed in noise.TIE_SEEDS),
+        help="noise suite: tie shuffle seeds of ML-100K to train (empty: keep the last table)",
     )
     parser.add_argument(
         "--oc-sizes",
@@ -698,6 +715,14 @@ def run_suites(args: argparse.Namespace) -> None:
         for run in (Path(r) for r in args.history_runs.split(",") if r):
             results.setdefault("history", {})[str(run)] = history.history_row(run)
         save(results, args.results, "history")
+    if args.suite == "noise":
+        entry = results.setdefault("noise", {"seeds": {}, "ties": {}})
+        for run in (Path(r) for r in args.noise_runs.split(",") if r):
+            entry["seeds"][str(run)] = noise.seed_row(run)
+        seeds = tuple(int(seed) for seed in args.tie_seeds.split(",") if seed)
+        if seeds:
+            entry["ties"] = noise.tie_order(args.data_root, args.out / "noise", seeds)
+        save(results, args.results, "noise")
     if args.suite in ("all", "recommend"):
         results["recommend"] = recommend_bench.recommend_suite(args.run, args.out)
         save(results, args.results, "recommend")

@@ -195,11 +195,11 @@ def test_each_phase_peak_starts_afresh():
         pytest.skip("no /proc/self/clear_refs: the peaks stay cumulative here")
     block = np.ones(25_000_000)  # 200 MB, touched
     del block
-    from attnrec_tf.training.run import _peak_rss_mb, _start_peak_rss
+    from attnrec_tf.peak_memory import peak_rss_mb, reset_peak_rss
 
-    before = _peak_rss_mb()
-    _start_peak_rss()
-    assert _peak_rss_mb() < before - 150  # the freed block is not in the new peak
+    before = peak_rss_mb()
+    reset_peak_rss()
+    assert peak_rss_mb() < before - 150  # the freed block is not in the new peak
 
 
 def test_the_export_command_returns_freed_tensor_memory_unless_told_otherwise(monkeypatch):
@@ -239,3 +239,47 @@ def test_validation_users_must_not_be_negative(capsys, tmp_path):
     status, err = _run(["--validation-users", "-1", "--output-dir", str(tmp_path / "o")], capsys)
     assert status == 2
     assert "--validation-users must be >= 0" in err
+
+
+def test_a_large_run_from_the_command_line_exports_in_a_fresh_process(tmp_path, monkeypatch):
+    """Above `EXEC_EXPORT_FROM_ITEMS` the command line ends training by exec'ing the export.
+
+    The exec is captured (it would replace pytest), then its command runs for real: the
+    exported process finishes the run folder (SavedModel, TFLite, its own peak and seconds).
+    """
+    from attnrec_tf.run_dir import RunDir
+    from attnrec_tf.training import run as run_module
+    from attnrec_tf.training.fit import training_state_path
+
+    captured = []
+
+    def fake_execv(path, command):
+        captured.append(command)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(run_module, "EXEC_EXPORT_FROM_ITEMS", 5)
+    monkeypatch.setattr(run_module.os, "execv", fake_execv)
+    out = tmp_path / "run"
+    argv = [
+        "--data", str(_tiny_log(tmp_path)), "--user-col", "uid", "--item-col", "sku",
+        "--time-col", "ts", "--output-dir", str(out), "--epochs", "1", "--max-len", "5",
+        "--embedding-dim", "8", "--min-item-interactions", "1", "--verbose", "0",
+        "--tflite", "float32", "--top-k", "7",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit):
+        train._run(vars(train.build_parser().parse_args(argv)), may_exec_export=True)
+    (command,) = captured
+    assert command[:3] == [sys.executable, "-m", "attnrec_tf.export"]
+    assert command[3:] == [
+        "--output-dir", str(out), "--model-name", "attnrec", "--top-k", "7", "--tflite", "float32"
+    ]  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert "saved_model" not in report["metrics"]  # not exported in the training process
+    assert not training_state_path(RunDir(out)).exists()
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert {"saved_model", "tflite_float32"} <= set(report["metrics"])
+    assert report["peak_rss_mb"]["export"] > 0 and report["export_seconds"] > 0
+    assert report["peak_rss_mb"]["train"] > 0  # the training process's entries are kept

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from attnrec_tf.cli import (
@@ -30,6 +31,7 @@ from attnrec_tf.cli import (
     release_freed_tensor_memory,
     run_command,
 )
+from attnrec_tf.peak_memory import peak_rss_mb, reset_peak_rss
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +85,10 @@ def _export(args: argparse.Namespace) -> None:
     from attnrec_tf.export.tflite import parse_kinds
     from attnrec_tf.report import format_table
     from attnrec_tf.report import load as load_report
+    from attnrec_tf.report import save as save_report
 
+    started = time.perf_counter()
+    reset_peak_rss()
     output = existing_run_dir(args.output_dir)
     report = load_report(output.report) if output.report.exists() else {}
     top_k = args.top_k if args.top_k is not None else report.get("config", {}).get("top_k", 10)
@@ -98,6 +103,9 @@ def _export(args: argparse.Namespace) -> None:
         verbose=not args.quiet,
         litert_optional=not given(args, "tflite"),
     )
+    report["export_seconds"] = time.perf_counter() - started
+    report.setdefault("peak_rss_mb", {})["export"] = peak_rss_mb()
+    save_report(output.report, report)
     print()
     print(format_table(report["metrics"]))
     print(f"\nreport: {output.report}")

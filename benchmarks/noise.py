@@ -1,0 +1,186 @@
+"""The `noise` suite: how much test NDCG@10 moves with the seed and with the order of ties.
+
+Two tables for BENCHMARKS.md ("Noise"):
+
+1. **Seeds** (`--noise-runs`): finished run folders, grouped by everything in their
+   configuration but the seed; per group the mean ± sd of test NDCG@10 and HR@10 over the
+   seeds, each seed's figure, epochs and seconds. Runs are not started here: a preset run
+   takes 30 minutes of a quiet 2-core machine, so they are run beforehand (README of this
+   folder) and tabled from their report.json.
+2. **Tie order** (`--suite noise` runs it): a log with real timestamps (ML-100K's `u.data`) is
+   copied with the rows of every tied (user, timestamp) block permuted by a shuffle seed
+   (`shuffled_ties`; seed 0 keeps the file's order), and each copy is trained with the same
+   flags and seed. The loader keeps the file's order among ties (a stable sort), so this is
+   the spread that the order of ties alone causes. ML-1M cannot be used: this project's
+   `ratings.dat` keeps the real order but has pseudo-timestamps, so its tied blocks are
+   unknown (../shared/data/README.md).
+
+The copies are written under `--out` (outside the repository; MovieLens is not
+redistributed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import run_train
+
+TIE_SEEDS = (0, 1, 2)
+TIE_ARGS = ["--preset", "ml-1m", "--epochs", "20", "--time-budget", "0", "--seed", "0"]
+TIE_ARGS += ["--no-export", "--verbose", "0"]
+"""ML-100K under the ML-1M preset's recipe, 20 epochs (about 3 minutes each on 2 cores)."""
+IGNORED = {"seed", "time_budget"}
+"""Config keys that do not make two runs different settings (the budget is a limit)."""
+
+
+def shuffled_ties(source: Path, destination: Path, seed: int) -> dict[str, Any]:
+    """Copies an ML-100K folder with each tied (user, timestamp) block of `u.data` permuted.
+
+    Args:
+        source: A folder with `u.data` (user, item, rating, timestamp; tab-separated).
+        destination: The copy (created; the other files are copied unchanged).
+        seed: 0 = the file's order; otherwise the permutation's seed.
+
+    Returns:
+        The tie statistics: rows in tied blocks, and users whose last or second-to-last
+        row (the test and validation targets) lies in a tied block.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and path.name != "u.data":
+            shutil.copyfile(path, destination / path.name)
+    rows = np.loadtxt(source / "u.data", dtype=np.int64)
+    user, stamp = rows[:, 0], rows[:, 3]
+    order = np.lexsort((np.arange(len(rows)), stamp, user))  # stable: the file's order in ties
+    block = np.r_[0, np.cumsum((np.diff(user[order]) != 0) | (np.diff(stamp[order]) != 0))]
+    sizes = np.bincount(block)
+    tied = sizes[block] > 1
+    if seed:
+        noise = np.random.default_rng(seed).random(len(rows))
+        within = np.lexsort((noise, block))  # blocks stay in order, rows shuffled inside
+        order = order[within]
+    lines = "\n".join("\t".join(map(str, row)) for row in rows[order])
+    (destination / "u.data").write_text(lines + "\n", encoding="ascii")
+    last = np.r_[np.diff(user[order]) != 0, True]  # each user's last row
+    second = np.r_[last[1:], False] & ~last
+    return {
+        "rows": len(rows),
+        "rows_in_ties": int(tied.sum()),
+        "users": int(last.sum()),
+        "test_target_tied": int((last & tied).sum()),
+        "validation_target_tied": int((second & tied).sum()),
+    }
+
+
+def tie_order(data_root: Path, out_root: Path, seeds: tuple[int, ...] = TIE_SEEDS) -> dict:
+    """Trains ML-100K once per tie shuffle seed; the rows of the tie-order table."""
+    rows: dict[str, Any] = {}
+    for seed in seeds:
+        copy = out_root / f"ml-100k-ties-{seed}"
+        stats = shuffled_ties(data_root / "ml-100k", copy, seed)
+        name = f"noise-ml-100k-ties-{seed}"
+        report = run_train(name, ["--data", str(copy), *TIE_ARGS], out_root)
+        keras = report["metrics"]["keras"]
+        rows[str(seed)] = {
+            "tie_seed": seed,
+            "ties": stats,
+            "ndcg@10": keras["ndcg@10"],
+            "hr@10": keras["hr@10"],
+            "command": report["bench"]["command"],
+        }
+    return rows
+
+
+def seed_row(run: Path) -> dict[str, Any]:
+    """One finished run's figures and the settings that group it with its other seeds."""
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    config = report["config"]
+    setting = {k: v for k, v in sorted(config.items()) if k not in IGNORED}
+    keras = report["metrics"]["keras"]
+    return {
+        "path": str(run),
+        "dataset": report["dataset"]["name"],
+        "setting": json.dumps(setting, sort_keys=True),
+        "label": _label(config),
+        "seed": config["seed"],
+        "ndcg@10": keras["ndcg@10"],
+        "hr@10": keras["hr@10"],
+        "epochs": report["epochs_run"],
+        "best_epoch": report.get("best_epoch"),
+        "train_seconds": report["train_seconds"],
+    }
+
+
+def _label(config: dict[str, Any]) -> str:
+    """The run's preset and the flags that differ from it (the seed aside)."""
+    from attnrec_tf.config import preset
+
+    name = config.get("preset") or "default"
+    base = preset(name).__dict__
+    flags = [
+        f"--{key.replace('_', '-')} {value}"
+        for key, value in sorted(config.items())
+        if key in base and key not in IGNORED and base[key] != value
+    ]
+    return " ".join([f"--preset {name}", *flags])
+
+
+def markdown(seeds: dict[str, Any], ties: dict[str, Any]) -> str:
+    """The "Noise" section of BENCHMARKS.md."""
+    lines = ["## Noise: seeds and the order of tied timestamps", ""]
+    if seeds:
+        lines += [
+            "Test NDCG@10 and HR@10 of finished runs that differ only in their seed (mean ± sd; "
+            "the standard error of NDCG@10 over ML-1M's 6,040 users is about 0.004).",
+            "",
+            "| dataset | settings | seeds | NDCG@10 | HR@10 | each seed's NDCG@10 | epochs | "
+            "train s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in seeds.values():
+            groups.setdefault((row["dataset"], row["setting"]), []).append(row)
+        for (dataset, _), rows in sorted(groups.items(), key=lambda g: (g[0][0], g[1][0]["label"])):
+            rows.sort(key=lambda r: r["seed"])
+            each = ", ".join(f"{r['ndcg@10']:.4f}" for r in rows)
+            seconds = ", ".join(f"{r['train_seconds']:.0f}" for r in rows)
+            lines.append(
+                f"| {dataset} | `{rows[0]['label']}` | {', '.join(str(r['seed']) for r in rows)} "
+                f"| {_mean_sd([r['ndcg@10'] for r in rows])} | "
+                f"{_mean_sd([r['hr@10'] for r in rows])} | "
+                f"{each} | "
+                f"{', '.join(str(r['epochs']) for r in rows)} | "
+                f"{seconds} |"
+            )
+    if ties:
+        first = next(iter(ties.values()))
+        stats = first["ties"]
+        lines += [
+            "",
+            f"Tie order (ML-100K, real timestamps): {stats['rows_in_ties']:,} of "
+            f"{stats['rows']:,} rows share their user's timestamp with another row; the test "
+            f"target of {stats['test_target_tied']} of {stats['users']} users and the "
+            f"validation target of {stats['validation_target_tied']} lie in such a block. Each "
+            "copy permutes the rows inside every tied block (seed 0: the file's order), then "
+            f"trains with `{first['command']}` on the copy.",
+            "",
+            "| tie shuffle seed | NDCG@10 | HR@10 |",
+            "|---|---|---|",
+        ]
+        for row in sorted(ties.values(), key=lambda r: r["tie_seed"]):
+            lines.append(f"| {row['tie_seed']} | {row['ndcg@10']:.4f} | {row['hr@10']:.4f} |")
+        ndcg = _mean_sd([row["ndcg@10"] for row in ties.values()])
+        lines.append(f"| mean ± sd | {ndcg} | {_mean_sd([r['hr@10'] for r in ties.values()])} |")
+    return "\n".join(lines)
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"

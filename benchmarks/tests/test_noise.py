@@ -1,0 +1,72 @@
+"""The noise suite: tied blocks are permuted only inside themselves; seeds group by settings."""
+
+import json
+
+import numpy as np
+
+from benchmarks import noise
+
+
+def _write(folder, rows):
+    folder.mkdir()
+    (folder / "u.data").write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    (folder / "u.item").write_text("1|A|\n")
+
+
+def test_shuffled_ties_permute_inside_each_tied_block_only(tmp_path):
+    # user 1: items 10, 11 tied at t=5, then 12 alone; user 2: 20, 21, 22 all tied at t=7
+    rows = [
+        (2, 20, 4, 7),
+        (1, 10, 3, 5),
+        (1, 12, 3, 9),
+        (2, 21, 4, 7),
+        (1, 11, 3, 5),
+        (2, 22, 4, 7),
+    ]
+    _write(tmp_path / "src", rows)
+    stats = noise.shuffled_ties(tmp_path / "src", tmp_path / "kept", 0)
+    assert stats == {
+        "rows": 6, "rows_in_ties": 5, "users": 2, "test_target_tied": 1,
+        "validation_target_tied": 2,
+    }  # fmt: skip
+    kept = np.loadtxt(tmp_path / "kept" / "u.data", dtype=int)
+    assert kept[:, 1].tolist() == [10, 11, 12, 20, 21, 22]  # the file's order among ties
+    assert (tmp_path / "kept" / "u.item").read_text() == "1|A|\n"
+    orders = set()
+    for seed in range(1, 30):
+        noise.shuffled_ties(tmp_path / "src", tmp_path / f"s{seed}", seed)
+        items = np.loadtxt(tmp_path / f"s{seed}" / "u.data", dtype=int)[:, 1].tolist()
+        assert (
+            sorted(items[:2]) == [10, 11] and items[2] == 12 and sorted(items[3:]) == [20, 21, 22]
+        )
+        orders.add(tuple(items))
+    assert len(orders) == 12  # 2! x 3! orders, all reached
+
+
+def _report(run, seed, ndcg, **config):
+    run.mkdir(parents=True)
+    report = {
+        "config": {"preset": "ml-1m", "seed": seed, "time_budget": 1800.0, **config},
+        "dataset": {"name": "movielens-1m"},
+        "metrics": {"keras": {"ndcg@10": ndcg, "hr@10": 2 * ndcg}},
+        "epochs_run": 50,
+        "train_seconds": 1790.0,
+    }
+    (run / "report.json").write_text(json.dumps(report))
+    return run
+
+
+def test_seed_rows_group_by_everything_but_the_seed(tmp_path):
+    rows = {
+        str(p): noise.seed_row(p)
+        for p in (
+            _report(tmp_path / "a0", 0, 0.17),
+            _report(tmp_path / "a1", 1, 0.18),
+            _report(tmp_path / "b0", 0, 0.20, relative_position_bias=True),
+        )
+    }
+    text = noise.markdown(rows, {})
+    table = [line for line in text.splitlines() if line.startswith("| movielens-1m")]
+    assert len(table) == 2
+    assert "| 0, 1 | 0.1750 ± 0.0071 | 0.3500 ± 0.0141 | 0.1700, 0.1800 |" in table[0]
+    assert "`--preset ml-1m --relative-position-bias True`" in table[1]
