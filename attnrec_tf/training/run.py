@@ -133,6 +133,7 @@ def run(config: Config, options: RunOptions, *, may_exec_export: bool = False) -
     _extend_tensorboard(output, result, report)
     exec_export = (
         may_exec_export
+        and os.name == "posix"  # elsewhere exec starts another process and this one exits
         and options.export
         and distribution.num_workers == 1
         and data.vocabulary.num_items > EXEC_EXPORT_FROM_ITEMS
