@@ -60,7 +60,9 @@ def keras_score_fn(model: Any, max_len: int) -> ScoreFn:
     @tf.function(reduce_retracing=True)
     def last_user(batch: tf.Tensor) -> tf.Tensor:
         items = model.item_representations()  # (V, D), as `serve_outputs` looks them up
-        user, _ = model.encode(batch, training=False, lookup=lambda i: tf.gather(items, i))
+        user, _ = model.encode(
+            batch, training=False, lookup=lambda i: tf.gather(items, i), last_only=True
+        )
         return tf.cast(user[:, -1, :], tf.float32)  # (B, D)
 
     def user_vectors(histories: Sequence[np.ndarray]) -> np.ndarray:

@@ -312,7 +312,8 @@ def removal_drops_fn(model: Any) -> Any:
 
     spec = tf.TensorSpec([None, model.max_len], tf.int32)
     users = tf.function(
-        lambda x: model.encode(x, training=False)[0][:, -1, :], input_signature=[spec]
+        lambda x: model.encode(x, training=False, last_only=True)[0][:, -1, :],
+        input_signature=[spec],
     )
 
     def fn(history: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

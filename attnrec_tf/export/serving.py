@@ -162,7 +162,7 @@ def user_vectors(model: Any, indices: tf.Tensor) -> tf.Tensor:
     so an inner-product index over the item representations ranks as the model does.
     """
     window = compact_right(clean_indices(indices, model.vocab_size), model.max_len)
-    user, _ = model.encode(window, training=False)  # (B, L, D)
+    user, _ = model.encode(window, training=False, last_only=True)  # (B, 1, D)
     return tf.cast(user[:, -1, :], tf.float32)
 
 
@@ -380,7 +380,9 @@ def likely_reasons(
 def _last_user(model: Any, table: tf.Tensor, window: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """`(B, D)` float32 user vectors and `(B, W)` float32 attention at the window's last
     position, its rows gathered from `table` (as `serve_outputs` does)."""
-    user, attention = model.encode(window, training=False, lookup=lambda ids: tf.gather(table, ids))
+    user, attention = model.encode(
+        window, training=False, lookup=lambda ids: tf.gather(table, ids), last_only=True
+    )
     return tf.cast(user[:, -1, :], tf.float32), tf.cast(attention[:, -1, :], tf.float32)
 
 

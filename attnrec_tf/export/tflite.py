@@ -213,7 +213,7 @@ def int8_table_outputs(model: Any, table: Any, scales: Any, window: Any) -> tupl
         rows = ops.cast(ops.take(table, indices, axis=0), "float32")
         return rows * ops.expand_dims(ops.take(scales, indices, axis=0), -1)
 
-    user, attention = model.encode(window, training=False, lookup=lookup)  # (B, L, D)
+    user, attention = model.encode(window, training=False, lookup=lookup, last_only=True)
     last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
     scores = ops.matmul(last_user, ops.transpose(ops.cast(table, "float32")))  # (B, V)
     scores = scores * ops.expand_dims(scales, 0)  # each column's row scale

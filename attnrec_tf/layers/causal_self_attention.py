@@ -46,7 +46,9 @@ class CausalSelfAttention(keras.layers.Layer):
             padding are never attended to).
         training: Python bool.
         context: optional `(batch, length, dim)` tensor the keys and values are computed from
-            (default: `inputs`).
+            (default: `inputs`). `inputs` may then be shorter, `(batch, queries, dim)`: the
+            queries of the last `queries` positions of `context`'s sequence (a causal model's
+            last output needs the last query only).
 
     Returns:
         `(outputs, weights)`: `(batch, length, dim)` and the head-averaged `(batch, length,
@@ -94,7 +96,8 @@ class CausalSelfAttention(keras.layers.Layer):
     def call(
         self, inputs: Any, mask: Any = None, training: bool | None = None, context: Any = None
     ) -> Any:
-        batch, length, dim = ops.shape(inputs)[0], ops.shape(inputs)[1], ops.shape(inputs)[2]
+        batch, queries, dim = ops.shape(inputs)[0], ops.shape(inputs)[1], ops.shape(inputs)[2]
+        length = queries if context is None else ops.shape(context)[1]
         heads, width = self.num_heads, inputs.shape[-1] // self.num_heads
         if context is None:  # one fused projection
             query, key, value = ops.split(self.qkv(inputs), 3, axis=-1)  # (B, L, D) each
@@ -105,21 +108,21 @@ class CausalSelfAttention(keras.layers.Layer):
             key, value = ops.split(ops.matmul(context, kernel[:, d:]) + bias[d:], 2, axis=-1)
         if heads > 1:
             query, key, value = (
-                ops.transpose(ops.reshape(t, (batch, length, heads, width)), (0, 2, 1, 3))
-                for t in (query, key, value)
-            )  # (B, H, L, W)
+                ops.transpose(ops.reshape(t, (batch, size, heads, width)), (0, 2, 1, 3))
+                for t, size in ((query, queries), (key, length), (value, length))
+            )  # (B, H, Q or L, W)
         scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) * (1.0 / float(width) ** 0.5)
         if self.position_bias is not None:
-            scores = self.position_bias(scores)  # (B, [H,] L, L)
-        valid = causal_mask(length, mask)  # (B, L, L)
+            scores = self.position_bias(scores)  # (B, [H,] Q, L)
+        valid = causal_mask(length, mask, queries=None if context is None else queries)
         if heads > 1:
-            valid = ops.expand_dims(valid, 1)  # (B, 1, L, L)
+            valid = ops.expand_dims(valid, 1)  # (B, 1, Q, L)
         # training: one fused softmax kernel; inference: no large constant (int8 export)
         fill = "large_negative" if training else "minimum"
-        weights = masked_softmax(scores, valid, fill=fill)  # (B, [H,] L, L)
+        weights = masked_softmax(scores, valid, fill=fill)  # (B, [H,] Q, L)
         attended = ops.matmul(self._dropout_layer(weights, training=training), value)
         if heads > 1:
-            attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (batch, length, dim))
+            attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (batch, queries, dim))
             weights = ops.mean(weights, axis=1)
         return self.out(attended), weights
 
@@ -171,6 +174,9 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
         mask: optional `(batch, length)` bool tensor, True on real positions.
         training: Python bool.
         return_attention_scores: bool. Also return the `(batch, length, length)` weights.
+        last_only: bool. Compute the last position only: `(batch, 1, dim)` and `(batch, 1,
+            length)` weights, equal to the last rows of the full call (a causal block's last
+            output needs every key but only the last query; serving uses it).
 
     Example:
 
@@ -240,21 +246,29 @@ class CausalSelfAttentionBlock(keras.layers.Layer):
         mask: Any = None,
         training: bool | None = None,
         return_attention_scores: bool = False,
+        last_only: bool = False,
     ) -> Any:
         x = inputs
         if self.norm == "sasrec":
-            query = self.attention_norm(x)
+            query = self.attention_norm(x[:, -1:] if last_only else x)
             attended, weights = self.attention(query, mask=mask, training=training, context=x)
             x = self.ffn_norm(query + self.residual_dropout(attended, training=training))
             hidden = self.ffn_dropout(self.ffn_in(x), training=training)
             x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
         else:
-            attended, weights = self.attention(self.attention_norm(x), mask=mask, training=training)
+            normed = self.attention_norm(x)
+            if last_only:  # the last query over every key; the other rows are not needed
+                attended, weights = self.attention(
+                    normed[:, -1:], mask=mask, training=training, context=normed
+                )
+                x = x[:, -1:]
+            else:
+                attended, weights = self.attention(normed, mask=mask, training=training)
             x = x + self.residual_dropout(attended, training=training)
             hidden = self.ffn_dropout(self.ffn_in(self.ffn_norm(x)), training=training)
             x = x + self.residual_dropout(self.ffn_out(hidden), training=training)
         if mask is not None:
-            x = x * ops.expand_dims(ops.cast(mask, x.dtype), -1)
+            x = x * ops.expand_dims(ops.cast(mask[:, -1:] if last_only else mask, x.dtype), -1)
         return (x, weights) if return_attention_scores else x
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:

@@ -41,6 +41,8 @@ class GatedCausalBlock(keras.layers.Layer):
         mask: optional `(batch, length)` bool tensor, True on real positions.
         training: Python bool.
         return_attention_scores: bool. Also return the `(batch, length, length)` weights.
+        last_only: bool. The last position only, `(batch, 1, dim)` (as
+            `CausalSelfAttentionBlock`).
 
     Example:
 
@@ -125,16 +127,24 @@ class GatedCausalBlock(keras.layers.Layer):
         mask: Any = None,
         training: bool | None = None,
         return_attention_scores: bool = False,
+        last_only: bool = False,
     ) -> Any:
         x = inputs  # (B, L, D)
-        attended, weights = self.attention(self.attention_norm(x), mask=mask, training=training)
+        normed = self.attention_norm(x)
+        if last_only:  # the last query over every key (`CausalSelfAttentionBlock`)
+            attended, weights = self.attention(
+                normed[:, -1:], mask=mask, training=training, context=normed
+            )
+            x = x[:, -1:]  # (B, 1, D)
+        else:
+            attended, weights = self.attention(normed, mask=mask, training=training)
         gate = ops.sigmoid(self.attention_gate(x))  # (B, L, D)
         x = x + gate * self.residual_dropout(attended, training=training)
         gate = ops.sigmoid(self.ffn_gate(x))  # (B, L, D)
         ffn = self._swiglu(self.ffn_norm(x), training)
         x = x + gate * self.residual_dropout(ffn, training=training)
         if mask is not None:
-            x = x * ops.expand_dims(ops.cast(mask, x.dtype), -1)
+            x = x * ops.expand_dims(ops.cast(mask[:, -1:] if last_only else mask, x.dtype), -1)
         return (x, weights) if return_attention_scores else x
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:

@@ -71,15 +71,18 @@ def masked_softmax(scores: Any, valid: Any, *, fill: str = "minimum") -> Any:
     return exp / ops.where(total > 0, total, ops.ones_like(total))  # a DIV (see above)
 
 
-def causal_mask(length: Any, mask: Any = None) -> Any:
-    """`(B or 1, L, L)` bool: query `t` may attend to key `i` when `i <= t` and key `i` is real.
+def causal_mask(length: Any, mask: Any = None, queries: Any = None) -> Any:
+    """`(B or 1, Q, L)` bool: query `t` may attend to key `i` when `i <= t` and key `i` is real.
 
     Args:
-        length: int or scalar int tensor, `L`.
+        length: int or scalar int tensor, `L` (the keys).
         mask: optional `(B, L)` bool tensor, True on real positions; None: every key is real.
+        queries: int or scalar int tensor `Q <= L`: the queries are the last `Q` positions
+            (a causal model's output at the last position needs the last query only); None:
+            every position (`Q = L`).
 
     Returns:
-        `(1, L, L)` without `mask`, else `(B, L, L)`.
+        `(1, Q, L)` without `mask`, else `(B, Q, L)`.
 
     Example:
 
@@ -88,7 +91,8 @@ def causal_mask(length: Any, mask: Any = None) -> Any:
     [[[0, 0, 0], [0, 1, 0], [0, 1, 1]]]
     """
     positions = ops.arange(length)
-    past = ops.expand_dims(positions[:, None] >= positions[None, :], 0)  # (1, L, L)
+    rows = positions if queries is None else ops.arange(length - queries, length)  # (Q,)
+    past = ops.expand_dims(rows[:, None] >= positions[None, :], 0)  # (1, Q, L)
     if mask is None:
         return past
-    return ops.logical_and(past, ops.expand_dims(ops.cast(mask, "bool"), 1))  # (B, L, L)
+    return ops.logical_and(past, ops.expand_dims(ops.cast(mask, "bool"), 1))  # (B, Q, L)

@@ -63,8 +63,10 @@ class RelativePositionBias(keras.layers.Layer):
         max_distance: int. Distances from here on share the last bucket. Defaults to `128`.
 
     Call arguments:
-        scores: `(batch, heads, length, length)` attention logits, or `(batch, length, length)`
-            when `num_heads` is 1; query `i` is row `i`, key `j` column `j`.
+        scores: `(batch, heads, queries, length)` attention logits, or `(batch, queries,
+            length)` when `num_heads` is 1; key `j` is column `j`, and the queries are the
+            last `queries` positions (row `r` is position `length - queries + r`; all of them
+            when `queries == length`).
 
     Returns:
         `scores + bias`, same shape: `bias[h, i, j] = w[bucket(i - j), h]`. The weights start at
@@ -114,14 +116,14 @@ class RelativePositionBias(keras.layers.Layer):
         self.built = True
 
     def call(self, scores: Any) -> Any:
-        length = ops.shape(scores)[-1]
-        positions = ops.arange(length)
-        distance = ops.clip(positions[:, None] - positions[None, :], 0, self.max_distance)  # (L, L)
-        buckets = ops.take(ops.convert_to_tensor(self._table), distance, axis=0)  # (L, L)
-        bias = ops.take(ops.cast(self.bias, scores.dtype), buckets, axis=0)  # (L, L, H)
-        bias = ops.transpose(bias, (2, 0, 1))  # (H, L, L)
+        length, queries = ops.shape(scores)[-1], ops.shape(scores)[-2]
+        rows = ops.arange(length - queries, length)  # (Q,) the last Q positions
+        distance = ops.clip(rows[:, None] - ops.arange(length)[None, :], 0, self.max_distance)
+        buckets = ops.take(ops.convert_to_tensor(self._table), distance, axis=0)  # (Q, L)
+        bias = ops.take(ops.cast(self.bias, scores.dtype), buckets, axis=0)  # (Q, L, H)
+        bias = ops.transpose(bias, (2, 0, 1))  # (H, Q, L)
         if len(scores.shape) == 3:  # one head, no head axis
-            bias = bias[0]  # (L, L)
+            bias = bias[0]  # (Q, L)
         return scores + bias
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:

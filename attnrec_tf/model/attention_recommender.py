@@ -206,7 +206,11 @@ class AttentionRecommender(SequenceEncoder, keras.Model):
     # -- the forward pass ----------------------------------------------------------------------
 
     def encode(
-        self, history: Any, training: bool | None = None, lookup: Lookup | None = None
+        self,
+        history: Any,
+        training: bool | None = None,
+        lookup: Lookup | None = None,
+        last_only: bool = False,
     ) -> tuple[Any, Any]:
         """User vectors after every position, and the attention behind them.
 
@@ -215,6 +219,10 @@ class AttentionRecommender(SequenceEncoder, keras.Model):
                 indices are padding.
             training: Python bool.
             lookup: indices -> item rows, when the caller holds the item table (see `embed`).
+            last_only: The last position only: `(B, 1, D)` and `(B, 1, L)`, the last rows of
+                the full result. `sasrec` computes its last block there only (serving and
+                evaluation need nothing else); the other heads pool every position, then the
+                last row is taken.
 
         Returns:
             `(user, attention)`: `(B, L, D)` user vectors (row t covers positions <= t) and
@@ -224,8 +232,12 @@ class AttentionRecommender(SequenceEncoder, keras.Model):
         history = self._clean(history)  # (B, L)
         mask = history > 0  # (B, L)
         h = self.embed(history, mask, training=training, lookup=lookup)  # (B, L, D)
-        h, block_attention = self.contextualize(h, mask, training=training)  # (B, L, D)
-        return self.head(h, mask, block_attention, training=training)
+        fast = last_only and self.variant == "sasrec" and bool(self.blocks)
+        h, block_attention = self.contextualize(h, mask, training=training, last_only=fast)
+        user, attention = self.head(h, mask, block_attention, training=training)
+        if last_only and not fast:
+            return user[:, -1:], attention[:, -1:]  # (B, 1, D), (B, 1, L)
+        return user, attention
 
     def head(
         self, h: Any, mask: Any, block_attention: Any, training: bool | None = None
@@ -265,7 +277,10 @@ class AttentionRecommender(SequenceEncoder, keras.Model):
         """
         items = self.item_representations()  # (V, D)
         user, attention = self.encode(
-            history, training=False, lookup=lambda indices: ops.take(items, indices, axis=0)
+            history,
+            training=False,
+            lookup=lambda indices: ops.take(items, indices, axis=0),
+            last_only=True,
         )
         last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
         scores = ops.matmul(last_user, ops.transpose(ops.cast(items, "float32")))  # (B, V)

@@ -175,12 +175,21 @@ class SequenceEncoder:
         length = ops.shape(mask)[1]
         return ops.arange(self.max_len - length, self.max_len)[None, :]  # (1, L)
 
-    def contextualize(self, h: Any, mask: Any, training: bool | None = None) -> tuple[Any, Any]:
+    def contextualize(
+        self, h: Any, mask: Any, training: bool | None = None, last_only: bool = False
+    ) -> tuple[Any, Any]:
         """The causal blocks and final norm: `(h (B, L, D), last block's weights (B, L, L))`;
-        the identity and None without blocks."""
+        the identity and None without blocks. `last_only`: the last block and the norm at the
+        last position only, `(B, 1, D)` and `(B, 1, L)` (the earlier blocks still run on every
+        position: the last one attends to them)."""
         weights = None
-        for block in self.blocks:
-            h, weights = block(h, mask=mask, training=training, return_attention_scores=True)
+        for index, block in enumerate(self.blocks):
+            last = last_only and index == len(self.blocks) - 1
+            h, weights = block(
+                h, mask=mask, training=training, return_attention_scores=True, last_only=last
+            )
+        if last_only:
+            h, mask = h[:, -1:], mask[:, -1:]  # a no-op after a block's last-only call
         if self.final_norm is not None:
             h = self.final_norm(h) * ops.expand_dims(ops.cast(mask, h.dtype), -1)  # (B, L, D)
         return h, weights

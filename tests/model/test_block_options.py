@@ -109,3 +109,30 @@ def test_the_explain_tflite_of_the_new_blocks_keeps_its_signature():
     signatures = interpreter(explain_tflite.convert(model, top_k=3)).get_signature_list()
     assert set(signatures) == {SIGNATURE}
     assert sorted(signatures[SIGNATURE]["inputs"]) == ["candidates", "history"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"relative_position_bias": True},
+        {"block": "ligr", "relative_position_bias": True},
+        {"block_norm": "pre", "relative_position_bias": True},
+    ],
+)
+def test_last_position_only_equals_the_last_row_of_every_position(options):
+    """`encode(last_only=True)` (serving, evaluation) runs the last block at the last query
+    only; it equals the last row of the full encoding, empty and one-item histories included."""
+    rng = np.random.default_rng(0)
+    model = _model(**options)
+    for weight in model.weights:  # a learned bias, so that the distances matter
+        if "relative_position_bias" in weight.path:
+            weight.assign(rng.normal(size=weight.shape).astype("float32"))
+    history = np.array([[3, 4, 5, 6, 7, 8, 9, 10], [0, 0, 0, 4, 5, 6, 7, 8],
+                        [0, 0, 0, 0, 0, 0, 0, 11], [0] * 8], "int32")  # fmt: skip
+    user, attention = (np.asarray(t) for t in model.encode(history, training=False))
+    last_user, last_attention = model.encode(history, training=False, last_only=True)
+    assert tuple(last_user.shape) == (4, 1, 8) and tuple(last_attention.shape) == (4, 1, 8)
+    np.testing.assert_allclose(np.asarray(last_user), user[:, -1:], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(last_attention), attention[:, -1:], atol=1e-6)
+    assert np.abs(user[:, -1]).max() > 0.1  # not trivially zero
