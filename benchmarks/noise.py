@@ -126,8 +126,11 @@ def _label(config: dict[str, Any]) -> str:
     flags = [
         f"--{key.replace('_', '-')} {value}"
         for key, value in sorted(config.items())
-        if key in base and key not in IGNORED and base[key] != value
-    ]
+        if key in base
+        and key not in IGNORED
+        and base[key] not in ("auto", None)
+        and base[key] != value
+    ]  # a preset's "auto" or unset value is resolved per data set: not a flag given
     return " ".join([f"--preset {name}", *flags])
 
 
