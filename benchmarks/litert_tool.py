@@ -106,23 +106,34 @@ def litert_suite(run: Path) -> dict[str, Any]:
 
 
 def litert_markdown(entry: dict[str, Any]) -> str:
-    """A table: one row per file, median / p95 ms per history length."""
-    files = sorted({r["file"] for r in entry["rows"].values()})
+    """A table: one row per file (per run, when several were timed one after the other),
+    median / p95 ms per history length.
+
+    Args:
+        entry: `litert_suite`'s result, or `{"runs": [result, ...]}` for several runs.
+    """
+    entries = entry.get("runs", [entry])
     head = " | ".join(f"{n} items: p50 / p95 ms" for n in HISTORY_LENGTHS)
+    several = len(entries) > 1
+    names = ", ".join(f"`{e['run']}`" for e in entries)
     lines = [
         "## On-device latency: LiteRT's benchmark tool",
         "",
-        f"`{entry['run']}`. LiteRT's `litert-benchmark` timing loop (1 thread, CPU/XNNPACK, "
-        f"{WARMUP} warm-up and {RUNS} timed runs) fed a real test history of each length "
-        "instead of its random ids (benchmarks/litert_tool.py says why).",
+        f"{names}"
+        f"{' (timed one after the other in one bench run)' if several else ''}. LiteRT's "
+        f"`litert-benchmark` timing loop (1 thread, CPU/XNNPACK, {WARMUP} warm-up and {RUNS} "
+        "timed runs) fed a real test history of each length instead of its random ids "
+        "(benchmarks/litert_tool.py says why).",
         "",
-        f"| file | KB | {head} |",
-        "|---|---|" + "---|" * len(HISTORY_LENGTHS),
+        f"| {'run | ' if several else ''}file | KB | {head} |",
+        "|---|---|" + ("---|" if several else "") + "---|" * len(HISTORY_LENGTHS),
     ]
-    for name in files:
-        rows = {r["history"]: r for r in entry["rows"].values() if r["file"] == name}
-        cells = " | ".join(
-            f"{rows[n]['median_ms']:.2f} / {rows[n]['p95_ms']:.2f}" for n in HISTORY_LENGTHS
-        )
-        lines.append(f"| {name} | {rows[HISTORY_LENGTHS[0]]['kb']:.0f} | {cells} |")
+    for one in entries:
+        run = f"{Path(one['run']).name} | " if several else ""
+        for name in sorted({r["file"] for r in one["rows"].values()}):
+            rows = {r["history"]: r for r in one["rows"].values() if r["file"] == name}
+            cells = " | ".join(
+                f"{rows[n]['median_ms']:.2f} / {rows[n]['p95_ms']:.2f}" for n in HISTORY_LENGTHS
+            )
+            lines.append(f"| {run}{name} | {rows[HISTORY_LENGTHS[0]]['kb']:.0f} | {cells} |")
     return "\n".join(lines) + "\n"

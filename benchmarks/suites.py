@@ -507,7 +507,10 @@ def markdown(results: dict[str, Any]) -> str:
         command = f"python -m benchmarks --suite noise --noise-runs {runs}"
         lines += source(noise.markdown(entry["seeds"], entry["ties"]), "noise", command)
     if results.get("litert"):
-        command = f"python -m benchmarks --suite litert --litert-run {results['litert']['run']}"
+        timed = results["litert"].get("runs", [results["litert"]])
+        command = "python -m benchmarks --suite litert --litert-run " + ",".join(
+            entry["run"] for entry in timed
+        )
         lines += source(litert_tool.litert_markdown(results["litert"]), "litert", command)
     if results.get("recommend"):
         run = results["recommend"].get("run", "RUN")
@@ -618,9 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--litert-run",
-        type=Path,
-        default=ROOT / "runs" / "bench" / "ml-1m-preset",
-        help="litert suite: the exported run whose .tflite files LiteRT's benchmark tool times",
+        default=str(ROOT / "runs" / "bench" / "ml-1m-preset"),
+        help="litert suite: the exported run (or comma-separated runs, timed one after the "
+        "other) whose .tflite files LiteRT's benchmark tool times",
     )
     parser.add_argument(
         "--history-runs",
@@ -709,7 +712,8 @@ def run_suites(args: argparse.Namespace) -> None:
             results.setdefault("explanations", {})[run.name] = entry
             save(results, args.results, "explanations")
     if args.suite == "litert":
-        results["litert"] = litert_tool.litert_suite(args.litert_run)
+        runs = [Path(run) for run in str(args.litert_run).split(",") if run]
+        results["litert"] = {"runs": [litert_tool.litert_suite(run) for run in runs]}
         save(results, args.results, "litert")
     if args.suite == "history":
         for run in (Path(r) for r in args.history_runs.split(",") if r):

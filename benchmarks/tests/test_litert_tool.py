@@ -45,3 +45,17 @@ def test_the_table_has_a_row_per_file_and_a_column_per_length() -> None:
     }  # fmt: skip
     text = litert_markdown({"run": "runs/x", "rows": rows})
     assert "| a.tflite | 10 | 2.00 / 4.00 | 5.00 / 10.00 | 20.00 / 40.00 |" in text
+
+
+def test_several_runs_share_one_table_with_a_run_column() -> None:
+    def rows(ms):
+        return {
+            f"a@{n}": {"file": "a.tflite", "kb": 10.0, "history": n, "median_ms": ms,
+                       "p95_ms": ms, "init_ms": 1.0}
+            for n in (20, 50, 200)
+        }  # fmt: skip
+
+    text = litert_markdown({"runs": [{"run": "r/old", "rows": rows(2.0)},
+                                     {"run": "r/new", "rows": rows(1.0)}]})  # fmt: skip
+    assert "| old | a.tflite | 10 | 2.00 / 2.00 |" in text
+    assert "| new | a.tflite | 10 | 1.00 / 1.00 |" in text
