@@ -30,7 +30,7 @@ WEIGHTS_BEFORE = {"default": 10, "ml-1m": 31}
 
 @pytest.mark.parametrize("name", ["default", "ml-1m"])
 def test_options_off_leave_the_models_unchanged(name):
-    model = build_model(preset(name).replace(max_len=8), 12, None)
+    model = build_model(preset(name).replace(max_len=8, relative_position_bias=False), 12, None)
     assert len(model.weights) == WEIGHTS_BEFORE[name]
     scores = np.asarray(model.score(HISTORY))[:, 1:6]
     np.testing.assert_allclose(scores, BEFORE[name], atol=2e-6)
