@@ -218,6 +218,7 @@ def evaluate_test(
     seed: int = 0,
     by_history_length: bool = True,
     item_counts: np.ndarray | None = None,
+    ranks: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The test-stage evaluation of a trained model beside the popularity baseline.
 
@@ -232,6 +233,8 @@ def evaluate_test(
         by_history_length: Add `metrics.by_history_length` (`evaluate_by_history_length`).
         item_counts: `(V,)` training counts of every item for the popularity baselines (a
             prepared folder's `item_counts.npy`); None = counted from `counts_from`.
+        ranks: The model's full-ranking test ranks of `split`'s users, computed elsewhere
+            (several workers split the users: `training.fit`); None = ranked here.
 
     Returns:
         `{"metrics": {"keras": ..., "popularity": ..., "standard_error": ...,
@@ -242,7 +245,8 @@ def evaluate_test(
         its metrics, or why it was skipped (a catalog too small for that many unseen negatives).
     """
     score_fn = keras_score_fn(model, model.max_len)
-    ranks = split_ranks(score_fn, split, "test", exclude_history=exclude_history)
+    if ranks is None:
+        ranks = split_ranks(score_fn, split, "test", exclude_history=exclude_history)
     result: dict[str, Any] = {
         "metrics": {
             "keras": metrics.ranking_result(ranks),

@@ -301,12 +301,15 @@ class LeaveOneOutSplit:
         if count >= len(self.users):
             return self
         rng = np.random.default_rng(seed)
-        chosen = np.sort(rng.choice(len(self.users), size=count, replace=False))
+        return self.users_at(np.sort(rng.choice(len(self.users), size=count, replace=False)))
+
+    def users_at(self, positions: np.ndarray) -> LeaveOneOutSplit:
+        """The split of the evaluated users at `positions` (in that order; protocol kept)."""
         return LeaveOneOutSplit(
-            users=self.users[chosen],
-            train=[self.train[i] for i in chosen],
-            valid_targets=self.valid_targets[chosen],
-            test_targets=self.test_targets[chosen],
+            users=self.users[positions],
+            train=[self.train[i] for i in positions],
+            valid_targets=self.valid_targets[positions],
+            test_targets=self.test_targets[positions],
             protocol=self.protocol,
         )
 

@@ -149,8 +149,9 @@ def build_optimizer(model: Any, distribution: Distribution) -> None:
             model.optimizer.build(model.trainable_variables)
 
 
-def _replica_sum(distribution: Distribution, fn: Any) -> list[int]:
-    """Sum over all replicas of `fn(replica_id)` (an int64 vector), on every worker."""
+def _replica_sum(distribution: Distribution, fn: Any, dtype: Any = None) -> Any:
+    """Sum over all replicas of `fn(replica_id)` (an int64 vector, or of `dtype`), on every
+    worker: a list of ints, or with `dtype` a numpy vector."""
     import tensorflow as tf
 
     strategy = distribution.strategy
@@ -163,7 +164,56 @@ def _replica_sum(distribution: Distribution, fn: Any) -> list[int]:
     def reduce() -> Any:  # in a graph: collectives run eagerly are slow and warn
         return strategy.reduce("SUM", strategy.run(per_replica), axis=None)
 
+    if dtype is not None:
+        return reduce().numpy().ravel()
     return [int(v) for v in reduce().numpy().ravel()]
+
+
+def broadcast_from_chief(distribution: Distribution, variables: list[Any]) -> None:
+    """Gives every worker the chief's values of the float `variables` (no-op on one worker).
+
+    The values travel as one flat float32 vector in a sum all-reduce to which only the chief
+    contributes (collectives are what the strategy offers between workers; the run folder
+    need not be shared).
+    """
+    if distribution.num_workers <= 1:
+        return
+    import numpy as np
+    import tensorflow as tf
+
+    chosen = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+    values = [np.asarray(v, np.float32) for v in chosen]
+    flat = tf.constant(np.concatenate([value.ravel() for value in values]))
+    summed = _replica_sum(
+        distribution,
+        lambda r: tf.where(tf.equal(r, 0), flat, tf.zeros_like(flat)),
+        dtype=tf.float32,
+    )
+    offset = 0
+    for variable, value in zip(chosen, values, strict=True):
+        part = np.asarray(summed[offset : offset + value.size], np.float32)
+        variable.assign(part.reshape(value.shape).astype(np.dtype(variable.dtype)))
+        offset += value.size
+
+
+def gather_worker_values(
+    distribution: Distribution, mine: Any, positions: Any, total: int
+) -> list[int]:
+    """Every worker's non-negative ints `mine`, at its `positions` of a `(total,)` vector.
+
+    The workers' positions must not overlap; the vector is the same on every worker.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    filled = np.zeros(total, np.int64)
+    filled[np.asarray(positions)] = np.asarray(mine, np.int64) + 1  # 0 = another worker's
+    vector = tf.constant(filled)
+    per_worker = max(distribution.num_replicas // distribution.num_workers, 1)
+    summed = _replica_sum(  # one replica of each worker adds its part
+        distribution, lambda r: tf.where(tf.equal(r % per_worker, 0), vector, 0 * vector)
+    )
+    return [value - 1 for value in summed]
 
 
 def check_same_state(distribution: Distribution, point: tuple[int, ...]) -> None:

@@ -36,6 +36,7 @@ import numpy as np
 from attnrec_tf.config import Config
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.run_dir import RunDir
+from attnrec_tf.training import distribute
 from attnrec_tf.training.distribute import Distribution
 from attnrec_tf.training.resume_state import STATE_FILE, TrainingState
 
@@ -44,8 +45,8 @@ from attnrec_tf.training.resume_state import STATE_FILE, TrainingState
 class TrainingResult:
     """What a training run produced, for `training.run.run` to report.
 
-    A non-chief worker of a multi-worker run has only `training` (the chief evaluates and
-    writes); `model` and `test` are None there.
+    A non-chief worker of a multi-worker run has only `training` (it ranks its share of the
+    test users for the chief, which evaluates and writes); `model` and `test` are None there.
 
     Attributes:
         training: Seed, op determinism, distribution and resume points.
@@ -199,11 +200,14 @@ def fit_and_evaluate(
             "op_determinism": deterministic,
             "distribution": distribution.describe(),
             "resumed_from": run.state.resumed_from,
+            "test_ranked_by_workers": distribution.num_workers,
         }
     )
+    if distribution.is_chief:
+        _save_best_model(model, output)  # and loads the best weights
+    shared_ranks = _test_ranks_of_every_worker(model, evaluation, config, distribution)
     if not distribution.is_chief:
         return result
-    _save_best_model(model, output)
     result.model = model
     result.train_seconds = run.state.train_seconds()
     result.validation_seconds = run.validation.seconds
@@ -222,8 +226,34 @@ def fit_and_evaluate(
         sampled_negatives=sampled_negatives,
         seed=config.seed,
         item_counts=data.popularity_counts if isinstance(data, StreamedTrainingData) else None,
+        ranks=shared_ranks,
     )
     return result
+
+
+def _test_ranks_of_every_worker(
+    model: Any, evaluation: LeaveOneOutSplit, config: Config, distribution: Distribution
+) -> np.ndarray | None:
+    """With several workers, the test users' full-ranking ranks, each worker ranking every
+    N-th user with the chief's best weights; None on one worker (the chief ranks them all).
+
+    The ranks are in the users' order; only the model's full-ranking test metrics use them
+    (the baselines, samples by history length and the sampled protocol stay the chief's).
+    """
+    if distribution.num_workers <= 1:
+        return None
+    from attnrec_tf.evaluate import keras_score_fn, split_ranks
+
+    distribute.broadcast_from_chief(distribution, model.weights)
+    count = len(evaluation.users)
+    positions = np.arange(distribution.worker_index, count, distribution.num_workers)
+    mine = evaluation.users_at(positions)
+    ranks = split_ranks(  # in the stable order of history length
+        keras_score_fn(model, model.max_len), mine, "test", exclude_history=config.exclude_history
+    )
+    order = np.argsort([len(h) for h in mine.histories("test")], kind="stable")
+    gathered = distribute.gather_worker_values(distribution, ranks, positions[order], count)
+    return np.asarray(gathered, np.int64)
 
 
 def _training_data(

@@ -106,7 +106,8 @@ def test_two_workers_on_localhost_match_one_worker(single_device, tmp_path):
     chief = report(outputs[0])
     assert chief["training"]["distribution"] == {"mode": "multi-worker", "num_workers": 2,
                                                  "num_replicas": 2}  # fmt: skip
-    assert_close(outputs[0], single_device)
+    assert chief["training"]["test_ranked_by_workers"] == 2  # each ranked half the users
+    assert_close(outputs[0], single_device)  # with the chief's best weights on both
     assert list(outputs[1].rglob("*")) == []  # only the chief writes
 
 
