@@ -100,7 +100,7 @@ def tie_order(data_root: Path, out_root: Path, seeds: tuple[int, ...] = TIE_SEED
 def seed_row(run: Path) -> dict[str, Any]:
     """One finished run's figures and the settings that group it with its other seeds."""
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
-    config = report["config"]
+    config = {**_field_defaults(), **report["config"]}  # a run older than a field: its default
     setting = {k: v for k, v in sorted(config.items()) if k not in IGNORED}
     keras = report["metrics"]["keras"]
     return {
@@ -115,6 +115,16 @@ def seed_row(run: Path) -> dict[str, Any]:
         "best_epoch": report.get("best_epoch"),
         "train_seconds": report["train_seconds"],
     }
+
+
+def _field_defaults() -> dict[str, Any]:
+    """Every `Config` field's default."""
+    import dataclasses
+
+    from attnrec_tf.config import Config
+
+    fields = dataclasses.fields(Config)
+    return {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
 
 
 def _label(config: dict[str, Any]) -> str:

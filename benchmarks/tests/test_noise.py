@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+from attnrec_tf.config import preset
 from benchmarks import noise
 
 
@@ -46,7 +47,7 @@ def test_shuffled_ties_permute_inside_each_tied_block_only(tmp_path):
 def _report(run, seed, ndcg, **config):
     run.mkdir(parents=True)
     report = {
-        "config": {"preset": "ml-1m", "seed": seed, "time_budget": 1800.0, **config},
+        "config": {**preset("ml-1m").to_dict(), "preset": "ml-1m", "seed": seed, **config},
         "dataset": {"name": "movielens-1m"},
         "metrics": {"keras": {"ndcg@10": ndcg, "hr@10": 2 * ndcg}},
         "epochs_run": 50,
@@ -60,13 +61,14 @@ def test_seed_rows_group_by_everything_but_the_seed(tmp_path):
     rows = {
         str(p): noise.seed_row(p)
         for p in (
-            _report(tmp_path / "a0", 0, 0.17),
-            _report(tmp_path / "a1", 1, 0.18),
-            _report(tmp_path / "b0", 0, 0.20, relative_position_bias=True),
+            _report(tmp_path / "a0", 0, 0.17, relative_position_bias=False),
+            _report(tmp_path / "a1", 1, 0.18, relative_position_bias=False),
+            _report(tmp_path / "b0", 0, 0.20),
         )
     }
     text = noise.markdown(rows, {})
     table = [line for line in text.splitlines() if line.startswith("| movielens-1m")]
     assert len(table) == 2
-    assert "| 0, 1 | 0.1750 ± 0.0071 | 0.3500 ± 0.0141 | 0.1700, 0.1800 |" in table[0]
-    assert "`--preset ml-1m --relative-position-bias True`" in table[1]
+    assert "| movielens-1m | `--preset ml-1m` | 0 | 0.2000 |" in table[0]
+    assert "`--preset ml-1m --relative-position-bias False`" in table[1]
+    assert "| 0, 1 | 0.1750 ± 0.0071 | 0.3500 ± 0.0141 | 0.1700, 0.1800 |" in table[1]
