@@ -37,6 +37,7 @@ def test_options_off_leave_the_models_unchanged(name):
 
 
 def _model(**options):
+    options = {"relative_position_bias": False, **options}  # the preset's blocks, options off
     config = preset("ml-1m").replace(max_len=8, embedding_dim=8, num_heads=2, **options)
     return build_model(config, 12, None)
 
