@@ -150,7 +150,9 @@ def markdown(seeds: dict[str, Any], ties: dict[str, Any]) -> str:
     if seeds:
         lines += [
             "Test NDCG@10 and HR@10 of finished runs that differ only in their seed (mean ± sd; "
-            "the standard error of NDCG@10 over ML-1M's 6,040 users is about 0.004).",
+            "the standard error of NDCG@10 over ML-1M's 6,040 users is about 0.004). Seconds "
+            "are as measured: the ML-100K runs shared the machine with other jobs, so compare "
+            "them by epochs, not seconds.",
             "",
             "| dataset | settings | seeds | NDCG@10 | HR@10 | each seed's NDCG@10 | epochs | "
             "train s |",

@@ -23,6 +23,8 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
 * `catalog`: synthetic catalogs of about 10k, 50k and 200k items, each loss for the same
   epochs: step time, positions/s, validation time, test NDCG@10 and `.tflite` sizes
   (`benchmarks/catalog.py`).
+* `noise` (not part of `all`): finished runs by seed, and ML-100K with its tied timestamps
+  reshuffled (`benchmarks/noise.py`).
 * `peers` (not part of `all`): a published SASRec (RecTools', or RecBole's) next to ours on the
   same split, cores and budget (`benchmarks/peers.py`; its own flags: `--suite peers --help`).
 
