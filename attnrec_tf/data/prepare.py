@@ -47,7 +47,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import re
-import resource
 import shutil
 import tempfile
 import time
@@ -86,6 +85,7 @@ from attnrec_tf.data.temporal import (
 )
 from attnrec_tf.data.vocabulary import Vocabulary
 from attnrec_tf.errors import ConfigError, DataError, MissingDependencyError
+from attnrec_tf.peak_memory import peak_rss_mb  # DuckDB runs inside this process
 
 DEFAULT_MEMORY_LIMIT = "4GB"
 DEFAULT_SHARDS = 16
@@ -351,11 +351,6 @@ def _settings(con: Any, engine: Engine) -> dict[str, Any]:
         "SELECT " + ", ".join(f"current_setting('{name}')" for name in names)
     ).fetchall()[0]
     return {**dict(zip(names, values, strict=True)), "batch_rows": engine.batch_rows}
-
-
-def peak_rss_mb() -> float:
-    """The peak resident memory of this process so far, in MB (DuckDB runs inside it)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _first_line(error: BaseException) -> str:
@@ -984,6 +979,5 @@ __all__ = [
     "LogSource",
     "check_memory_limit",
     "describe",
-    "peak_rss_mb",
     "prepare",
 ]
