@@ -298,8 +298,9 @@ class Config:
     )
     context_crops: int = option(
         0,
-        "Also train on this many random crops of each user's training sequence (k consecutive "
-        "items ending anywhere, k log-uniform from 1 to 50): windows that teach the model to "
+        "Also train on this many random crops of each user's training sequence, drawn afresh "
+        "every epoch (k consecutive items ending anywhere, k log-uniform from 1 to 50): "
+        "windows that teach the model to "
         "recommend from a few recent picks, as a short or truncated history asks it "
         "(report.json metrics.by_history_length measures it). 0 = off.",
         check=NON_NEGATIVE_INT,

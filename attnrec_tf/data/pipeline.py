@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from attnrec_tf.data.crops import ContextCrops, epoch_crops
+
 
 def pad_left(sequences: Sequence[np.ndarray], max_len: int) -> np.ndarray:
     """Keeps the last `max_len` items of each sequence and left-pads with 0.
@@ -46,8 +48,6 @@ def training_arrays(
     max_len: int,
     *,
     all_windows: bool = False,
-    context_crops: int = 0,
-    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Builds (inputs, next-item targets) for every position of every training sequence.
 
@@ -59,8 +59,6 @@ def training_arrays(
         all_windows: If False (SASRec), only the most recent `max_len + 1` items of a sequence
             are used. If True, a sequence longer than that is cut into windows that end at its
             last item and every `max_len` items before it, so no interaction is left out.
-        context_crops: Also add this many `random_crops` of each sequence as windows.
-        seed: Seed of the crops' lengths.
 
     Returns:
         `(inputs, targets)`, both int32 of shape `(num_windows, max_len)`, where `targets[:, t]`
@@ -76,51 +74,9 @@ def training_arrays(
             end -= max_len
             if not all_windows or end < 2:
                 break
-    if context_crops:
-        windows += random_crops(train_sequences, max_len, context_crops, seed=seed)
     inputs = pad_left([w[:-1] for w in windows], max_len)
     targets = pad_left([w[1:] for w in windows], max_len)
     return inputs, targets
-
-
-CROP_MAX_LEN = 50
-"""The longest context crop: clients send a few recent picks, not a whole history."""
-
-
-def random_crops(
-    train_sequences: Sequence[np.ndarray], max_len: int, crops: int, *, seed: int
-) -> list[np.ndarray]:
-    """Random context crops: `k + 1` consecutive items of a sequence, a window of `k` inputs.
-
-    A full window's position `t` sees the window's first `t` items, so its short contexts are
-    nearly all the oldest items of a window (for most users their first picks). A crop ending
-    anywhere in the sequence trains the model on what a client that sends only a few recent
-    picks asks: the next item from the `k` items before it. `k` is drawn log-uniformly from 1 to
-    `min(len(seq) - 1, max_len, CROP_MAX_LEN)` (as many crops per doubling of the length), the
-    crop's last item uniformly among the sequence's items that have `k` items before them,
-    independently for each of the `crops` crops of each sequence of at least 3 items; the draws
-    depend only on `seed`.
-
-    Returns:
-        The crops, each an item index array of `k + 1` items, in sequence order.
-
-    Example:
-
-    >>> crops = random_crops([np.array([1, 2, 3, 4, 5])], max_len=3, crops=2, seed=0)
-    >>> [c.tolist() for c in crops]
-    [[1, 2], [1, 2, 3]]
-    """
-    rng = np.random.default_rng([seed, 0x63726F70])  # "crop"
-    out = []
-    for seq in train_sequences:
-        if len(seq) < 3:
-            continue
-        longest = min(len(seq) - 1, max_len, CROP_MAX_LEN)
-        lengths = np.exp(rng.uniform(0.0, np.log(longest + 1), size=crops)).astype(int)
-        for k in np.clip(lengths, 1, longest):
-            end = int(rng.integers(k + 1, len(seq) + 1))  # the crop is seq[end - k - 1 : end]
-            out.append(seq[end - k - 1 : end])
-    return out
 
 
 def training_dataset(
@@ -132,6 +88,7 @@ def training_dataset(
     epoch: Any = 0,
     start_batch: int = 0,
     bucket: bool = False,
+    crops: ContextCrops | None = None,
 ):  # -> tf.data.Dataset
     """Batches of `(history, targets)` in an order that is a pure function of `(seed, epoch)`.
 
@@ -158,6 +115,8 @@ def training_dataset(
             Each batch is then cut to its longest window (rounded up to a multiple of
             `WIDTH_MULTIPLE`, left padding kept), so no step computes columns that are padding in
             every row. Defaults to `False` (every batch `L` wide).
+        crops: Context crops to add to every epoch after the windows, drawn afresh from
+            `(seed, epoch)` (`data.crops.epoch_crops`). Defaults to `None` (none).
 
     Returns:
         A `tf.data.Dataset` of `(inputs, targets)` batches with a known number of batches.
@@ -172,25 +131,61 @@ def training_dataset(
     """
     import tensorflow as tf
 
-    num_rows = len(inputs)
-    all_inputs = tf.constant(inputs)
-    all_targets = tf.constant(targets)
-    max_index = max(num_rows - 1, 0)
+    all_inputs, all_targets = tf.constant(inputs), tf.constant(targets)
+    num_rows = len(inputs) + (crops.rows if crops is not None else 0)
 
     def epoch_key() -> tf.Tensor:
         return tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
 
-    def gather(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        order = tf.random.experimental.index_shuffle(rows, seed=epoch_key(), max_index=max_index)
-        return tf.gather(all_inputs, order), tf.gather(all_targets, order)
+    def epoch_batches(_: tf.Tensor) -> tf.data.Dataset:
+        key = epoch_key()
+        rows = _EpochRows(all_inputs, all_targets, crops, key)
+        if bucket:
+            return _bucketed_batches(rows, num_rows, batch_size, key, start_batch)
+        shuffled = tf.random.experimental.index_shuffle(
+            tf.range(num_rows, dtype=tf.int64), seed=key, max_index=max(num_rows - 1, 0)
+        )
+        starts = tf.data.Dataset.range(0, num_rows, batch_size).skip(start_batch)
+        return starts.map(lambda start: rows.gather(shuffled[start : start + batch_size]))
 
-    if bucket:
-        batches = _bucketed_epoch(all_inputs, all_targets, batch_size, epoch_key, start_batch)
-        count = max(-(-num_rows // batch_size) - start_batch, 0)
-        epoch_batches = tf.data.Dataset.range(1).flat_map(batches)
-        return _with_options(epoch_batches.apply(tf.data.experimental.assert_cardinality(count)))
-    dataset = tf.data.Dataset.range(num_rows).batch(batch_size).skip(start_batch).map(gather)
-    return _with_options(dataset)
+    count = max(-(-num_rows // batch_size) - start_batch, 0)
+    dataset = tf.data.Dataset.range(1).flat_map(epoch_batches)
+    return _with_options(dataset.apply(tf.data.experimental.assert_cardinality(count)))
+
+
+class _EpochRows:
+    """The rows of one epoch: the fixed windows, then the epoch's context crops.
+
+    The crops are drawn once per epoch (`crops.epoch_crops`) and kept apart from the windows, so
+    no epoch copies the (possibly large) window arrays.
+    """
+
+    def __init__(self, inputs: Any, targets: Any, crops: ContextCrops | None, key: Any) -> None:
+        import tensorflow as tf
+
+        self.inputs, self.targets = inputs, targets
+        self.num_windows = int(inputs.shape[0])
+        lengths = tf.reduce_sum(tf.cast(targets > 0, tf.int64), axis=1)
+        self.crop_inputs = self.crop_targets = None
+        if crops is not None:
+            width = int(inputs.shape[1])
+            self.crop_inputs, self.crop_targets = epoch_crops(crops, width, key)
+            crop_lengths = tf.reduce_sum(tf.cast(self.crop_targets > 0, tf.int64), axis=1)
+            lengths = tf.concat([lengths, crop_lengths], axis=0)
+        self.lengths = lengths  # real positions of each row, windows first
+
+    def gather(self, picked: Any) -> tuple[Any, Any]:
+        """The rows `picked` (int64 indices over windows then crops) as `(inputs, targets)`."""
+        import tensorflow as tf
+
+        if self.crop_inputs is None:
+            return tf.gather(self.inputs, picked), tf.gather(self.targets, picked)
+        is_window = (picked < self.num_windows)[:, None]
+        window = tf.minimum(picked, max(self.num_windows - 1, 0))
+        crop = tf.maximum(picked - self.num_windows, 0)
+        x = tf.where(is_window, tf.gather(self.inputs, window), tf.gather(self.crop_inputs, crop))
+        y = tf.where(is_window, tf.gather(self.targets, window), tf.gather(self.crop_targets, crop))
+        return x, y
 
 
 BUCKET_CHUNK_BATCHES = 16
@@ -199,10 +194,10 @@ WIDTH_MULTIPLE = 8
 """A bucketed batch is cut to its longest window rounded up to this (fewer distinct shapes)."""
 
 
-def _bucketed_epoch(
-    all_inputs: Any, all_targets: Any, batch_size: int, epoch_key: Any, start_batch: int
+def _bucketed_batches(
+    rows: _EpochRows, num_rows: int, batch_size: int, key: Any, start_batch: int
 ) -> Any:
-    """`_ -> dataset of one epoch's length-bucketed batches` (see `training_dataset`).
+    """One epoch's length-bucketed batches (see `training_dataset`).
 
     The epoch's order (the permutation, sorted by length within chunks, and the order of the
     batches) is computed once, when the epoch's first batch is asked for; each batch is then
@@ -210,35 +205,30 @@ def _bucketed_epoch(
     """
     import tensorflow as tf
 
-    num_rows, width = int(all_inputs.shape[0]), int(all_inputs.shape[1])
+    width = int(rows.inputs.shape[1])
     num_batches = -(-num_rows // batch_size)
-    lengths = tf.reduce_sum(tf.cast(all_targets > 0, tf.int64), axis=1)  # (N,)
     chunk = tf.range(num_rows, dtype=tf.int64) // (batch_size * BUCKET_CHUNK_BATCHES)
+    shuffled = tf.random.experimental.index_shuffle(
+        tf.range(num_rows, dtype=tf.int64), seed=key, max_index=max(num_rows - 1, 0)
+    )
+    by_length = tf.argsort(chunk * (width + 1) + tf.gather(rows.lengths, shuffled), stable=True)
+    order = tf.gather(shuffled, by_length)  # chunks of the permutation, each sorted
+    which = tf.random.experimental.index_shuffle(
+        tf.range(num_batches, dtype=tf.int64),
+        seed=key + tf.constant([0, 1 << 32], tf.int64),
+        max_index=max(num_batches - 1, 0),
+    )
 
-    def epoch(_: tf.Tensor) -> Any:
-        key = epoch_key()
-        rows = tf.range(num_rows, dtype=tf.int64)
-        shuffled = tf.random.experimental.index_shuffle(rows, seed=key, max_index=num_rows - 1)
-        by_length = tf.argsort(chunk * (width + 1) + tf.gather(lengths, shuffled), stable=True)
-        order = tf.gather(shuffled, by_length)  # chunks of the permutation, each sorted
-        which = tf.random.experimental.index_shuffle(
-            tf.range(num_batches, dtype=tf.int64),
-            seed=key + tf.constant([0, 1 << 32], tf.int64),
-            max_index=num_batches - 1,
-        )
+    def batch(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        start = which[index] * batch_size
+        picked = order[start : start + batch_size]
+        x, y = rows.gather(picked)
+        longest = tf.reduce_max(tf.gather(rows.lengths, picked))
+        cut = (longest + WIDTH_MULTIPLE - 1) // WIDTH_MULTIPLE * WIDTH_MULTIPLE
+        cut = tf.minimum(cut, width)
+        return x[:, width - cut :], y[:, width - cut :]
 
-        def batch(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            start = which[index] * batch_size
-            picked = order[start : start + batch_size]
-            x, y = tf.gather(all_inputs, picked), tf.gather(all_targets, picked)
-            longest = tf.reduce_max(tf.gather(lengths, picked))
-            cut = (longest + WIDTH_MULTIPLE - 1) // WIDTH_MULTIPLE * WIDTH_MULTIPLE
-            cut = tf.minimum(cut, width)
-            return x[:, width - cut :], y[:, width - cut :]
-
-        return tf.data.Dataset.range(start_batch, num_batches).map(batch)
-
-    return epoch
+    return tf.data.Dataset.range(start_batch, num_batches).map(batch)
 
 
 def _with_options(dataset: Any) -> Any:

@@ -279,6 +279,7 @@ class TrainingData:
     Attributes:
         inputs: `(N, max_len)` left-padded histories.
         targets: `(N, max_len)` next-item targets (0 = padding).
+        crops: The sequences `--context-crops` draws each epoch's crops from, or `None`.
         positions_per_epoch: Real target positions of an epoch (the expected share of them
             when `--steps-per-epoch` cuts the epoch short).
         epoch: The integer `tf.Variable` that decides each epoch's order (set by
@@ -289,20 +290,24 @@ class TrainingData:
     def __init__(self, train: list[np.ndarray], config: Config) -> None:
         import tensorflow as tf
 
+        from attnrec_tf.data.crops import ContextCrops, epoch_crops
         from attnrec_tf.data.pipeline import training_arrays
 
         self.config = config
         self.inputs, self.targets = training_arrays(
-            train,
-            config.max_len,
-            all_windows=config.all_windows,
-            context_crops=config.context_crops,
-            seed=config.seed,
+            train, config.max_len, all_windows=config.all_windows
         )
+        self.crops = None
+        positions = int((self.targets > 0).sum())
+        rows = len(self.inputs)
+        if config.context_crops:
+            self.crops = ContextCrops.of(train, config.context_crops)
+            _, first_targets = epoch_crops(self.crops, config.max_len, [config.seed, 0])
+            positions += int((first_targets.numpy() > 0).sum())  # about the same every epoch
+            rows += self.crops.rows
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-        every = -(-len(self.inputs) // config.batch_size)
+        every = -(-rows // config.batch_size)
         self.steps_per_epoch = min(config.steps_per_epoch or every, every)
-        positions = int((self.targets > 0).sum())  # expected share when the epoch is cut
         self.positions_per_epoch = positions * self.steps_per_epoch // max(every, 1)
 
     def dataset(self, start_batch: int = 0) -> Any:
@@ -320,6 +325,7 @@ class TrainingData:
             epoch=self.epoch,
             start_batch=start_batch,
             bucket=self.config.length_buckets,
+            crops=self.crops,
         )
         count = max(self.steps_per_epoch - start_batch, 0)
         if int(dataset.cardinality()) == count:
@@ -327,7 +333,7 @@ class TrainingData:
         return dataset.take(count).apply(tf.data.experimental.assert_cardinality(count))
 
     def item_counts(self, vocab_size: int) -> np.ndarray:
-        """Each item's count among the targets (the sampled softmax's proposal)."""
+        """Each item's count among the windows' targets (the sampled softmax's proposal)."""
         return np.bincount(self.targets[self.targets > 0], minlength=vocab_size)
 
 

@@ -71,27 +71,45 @@ def test_bucketing_cuts_padding_and_depends_only_on_seed_epoch_and_start():
     assert widths(epoch=0) != widths(epoch=1)
 
 
-def test_random_crops_are_runs_of_the_sequence_with_log_uniform_lengths_fixed_by_the_seed():
-    from attnrec_tf.data.pipeline import CROP_MAX_LEN, random_crops
+def test_epoch_crops_are_runs_of_the_sequence_with_log_uniform_lengths_fixed_by_the_key():
+    from attnrec_tf.data.crops import CROP_MAX_LEN, ContextCrops, epoch_crops
 
     seq = np.arange(1, 202)
-    crops = random_crops([seq, np.array([1, 2])], max_len=200, crops=3000, seed=3)
-    assert len(crops) == 3000  # the 2-item sequence gives none
-    lengths = np.array([len(c) - 1 for c in crops])
-    assert all(np.array_equal(c, np.arange(c[0], c[0] + len(c))) for c in crops)  # consecutive
+    crops = ContextCrops.of([np.array([7, 8]), seq], per_sequence=3000)
+    assert crops.rows == 3000  # the 2-item sequence gives none
+    x, y = (t.numpy() for t in epoch_crops(crops, max_len=200, key=[3, 0]))
+    lengths = (y > 0).sum(axis=1)
+    assert np.array_equal((x > 0).sum(axis=1), lengths)  # k inputs, k targets, left-padded
+    for row, k in zip(x, lengths, strict=True):  # consecutive items of the sequence
+        assert np.array_equal(row[-k:], np.arange(row[-k], row[-k] + k)) and not row[:-k].any()
+    assert np.array_equal(y[x > 0], x[x > 0] + 1)  # each input's next item
     assert lengths.min() == 1 and lengths.max() == CROP_MAX_LEN == 50
     # log-uniform over [1, 51): about as many crops of 1-6 items as of 7-50
     assert 0.4 < np.mean(lengths <= 6) < 0.6
-    ends = np.array([c[-1] for c in crops])
-    assert ends.min() < 20 and ends.max() == 201  # they end anywhere, the last item included
-    again = random_crops([seq, np.array([1, 2])], max_len=200, crops=3000, seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip(crops, again, strict=True))
+    assert x[x > 0].min() == 1 and y[:, -1].max() == 201  # they end anywhere, the ends included
+    again, _ = epoch_crops(crops, max_len=200, key=[3, 0])
+    other, _ = epoch_crops(crops, max_len=200, key=[3, 1])
+    assert np.array_equal(again.numpy(), x) and not np.array_equal(other.numpy(), x)
 
 
-def test_training_arrays_append_the_crops_as_windows():
-    x, y = training_arrays([np.array([1, 2, 3, 4])], max_len=3, context_crops=1, seed=0)
-    assert x.shape == (2, 3)
-    assert x[0].tolist() == [1, 2, 3] and y[0].tolist() == [2, 3, 4]
-    k = int((x[1] > 0).sum())
-    assert np.array_equal(y[1, -k:], x[1, -k:] + 1)  # each input's next item
-    assert x[1, -k] >= 1 and y[1, -1] <= 4
+def test_every_epoch_adds_fresh_crops_after_the_windows():
+    from attnrec_tf.data.crops import ContextCrops
+
+    seqs = [np.arange(1, 41), np.arange(101, 131)]
+    windows, _ = training_arrays(seqs, max_len=8)
+    crops = ContextCrops.of(seqs, per_sequence=5)
+
+    def epoch_rows(epoch, bucket):
+        dataset = training_dataset(
+            windows, windows, batch_size=4, seed=1, epoch=epoch, bucket=bucket, crops=crops
+        )
+        rows = [tuple(r[r > 0]) for x, _ in dataset for r in x.numpy()]
+        assert len(rows) == len(windows) + 10
+        return rows
+
+    for bucket in (False, True):
+        first, second = epoch_rows(0, bucket), epoch_rows(1, bucket)
+        window_rows = {tuple(r) for r in windows}
+        assert window_rows <= set(first) and window_rows <= set(second)  # every window, once
+        assert sorted(first) != sorted(second)  # other crops
+        assert first == epoch_rows(0, bucket)  # a pure function of (seed, epoch)
