@@ -17,13 +17,20 @@ import contextlib
 import io
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.litert_ops import breakdown_markdown, op_breakdown
+
 HISTORY_LENGTHS = (20, 50, 200)
 RUNS, WARMUP = 100, 10
+BREAKDOWN_SUFFIX = "int8"
+"""Files whose op breakdown is measured (`litert_ops`): the two int8 kinds a phone takes."""
+BREAKDOWN_AT = 200
+"""History length of the op breakdown."""
 
 
 @contextlib.contextmanager
@@ -65,6 +72,11 @@ def benchmark(model: Path, by_shape: dict[tuple[int, ...], np.ndarray]) -> dict[
         return dict(tool.run_benchmark(args))
 
 
+def _p50_ms(model: Path, by_shape: dict[tuple[int, ...], np.ndarray]) -> float:
+    """The tool's median latency of `model` with these inputs (`benchmark`)."""
+    return float(benchmark(model, by_shape)["latency"]["median_ms"])
+
+
 def history_of_length(split_histories: list[np.ndarray], length: int, width: int) -> np.ndarray:
     """The last `length` items of the first history that has that many, left-padded to `width`."""
     for history in split_histories:
@@ -84,6 +96,7 @@ def litert_suite(run: Path) -> dict[str, Any]:
     split = load_split(RunDir(run).split)
     histories = split.histories("test")
     rows: dict[str, Any] = {}
+    breakdowns: dict[str, Any] = {}
     for model in sorted((run / "tflite").glob("*.tflite")):
         inputs = Interpreter(model_path=str(model)).get_input_details()
         shapes = {d["name"]: tuple(int(n) for n in d["shape"]) for d in inputs}
@@ -102,7 +115,10 @@ def litert_suite(run: Path) -> dict[str, Any]:
                 "p95_ms": result["latency"]["p95_ms"],
                 "init_ms": result["latency"]["init_ms"],
             }
-    return {"run": str(run), "rows": rows}
+        if model.stem.endswith(BREAKDOWN_SUFFIX) and "candidates" not in shapes:
+            by_shape = {shapes["history"]: history_of_length(histories, BREAKDOWN_AT, width)}
+            breakdowns[model.name] = op_breakdown(model, partial(_p50_ms, by_shape=by_shape))
+    return {"run": str(run), "rows": rows, "breakdowns": breakdowns}
 
 
 def litert_markdown(entry: dict[str, Any]) -> str:
@@ -136,4 +152,22 @@ def litert_markdown(entry: dict[str, Any]) -> str:
                 f"{rows[n]['median_ms']:.2f} / {rows[n]['p95_ms']:.2f}" for n in HISTORY_LENGTHS
             )
             lines.append(f"| {run}{name} | {rows[HISTORY_LENGTHS[0]]['kb']:.0f} | {cells} |")
+    lines += _breakdown_lines(entries)
     return "\n".join(lines) + "\n"
+
+
+def _breakdown_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """The op breakdown of each run's int8 files (`litert_ops.breakdown_markdown`)."""
+    if not any(entry.get("breakdowns") for entry in entries):
+        return []
+    lines = [
+        "",
+        f"### Op breakdown at a {BREAKDOWN_AT}-item history",
+        "",
+        "Each op's share of the p50, from the tool's timings of the file cut after each op "
+        "(benchmarks/litert_ops.py says how).",
+    ]
+    for entry in entries:
+        for name, result in sorted(entry.get("breakdowns", {}).items()):
+            lines += ["", breakdown_markdown(f"{Path(entry['run']).name}/{name}", result)]
+    return lines

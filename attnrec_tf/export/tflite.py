@@ -52,9 +52,11 @@ CALIBRATION_WINDOWS = 300
 """Rows of `representative_windows` used to calibrate the full-integer file."""
 DEFAULT_HISTORY_LENGTH = 512
 """Width `H` of the `history` input when none is asked for (or `max_len`, if that is larger)."""
-FLOAT_OPS_IN_INT8 = ("DIV",)
-"""Builtin ops kept in float32 in the full-integer file (LiteRT's int8 DIV is wrong for small
-quotients, see docs/tflite-notes.md)."""
+FLOAT_OPS_IN_INT8 = ("DIV", "BATCH_MATMUL")
+"""Builtin ops kept in float32 in the full-integer file: `DIV` (LiteRT's int8 DIV is wrong for
+small quotients) and `BATCH_MATMUL` (the attention's two products of activations, which
+XNNPACK runs only in float: in int8 LiteRT's own kernel took 0.9 of the 1.1 ms of the ML-1M
+preset's file, BENCHMARKS.md "Op breakdown"); docs/tflite-notes.md."""
 TFLITE_FILE_IDENTIFIER = b"TFL3"
 """The flatbuffer file identifier of a `.tflite` model (the schema's `file_identifier`)."""
 LAYER_NORM_OPS = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT", "SUB", "MUL", "ADD")
@@ -385,7 +387,7 @@ def name_tensors(blob: bytes) -> bytes:
     """Renames each signature input/output tensor after its signature name.
 
     The flatbuffer is read in place (its constant buffers are views of `blob`, not copies) and
-    packed once into a builder sized for the result (`_pack`), so the builder is never copied
+    packed once into a builder sized for the result (`pack_model`), so the builder is never copied
     while it grows. The bytes are those of LiteRT's `flatbuffer_utils` round trip.
 
     Args:
@@ -410,7 +412,7 @@ def _finish(blob: bytes, *, fold_casts: bool) -> bytes:
         tensors = model.subgraphs[signature.subgraphIndex].tensors
         for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
             tensors[entry.tensorIndex].name = entry.name
-    return _pack(model, size_hint=len(blob))
+    return pack_model(model, size_hint=len(blob))
 
 
 def fold_table_casts(model: Any) -> int:
@@ -502,7 +504,7 @@ def _consumers(subgraph: Any, tensor: int) -> list[int]:
     ]
 
 
-def _pack(model: Any, *, size_hint: int) -> bytes:
+def pack_model(model: Any, *, size_hint: int) -> bytes:
     """`flatbuffer_utils.convert_object_to_bytearray(model)` as `bytes`, built in one buffer.
 
     The builder starts at `size_hint` plus some room (it still grows if that is too small), so
@@ -530,22 +532,30 @@ def list_ops(tflite: bytes | Path) -> list[str]:
     Raises:
         DependencyError: LiteRT is missing or broken (`litert.litert`).
     """
-    schema = litert("schema_py_generated")
     flatbuffer_utils = litert("tools.flatbuffer_utils")
     data = Path(tflite).read_bytes() if isinstance(tflite, Path) else tflite
     model = flatbuffer_utils.convert_bytearray_to_object(data)  # buffers are views of `data`
+    return sorted(
+        {name for index in range(len(model.subgraphs)) for name in op_names(model, index)}
+    )
+
+
+def op_names(model: Any, subgraph: int = 0) -> list[str]:
+    """The op names of one subgraph of a flatbuffer model object, in execution order.
+
+    Names as `list_ops` gives them (`ADD`, `CUSTOM:<code>`, `UNKNOWN:<code>`).
+    """
+    schema = litert("schema_py_generated")
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
-    used = set()
-    for subgraph in model.subgraphs:
-        for op in subgraph.operators or []:
-            opcode = model.operatorCodes[op.opcodeIndex]
-            code = flatbuffer_utils.get_builtin_code_from_operator_code(opcode)
-            if code == schema.BuiltinOperator.CUSTOM:
-                custom = opcode.customCode
-                used.add(f"CUSTOM:{custom.decode() if isinstance(custom, bytes) else custom}")
-            else:
-                used.add(names.get(code, f"UNKNOWN:{code}"))
-    return sorted(used)
+    out = []
+    for op in model.subgraphs[subgraph].operators or []:
+        code = _builtin(model, op)
+        if code == schema.BuiltinOperator.CUSTOM:
+            custom = model.operatorCodes[op.opcodeIndex].customCode
+            out.append(f"CUSTOM:{custom.decode() if isinstance(custom, bytes) else custom}")
+        else:
+            out.append(names.get(code, f"UNKNOWN:{code}"))
+    return out
 
 
 def op_problems(ops: Sequence[str]) -> list[str]:

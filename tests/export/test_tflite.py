@@ -179,8 +179,9 @@ def test_quantized_top_k_agrees_with_keras_on_every_test_user(runners, trained_r
     assert np.mean(got[:, 0] == expected[:, 0]) >= 0.94
 
 
-def test_int8_file_is_integer_except_div(exported_run):
-    """LiteRT's int8 DIV is wrong for small quotients, so DIV runs in float32; nothing else."""
+def test_int8_file_is_integer_except_div_and_batch_matmul(exported_run):
+    """LiteRT's int8 DIV is wrong for small quotients, so DIV runs in float32, and so does
+    BATCH_MATMUL (XNNPACK's float kernel); nothing else."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(
@@ -200,6 +201,29 @@ def test_int8_file_is_integer_except_div(exported_run):
             float_ops.add(op["op_name"])
     assert divs >= 1 and float_ops == set(tflite.FLOAT_OPS_IN_INT8)
     assert scoring and set(scoring) == {"int8"}  # every matmul, incl. the scores, is int8
+
+
+def test_causal_blocks_keep_their_attention_products_in_float_and_their_dense_layers_int8():
+    """XNNPACK runs a product of two activations (BATCH_MATMUL) in float only: in int8 it fell
+    back to LiteRT's slow kernel. Everything with weights stays int8."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from attnrec_tf.config import preset
+    from attnrec_tf.model import build_model
+
+    config = preset("sasrec").replace(max_len=12, num_blocks=1, embedding_dim=16)
+    model = build_model(config, 41, None)
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(1, 41, size=rng.integers(2, 20)) for _ in range(30)]
+    calibration = tflite.representative_windows(histories, 12, count=20)
+    blob = tflite.convert(model, "int8", top_k=5, history_length=12, calibration=calibration)
+    interpreter = Interpreter(model_content=blob)
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    outputs: dict[str, set[str]] = {}
+    for op in interpreter._get_ops_details():
+        outputs.setdefault(op["op_name"], set()).update(dtypes[i] for i in op["outputs"])
+    assert outputs["BATCH_MATMUL"] == {"float32"}
+    assert outputs["FULLY_CONNECTED"] == {"int8"}
 
 
 @pytest.mark.parametrize("kind", ["float32", "int8"])
