@@ -30,6 +30,7 @@ LiteRTRecommender(blob)(np.array([3, 5, 8]))["item_ids"]  # (10,) int32, see lit
 from __future__ import annotations
 
 import gc
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -68,6 +69,19 @@ blocks (`self-attention`, `sasrec`): quantized, the per-position mean and varian
 def float_ops_in_int8(model: Any) -> tuple[str, ...]:
     """The builtin ops that stay float32 in `model`'s full-integer file."""
     return FLOAT_OPS_IN_INT8 + (LAYER_NORM_OPS if getattr(model, "blocks", None) else ())
+
+
+def float_scopes_in_int8(model: Any) -> tuple[str, ...]:
+    """The layers whose every op stays float32 in `model`'s full-integer file.
+
+    A `sasrec` model's serving graph runs its last block and final norm on one row (the last
+    position), so in float they cost next to nothing, and they are where int8 lost the most: the
+    quantization debugger's largest errors (RMSE over the step, ML-1M preset) were the last
+    block's dense layers, 0.65-0.67 against about 0.3 elsewhere (docs/tflite-notes.md).
+    """
+    if getattr(model, "variant", None) != "sasrec" or not getattr(model, "blocks", None):
+        return ()
+    return (model.blocks[-1].name, model.final_norm.name)
 
 
 def artifact_name(kind: str) -> str:
@@ -331,7 +345,9 @@ def convert(
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         try:
             if kind == "int8":
-                blob = _quantize_selectively(converter, float_ops_in_int8(model))
+                blob = _quantize_selectively(
+                    converter, float_ops_in_int8(model), float_scopes_in_int8(model)
+                )
             else:
                 blob = converter.convert()
         except Exception as error:  # noqa: BLE001 - the converter raises many types
@@ -362,11 +378,15 @@ def _representative(windows: np.ndarray, batched: bool) -> Iterator[dict[str, np
         yield {INPUT: window[None, :] if batched else window}
 
 
-def _quantize_selectively(converter: Any, float_ops: Sequence[str]) -> bytes:
-    """Full-integer quantization with the `float_ops` left in float32.
+def _quantize_selectively(
+    converter: Any, float_ops: Sequence[str], float_scopes: Sequence[str] = ()
+) -> bytes:
+    """Full-integer quantization with the `float_ops` and the ops of `float_scopes` in float32.
 
     `QuantizationDebugger` calibrates with the converter's representative dataset, then
-    quantizes everything but the denylisted ops (DEQUANTIZE / QUANTIZE around them).
+    quantizes everything but the denylisted ops and nodes (DEQUANTIZE / QUANTIZE around them).
+    A scope is a layer name: the nodes denylisted are the calibrated model's ops whose output
+    tensor lies under it (`block_1/...`, or `block_1_1/...` as tracing renames it).
     """
     import warnings
 
@@ -380,7 +400,25 @@ def _quantize_selectively(converter: Any, float_ops: Sequence[str]) -> bytes:
             debug_dataset=converter.representative_dataset,
             debug_options=options,
         )
+        if float_scopes:  # read when quantizing, so set once the calibrated model exists
+            options.denylisted_nodes = _nodes_under(debugger.calibrated_model, float_scopes)
         return bytes(debugger.get_nondebug_quantized_model())
+
+
+def _nodes_under(blob: bytes, scopes: Sequence[str]) -> list[str]:
+    """The output tensor names of the ops of `blob` that lie under one of `scopes`."""
+    flatbuffer_utils = litert("tools.flatbuffer_utils")
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(blob))
+    under = re.compile("^(" + "|".join(re.escape(s) for s in scopes) + r")(_\d+)?/")
+    names = []
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators or []:
+            for output in op.outputs:
+                name = subgraph.tensors[output].name
+                name = name.decode() if isinstance(name, bytes) else str(name)
+                if under.match(name):
+                    names.append(name)
+    return names
 
 
 def name_tensors(blob: bytes) -> bytes:

@@ -203,27 +203,34 @@ def test_int8_file_is_integer_except_div_and_batch_matmul(exported_run):
     assert scoring and set(scoring) == {"int8"}  # every matmul, incl. the scores, is int8
 
 
-def test_causal_blocks_keep_their_attention_products_in_float_and_their_dense_layers_int8():
+def test_causal_blocks_keep_attention_products_and_the_one_row_last_block_in_float():
     """XNNPACK runs a product of two activations (BATCH_MATMUL) in float only: in int8 it fell
-    back to LiteRT's slow kernel. Everything with weights stays int8."""
+    back to LiteRT's slow kernel. The last block and final norm run on one row, so they stay
+    float (`float_scopes_in_int8`); the first block's dense layers and the scores are int8."""
     from ai_edge_litert.interpreter import Interpreter
 
     from attnrec_tf.config import preset
     from attnrec_tf.model import build_model
 
-    config = preset("sasrec").replace(max_len=12, num_blocks=1, embedding_dim=16)
+    config = preset("sasrec").replace(max_len=12, num_blocks=2, embedding_dim=16)
     model = build_model(config, 41, None)
+    assert tflite.float_scopes_in_int8(model) == ("block_1", "final_norm")
     rng = np.random.default_rng(0)
     histories = [rng.integers(1, 41, size=rng.integers(2, 20)) for _ in range(30)]
     calibration = tflite.representative_windows(histories, 12, count=20)
     blob = tflite.convert(model, "int8", top_k=5, history_length=12, calibration=calibration)
     interpreter = Interpreter(model_content=blob)
-    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
-    outputs: dict[str, set[str]] = {}
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    dense: dict[str, set[str]] = {}
     for op in interpreter._get_ops_details():
-        outputs.setdefault(op["op_name"], set()).update(dtypes[i] for i in op["outputs"])
-    assert outputs["BATCH_MATMUL"] == {"float32"}
-    assert outputs["FULLY_CONNECTED"] == {"int8"}
+        output = tensors[op["outputs"][0]]
+        dtype = np.dtype(output["dtype"]).name
+        if op["op_name"] == "BATCH_MATMUL":
+            assert dtype == "float32"
+        if op["op_name"] == "FULLY_CONNECTED":
+            dense.setdefault(output["name"].split("/")[0], set()).add(dtype)
+    assert dense.pop("block_0_1") == {"int8"} and dense.pop("block_1_1") == {"float32"}
+    assert set().union(*dense.values()) == {"int8"}  # the scores
 
 
 @pytest.mark.parametrize("kind", ["float32", "int8"])
