@@ -14,6 +14,9 @@ Two tables for BENCHMARKS.md ("Noise"):
    the spread that the order of ties alone causes. ML-1M cannot be used: this project's
    `ratings.dat` keeps the real order but has pseudo-timestamps, so its tied blocks are
    unknown (../shared/data/README.md).
+3. **SASRec's file** (`sasrec_file_agreement`): where the data folder has SASRec's own
+   `ml-1m.txt`, how many of our ML-1M users have the same sequence there (so whether
+   published figures are on our split).
 
 The copies are written under `--out` (outside the repository; MovieLens is not
 redistributed).
@@ -97,6 +100,44 @@ def tie_order(data_root: Path, out_root: Path, seeds: tuple[int, ...] = TIE_SEED
     return rows
 
 
+SASREC_FILE = "sasrec_ml-1m.txt"
+SASREC_ITEM_MAP = "sasrec_ml-1m_itemmap.tsv"
+"""SASRec's own ML-1M file (`user item` lines in each user's order) and its item ids' MovieIDs,
+where ../shared/data/ml-1m has them."""
+
+
+def sasrec_file_agreement(ml1m: Path) -> dict[str, Any] | None:
+    """How far our ML-1M sequences (the loader and split the presets train on) are SASRec's.
+
+    Published ML-1M figures (SASRec, SASRec+) are computed on SASRec's `ml-1m.txt`; if every
+    user's sequence there equals ours, their test and validation targets are ours too and the
+    figures are on our split.
+
+    Returns:
+        Counts of users whose whole sequence, test item and validation item agree, or None when
+        the folder has no SASRec file.
+    """
+    from attnrec_tf.data.movielens import read_movielens
+    from attnrec_tf.data.sequences import build_sequences
+
+    if not (ml1m / SASREC_FILE).exists() or not (ml1m / SASREC_ITEM_MAP).exists():
+        return None
+    vocabulary, ours, _ = build_sequences(read_movielens(ml1m).interactions)
+    movie = dict(np.loadtxt(ml1m / SASREC_ITEM_MAP, dtype=np.int64, skiprows=1).tolist())
+    rows = np.loadtxt(ml1m / SASREC_FILE, dtype=np.int64)
+    theirs: dict[int, list[int]] = {}
+    for user, item in rows.tolist():
+        theirs.setdefault(user, []).append(movie[item])
+    raw = np.asarray(vocabulary.raw_ids)
+    same = {"sequence": 0, "test": 0, "validation": 0}
+    for user, sequence in zip(ours.users.tolist(), ours.sequences, strict=True):
+        mine, other = raw[np.asarray(sequence) - 1].tolist(), theirs.get(int(user), [])
+        same["sequence"] += mine == other
+        same["test"] += bool(other) and mine[-1] == other[-1]
+        same["validation"] += len(other) > 1 and mine[-2] == other[-2]
+    return {"users": len(ours), "sasrec_users": len(theirs), "rows": len(rows), **same}
+
+
 def seed_row(run: Path) -> dict[str, Any]:
     """One finished run's figures and the settings that group it with its other seeds."""
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
@@ -144,9 +185,20 @@ def _label(config: dict[str, Any]) -> str:
     return " ".join([f"--preset {name}", *flags])
 
 
-def markdown(seeds: dict[str, Any], ties: dict[str, Any]) -> str:
+def markdown(
+    seeds: dict[str, Any], ties: dict[str, Any], sasrec: dict[str, Any] | None = None
+) -> str:
     """The "Noise" section of BENCHMARKS.md."""
     lines = ["## Noise: seeds and the order of tied timestamps", ""]
+    if sasrec:
+        lines += [
+            f"ML-1M against SASRec's own `{SASREC_FILE}` ({sasrec['rows']:,} rows, "
+            f"{sasrec['sasrec_users']:,} users): of our {sasrec['users']:,} users, "
+            f"{sasrec['sequence']:,} have the same whole sequence, {sasrec['test']:,} the same "
+            f"test item and {sasrec['validation']:,} the same validation item. Published "
+            "figures on that file are on our split.",
+            "",
+        ]
     if seeds:
         lines += [
             "Test NDCG@10 and HR@10 of finished runs that differ only in their seed (mean ± sd; "

@@ -507,7 +507,8 @@ def markdown(results: dict[str, Any]) -> str:
         entry = results["noise"]
         runs = ",".join(sorted(entry["seeds"]))
         command = f"python -m benchmarks --suite noise --noise-runs {runs}"
-        lines += source(noise.markdown(entry["seeds"], entry["ties"]), "noise", command)
+        text = noise.markdown(entry["seeds"], entry["ties"], entry.get("sasrec"))
+        lines += source(text, "noise", command)
     if results.get("litert"):
         timed = results["litert"].get("runs", [results["litert"]])
         command = "python -m benchmarks --suite litert --litert-run " + ",".join(
@@ -728,6 +729,7 @@ def run_suites(args: argparse.Namespace) -> None:
         seeds = tuple(int(seed) for seed in args.tie_seeds.split(",") if seed)
         if seeds:
             entry["ties"] = noise.tie_order(args.data_root, args.out / "noise", seeds)
+        entry["sasrec"] = noise.sasrec_file_agreement(args.data_root / "ml-1m")
         save(results, args.results, "noise")
     if args.suite in ("all", "recommend"):
         results["recommend"] = recommend_bench.recommend_suite(args.run, args.out)

@@ -300,8 +300,9 @@ class TrainingData:
         self.crops = None
         positions = int((self.targets > 0).sum())
         rows = len(self.inputs)
-        if config.context_crops:
-            self.crops = ContextCrops.of(train, config.context_crops)
+        crops = ContextCrops.of(train, config.context_crops) if config.context_crops else None
+        if crops is not None and crops.rows:  # no sequence of 3 items: nothing to crop
+            self.crops = crops
             _, first_targets = epoch_crops(self.crops, config.max_len, [config.seed, 0])
             positions += int((first_targets.numpy() > 0).sum())  # about the same every epoch
             rows += self.crops.rows

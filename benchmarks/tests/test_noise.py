@@ -72,3 +72,27 @@ def test_seed_rows_group_by_everything_but_the_seed(tmp_path):
     assert "| movielens-1m | `--preset ml-1m` | 0 | 0.2000 |" in table[0]
     assert "`--preset ml-1m --relative-position-bias False`" in table[1]
     assert "| 0, 1 | 0.1750 ± 0.0071 | 0.3500 ± 0.0141 | 0.1700, 0.1800 |" in table[1]
+
+
+def test_the_sasrec_file_check_counts_users_whose_sequence_and_targets_agree(tmp_path):
+    from benchmarks.noise import sasrec_file_agreement
+
+    assert sasrec_file_agreement(tmp_path) is None  # no SASRec file: nothing to say
+    movies = [10, 20, 30, 40, 50, 60]
+    orders = {u: movies[u - 1 :] + movies[: u - 1] for u in range(1, 7)}  # each rates all six
+    lines = [f"{u}::{m}::4::{1000 + t}\n" for u, seq in orders.items() for t, m in enumerate(seq)]
+    (tmp_path / "ratings.dat").write_text("".join(lines))
+    (tmp_path / "movies.dat").write_text("".join(f"{m}::Film {m} (2000)::Drama\n" for m in movies))
+    ids = {m: i + 1 for i, m in enumerate(movies)}  # SASRec's own item ids
+    theirs = dict(orders)
+    theirs[2] = orders[2][:-2] + orders[2][-2:][::-1]  # the last two swapped: test and validation
+    theirs[3] = orders[3][:1] + orders[3][1:3][::-1] + orders[3][3:]  # an early swap only
+    (tmp_path / "sasrec_ml-1m.txt").write_text(
+        "".join(f"{u} {ids[m]}\n" for u, seq in theirs.items() for m in seq)
+    )
+    (tmp_path / "sasrec_ml-1m_itemmap.tsv").write_text(
+        "sasrec_item_id\tmovie_id\n" + "".join(f"{i}\t{m}\n" for m, i in ids.items())
+    )
+    counts = sasrec_file_agreement(tmp_path)
+    assert counts == {"users": 6, "sasrec_users": 6, "rows": 36, "sequence": 4, "test": 5,
+                      "validation": 5}  # fmt: skip
