@@ -203,10 +203,12 @@ def test_int8_file_is_integer_except_div_and_batch_matmul(exported_run):
     assert scoring and set(scoring) == {"int8"}  # every matmul, incl. the scores, is int8
 
 
-def test_causal_blocks_keep_attention_products_and_the_one_row_last_block_in_float():
+def test_causal_blocks_keep_attention_products_norm_fed_dense_and_last_block_in_float():
     """XNNPACK runs a product of two activations (BATCH_MATMUL) in float only: in int8 it fell
     back to LiteRT's slow kernel. The last block and final norm run on one row, so they stay
-    float (`float_scopes_in_int8`); the first block's dense layers and the scores are int8."""
+    float (`float_scopes_in_int8`), and so do the dense layers that read a LayerNorm
+    (`norms_feeding_float_dense`); the first block's other dense layers and the scores are
+    int8."""
     from ai_edge_litert.interpreter import Interpreter
 
     from attnrec_tf.config import preset
@@ -215,22 +217,26 @@ def test_causal_blocks_keep_attention_products_and_the_one_row_last_block_in_flo
     config = preset("sasrec").replace(max_len=12, num_blocks=2, embedding_dim=16)
     model = build_model(config, 41, None)
     assert tflite.float_scopes_in_int8(model) == ("block_1", "final_norm")
+    assert len(tflite.norms_feeding_float_dense(model)) == 4  # two per block
     rng = np.random.default_rng(0)
     histories = [rng.integers(1, 41, size=rng.integers(2, 20)) for _ in range(30)]
     calibration = tflite.representative_windows(histories, 12, count=20)
     blob = tflite.convert(model, "int8", top_k=5, history_length=12, calibration=calibration)
     interpreter = Interpreter(model_content=blob)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    dense: dict[str, set[str]] = {}
+    dense = []
     for op in interpreter._get_ops_details():
         output = tensors[op["outputs"][0]]
         dtype = np.dtype(output["dtype"]).name
         if op["op_name"] == "BATCH_MATMUL":
             assert dtype == "float32"
         if op["op_name"] == "FULLY_CONNECTED":
-            dense.setdefault(output["name"].split("/")[0], set()).add(dtype)
-    assert dense.pop("block_0_1") == {"int8"} and dense.pop("block_1_1") == {"float32"}
-    assert set().union(*dense.values()) == {"int8"}  # the scores
+            reads = tensors[op["inputs"][0]]["name"]
+            dense.append((output["name"].split("/")[0], "layer_normalization" in reads, dtype))
+    assert {d for scope, _, d in dense if scope == "block_1_1"} == {"float32"}
+    first = [(from_norm, d) for scope, from_norm, d in dense if scope == "block_0_1"]
+    assert sorted(first) == [(False, "int8")] * 3 + [(True, "float32")] * 2  # K/V, out, FFN out
+    assert [d for scope, _, d in dense if not scope.startswith("block_")] == ["int8"]  # scores
 
 
 @pytest.mark.parametrize("kind", ["float32", "int8"])
