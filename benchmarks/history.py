@@ -34,6 +34,7 @@ def history_row(run: Path) -> dict[str, Any]:
         "preset": config.get("preset"),
         "seed": config["seed"],
         "context_crops": config.get("context_crops", 0),
+        "crops_drawn": report.get("training", {}).get("context_crops_drawn") or "once",
         "absolute_positions": config.get("absolute_positions"),
         "epochs": report["epochs_run"],
         "train_seconds": report["train_seconds"],
@@ -74,7 +75,13 @@ def history_markdown(rows: dict[str, Any]) -> str:
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["preset"], row["context_crops"], row["seed"], row["run"])
+    return (row["preset"], _crops(row), row["seed"], row["run"])
+
+
+def _crops(row: dict[str, Any]) -> str:
+    """`3 (every epoch)`, `3 (once)` (crops drawn once per run, before 2026-12-05), or `0`."""
+    crops = row["context_crops"]
+    return f"{crops} ({row.get('crops_drawn', 'once')})" if crops else "0"
 
 
 def _seed_groups(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -82,7 +89,7 @@ def _seed_groups(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         budget = f", {r['time_budget']:.0f} s" if r.get("time_budget") else ""
-        name = f"{r['preset']}, crops {r['context_crops']}{budget}"
+        name = f"{r['preset']}, crops {_crops(r)}{budget}"
         groups.setdefault(name, []).append(r)
     return {
         name: group
@@ -95,7 +102,7 @@ def _row(name: str, r: dict[str, Any], seeds: str, values: list[float], bold: bo
     cells = [fmt(v) for v in values]
     if bold:
         cells = [f"**{c}**" for c in cells]
-    head = f"| {name} | {r['context_crops']} | {seeds} | "
+    head = f"| {name} | {_crops(r)} | {seeds} | "
     if bold:
         return head + "| | " + " | ".join(cells) + " |"
     return head + f"{r['epochs']} | {r['train_seconds']:.0f} | " + " | ".join(cells) + " |"

@@ -201,6 +201,7 @@ def fit_and_evaluate(
             "distribution": distribution.describe(),
             "resumed_from": run.state.resumed_from,
             "test_ranked_by_workers": distribution.num_workers,
+            "context_crops_drawn": CROPS_DRAWN if config.context_crops else None,
         }
     )
     if distribution.is_chief:
@@ -271,6 +272,11 @@ def _training_data(
         )
     data = StreamedTrainingData(prepared, config, distribution)
     return data, streamed_fingerprint(config, data, split, vocab_size, item_features)
+
+
+CROPS_DRAWN = "every epoch"
+"""report.json `training.context_crops_drawn`: when `--context-crops` are drawn (before
+2026-12-05 they were drawn once per run; reports of then have no such field)."""
 
 
 class TrainingData:

@@ -10,7 +10,9 @@ from benchmarks.history import history_markdown, history_row
 LENGTHS = [1, 3, 5, 10, 20, 50, "all"]
 
 
-def _run(root: Path, name: str, seed: int, model: list[float], crops: int = 0) -> Path:
+def _run(
+    root: Path, name: str, seed: int, model: list[float], crops: int = 0, drawn: str | None = None
+) -> Path:
     folder = root / name
     folder.mkdir()
     entry = {
@@ -26,6 +28,7 @@ def _run(root: Path, name: str, seed: int, model: list[float], crops: int = 0) -
         "metrics": {"by_history_length": entry},
         "epochs_run": 4,
         "train_seconds": 12.0,
+        **({"training": {"context_crops_drawn": drawn}} if drawn else {}),
     }
     (folder / "report.json").write_text(json.dumps(report))
     return folder
@@ -53,3 +56,17 @@ def test_history_table_has_each_run_the_seed_mean_and_the_baselines(tmp_path: Pa
     assert "**mean**" not in history_markdown({k: rows[k] for k in ("a", "d")})
     assert any(line.startswith("| item-kNN |") and "0.0500" in line for line in lines)
     assert any(line.startswith("| popularity |") and "0.0100" in line for line in lines)
+
+
+def test_crops_drawn_once_and_every_epoch_are_two_settings(tmp_path: Path) -> None:
+    rows = {
+        f"{drawn}-{seed}": history_row(
+            _run(tmp_path, f"{drawn}-{seed}", seed, [0.1 + seed] * 7, 3, drawn or None)
+        )
+        for drawn in ("", "every epoch")
+        for seed in (0, 1)
+    }
+    means = [line for line in history_markdown(rows).splitlines() if "**mean**" in line]
+    assert len(means) == 2
+    assert means[0].startswith("| **mean** ml-1m, crops 3 (every epoch) | 3 (every epoch) | 0,1")
+    assert means[1].startswith("| **mean** ml-1m, crops 3 (once) | 3 (once) | 0,1")
