@@ -41,7 +41,8 @@ def op_breakdown(model: Path, p50_ms: Callable[[Path], float]) -> dict[str, Any]
             inputs filled in), in ms.
 
     Returns:
-        `{"total_ms", "ops": [{"index", "op", "tensor", "ms"}], "by_op": {op: ms}}`.
+        `{"total_ms", "ops": [{"index", "op", "tensor", "ms"}], "by_op": {op: ms},
+        "refused": [indices of cuts LiteRT would not run]}`.
     """
     from attnrec_tf.export.litert import litert
     from attnrec_tf.export.tflite import op_names
@@ -56,8 +57,15 @@ def op_breakdown(model: Path, p50_ms: Callable[[Path], float]) -> dict[str, Any]
         for cut in range(1, count + 1):
             path = Path(folder) / f"cut{cut}.tflite"
             path.write_bytes(_prefix(full, cut, size_hint=len(blob)))
-            cumulative.append(min(p50_ms(path) for _ in range(REPEATS)))
-    curve = np.minimum.accumulate(np.asarray(cumulative)[::-1])[::-1]
+            cumulative.append(_fastest(p50_ms, path))
+    if np.isnan(cumulative[-1]):
+        raise RuntimeError(f"LiteRT could not run {model}")
+    # a cut the runtime refused (NaN) counts as the cut before it: its op's time goes to the
+    # next op's share
+    filled = np.asarray(cumulative)
+    for gap in np.flatnonzero(np.isnan(filled)).tolist():
+        filled[gap] = filled[gap - 1] if gap else 0.0
+    curve = np.minimum.accumulate(filled[::-1])[::-1]
     shares = np.diff(np.concatenate([[0.0], curve]))
     tensors = full.subgraphs[0].tensors
     ops: list[dict[str, Any]] = []
@@ -68,7 +76,17 @@ def op_breakdown(model: Path, p50_ms: Callable[[Path], float]) -> dict[str, Any]
         tensor = name.decode() if isinstance(name, bytes) else str(name)
         ops.append({"index": index, "op": op, "tensor": tensor, "ms": float(share)})
         by_op[op] += float(share)
-    return {"total_ms": float(curve[-1]), "ops": ops, "by_op": dict(by_op)}
+    refused = [index for index, value in enumerate(cumulative) if np.isnan(value)]
+    return {"total_ms": float(curve[-1]), "ops": ops, "by_op": dict(by_op), "refused": refused}
+
+
+def _fastest(p50_ms: Callable[[Path], float], path: Path) -> float:
+    """The fastest of `REPEATS` timings of a cut, or NaN if LiteRT will not run it (a cut
+    whose output the compiled model cannot hand back, e.g. a hybrid op's internal tensor)."""
+    try:
+        return min(p50_ms(path) for _ in range(REPEATS))
+    except RuntimeError:
+        return float("nan")
 
 
 def _prefix(model: Any, cut: int, *, size_hint: int) -> bytes:
@@ -98,4 +116,9 @@ def breakdown_markdown(name: str, result: dict[str, Any]) -> str:
     lines += [f"| {row['op']} | `{row['tensor'][:60]}` | {row['ms']:.3f} |" for row in top]
     by_op = sorted(result["by_op"].items(), key=lambda item: -item[1])
     lines += ["", "By op type: " + ", ".join(f"{op} {ms:.2f}" for op, ms in by_op if ms >= 0.005)]
+    if result.get("refused"):
+        lines.append(
+            f"({len(result['refused'])} cuts LiteRT would not run; each of their ops' time is "
+            "in the next op's share.)"
+        )
     return "\n".join(lines) + "\n"

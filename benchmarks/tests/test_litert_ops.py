@@ -55,3 +55,15 @@ def test_a_slower_short_cut_never_gives_a_negative_share(three_ops: Path) -> Non
     result = op_breakdown(three_ops, lambda path: next(timings))
     assert [round(row["ms"], 3) for row in result["ops"]] == [0.2, 0.0, 0.2]
     assert "| ADD | " in breakdown_markdown("x/three.tflite", result)
+
+
+def test_a_cut_the_runtime_refuses_gives_its_time_to_the_next_op(three_ops: Path) -> None:
+    def p50_ms(path: Path) -> float:
+        if path.name == "cut2.tflite":
+            raise RuntimeError("CompiledModel error: code=3")
+        return {"cut1.tflite": 0.1, "cut3.tflite": 0.5}[path.name]
+
+    result = op_breakdown(three_ops, p50_ms)
+    assert [round(row["ms"], 3) for row in result["ops"]] == [0.1, 0.0, 0.4]
+    assert result["refused"] == [1]
+    assert "1 cuts LiteRT would not run" in breakdown_markdown("x", result)
