@@ -143,12 +143,17 @@ def seed_row(run: Path) -> dict[str, Any]:
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
     config = {**_field_defaults(), **report["config"]}  # a run older than a field: its default
     setting = {k: v for k, v in sorted(config.items()) if k not in IGNORED}
+    label = _label(config)
+    if config.get("context_crops"):  # crops drawn once per run (older runs) or every epoch
+        drawn = report.get("training", {}).get("context_crops_drawn") or "once"
+        setting["context_crops_drawn"] = drawn
+        label += f" (crops drawn {drawn})"
     keras = report["metrics"]["keras"]
     return {
         "path": str(run),
         "dataset": report["dataset"]["name"],
         "setting": json.dumps(setting, sort_keys=True),
-        "label": _label(config),
+        "label": label,
         "seed": config["seed"],
         "ndcg@10": keras["ndcg@10"],
         "hr@10": keras["hr@10"],

@@ -44,9 +44,10 @@ def test_shuffled_ties_permute_inside_each_tied_block_only(tmp_path):
     assert len(orders) == 12  # 2! x 3! orders, all reached
 
 
-def _report(run, seed, ndcg, **config):
+def _report(run, seed, ndcg, drawn=None, **config):
     run.mkdir(parents=True)
     report = {
+        "training": {"context_crops_drawn": drawn},
         "config": {**preset("ml-1m").to_dict(), "preset": "ml-1m", "seed": seed, **config},
         "dataset": {"name": "movielens-1m"},
         "metrics": {"keras": {"ndcg@10": ndcg, "hr@10": 2 * ndcg}},
@@ -64,14 +65,16 @@ def test_seed_rows_group_by_everything_but_the_seed(tmp_path):
             _report(tmp_path / "a0", 0, 0.17, relative_position_bias=False),
             _report(tmp_path / "a1", 1, 0.18, relative_position_bias=False),
             _report(tmp_path / "b0", 0, 0.20),
+            _report(tmp_path / "c0", 0, 0.21, drawn="every epoch"),
         )
     }
     text = noise.markdown(rows, {})
     table = [line for line in text.splitlines() if line.startswith("| movielens-1m")]
-    assert len(table) == 2
-    assert "| movielens-1m | `--preset ml-1m` | 0 | 0.2000 |" in table[0]
-    assert "`--preset ml-1m --relative-position-bias False`" in table[1]
-    assert "| 0, 1 | 0.1750 ± 0.0071 | 0.3500 ± 0.0141 | 0.1700, 0.1800 |" in table[1]
+    assert len(table) == 3
+    assert "| movielens-1m | `--preset ml-1m (crops drawn every epoch)` | 0 | 0.2100 |" in table[0]
+    assert "| movielens-1m | `--preset ml-1m (crops drawn once)` | 0 | 0.2000 |" in table[1]
+    assert "`--preset ml-1m --relative-position-bias False (crops drawn once)`" in table[2]
+    assert "| 0, 1 | 0.1750 ± 0.0071 | 0.3500 ± 0.0141 | 0.1700, 0.1800 |" in table[2]
 
 
 def test_the_sasrec_file_check_counts_users_whose_sequence_and_targets_agree(tmp_path):
