@@ -133,6 +133,8 @@ def training_dataset(
 
     all_inputs, all_targets = tf.constant(inputs), tf.constant(targets)
     num_rows = len(inputs) + (crops.rows if crops is not None else 0)
+    if num_rows == 0:  # nothing to shuffle (index_shuffle refuses an empty range)
+        return _with_options(tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(1))
 
     def epoch_key() -> tf.Tensor:
         return tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
