@@ -305,6 +305,14 @@ class Config:
         "(report.json metrics.by_history_length measures it). 0 = off.",
         check=NON_NEGATIVE_INT,
     )
+    skip_first_picks: int = option(
+        0,
+        "Leave out the loss of predicting a user's 2nd ... (N+1)-th item from their first N "
+        "picks: in MovieLens these are sign-up ratings, which teach a short context to mean "
+        "'a new user' rather than 'these are my latest picks'; --context-crops trains short "
+        "contexts instead. 0 = off.",
+        check=NON_NEGATIVE_INT,
+    )
     length_buckets: bool = option(
         True,
         "Batch windows of similar length together and cut each batch to its longest window, "

@@ -81,6 +81,7 @@ FLAGS_ADDED_SINCE = [
     "--block",
     "--relative-position-bias",
     "--no-relative-position-bias",
+    "--skip-first-picks",
 ]
 
 

@@ -48,6 +48,7 @@ def training_arrays(
     max_len: int,
     *,
     all_windows: bool = False,
+    skip_first_picks: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Builds (inputs, next-item targets) for every position of every training sequence.
 
@@ -59,23 +60,32 @@ def training_arrays(
         all_windows: If False (SASRec), only the most recent `max_len + 1` items of a sequence
             are used. If True, a sequence longer than that is cut into windows that end at its
             last item and every `max_len` items before it, so no interaction is left out.
+        skip_first_picks: In a window that starts at the sequence's first item, leave out (set
+            to 0) the targets of the first `skip_first_picks` positions: the loss of predicting
+            a user's 2nd ... `(skip_first_picks + 1)`-th item from their first picks.
 
     Returns:
         `(inputs, targets)`, both int32 of shape `(num_windows, max_len)`, where `targets[:, t]`
         is the item that followed `inputs[:, t]`, and 0 where the input is padding.
     """
-    windows = []
+    windows, opening = [], []
     for seq in train_sequences:
         if len(seq) < 2:
             continue
         end = len(seq)
         while True:
             windows.append(seq[max(0, end - max_len - 1) : end])
+            opening.append(end - max_len - 1 <= 0)
             end -= max_len
             if not all_windows or end < 2:
                 break
     inputs = pad_left([w[:-1] for w in windows], max_len)
     targets = pad_left([w[1:] for w in windows], max_len)
+    if skip_first_picks:
+        # The window's real targets start at column `max_len - (len(window) - 1)`.
+        for row in np.flatnonzero(opening):
+            first = max_len - (len(windows[row]) - 1)
+            targets[row, first : first + skip_first_picks] = 0
     return inputs, targets
 
 
@@ -163,18 +173,28 @@ class _EpochRows:
     """
 
     def __init__(self, inputs: Any, targets: Any, crops: ContextCrops | None, key: Any) -> None:
-        import tensorflow as tf
 
         self.inputs, self.targets = inputs, targets
         self.num_windows = int(inputs.shape[0])
-        lengths = tf.reduce_sum(tf.cast(targets > 0, tf.int64), axis=1)
         self.crop_inputs = self.crop_targets = None
         if crops is not None:
             width = int(inputs.shape[1])
             self.crop_inputs, self.crop_targets = epoch_crops(crops, width, key)
-            crop_lengths = tf.reduce_sum(tf.cast(self.crop_targets > 0, tf.int64), axis=1)
-            lengths = tf.concat([lengths, crop_lengths], axis=0)
-        self.lengths = lengths  # real positions of each row, windows first
+
+    def lengths(self) -> Any:
+        """int64 `(rows,)`: the real items of each row's history, windows first.
+
+        Counted on the inputs, not the targets: a target may be left out (`skip_first_picks`)
+        while its item is still context for the positions after it.
+        """
+        import tensorflow as tf
+
+        def real(rows: Any) -> Any:
+            return tf.reduce_sum(tf.cast(rows > 0, tf.int64), axis=1)
+
+        if self.crop_inputs is None:
+            return real(self.inputs)
+        return tf.concat([real(self.inputs), real(self.crop_inputs)], axis=0)
 
     def gather(self, picked: Any) -> tuple[Any, Any]:
         """The rows `picked` (int64 indices over windows then crops) as `(inputs, targets)`."""
@@ -208,12 +228,13 @@ def _bucketed_batches(
     import tensorflow as tf
 
     width = int(rows.inputs.shape[1])
+    lengths = rows.lengths()
     num_batches = -(-num_rows // batch_size)
     chunk = tf.range(num_rows, dtype=tf.int64) // (batch_size * BUCKET_CHUNK_BATCHES)
     shuffled = tf.random.experimental.index_shuffle(
         tf.range(num_rows, dtype=tf.int64), seed=key, max_index=max(num_rows - 1, 0)
     )
-    by_length = tf.argsort(chunk * (width + 1) + tf.gather(rows.lengths, shuffled), stable=True)
+    by_length = tf.argsort(chunk * (width + 1) + tf.gather(lengths, shuffled), stable=True)
     order = tf.gather(shuffled, by_length)  # chunks of the permutation, each sorted
     which = tf.random.experimental.index_shuffle(
         tf.range(num_batches, dtype=tf.int64),
@@ -225,7 +246,7 @@ def _bucketed_batches(
         start = which[index] * batch_size
         picked = order[start : start + batch_size]
         x, y = rows.gather(picked)
-        longest = tf.reduce_max(tf.gather(rows.lengths, picked))
+        longest = tf.reduce_max(tf.gather(lengths, picked))
         cut = (longest + WIDTH_MULTIPLE - 1) // WIDTH_MULTIPLE * WIDTH_MULTIPLE
         cut = tf.minimum(cut, width)
         return x[:, width - cut :], y[:, width - cut :]

@@ -79,18 +79,23 @@ def worker_files(files: Sequence[str], num_workers: int = 1, worker_index: int =
     return list(files[worker_index::num_workers])
 
 
-def check_streamable(context_crops: int) -> None:
+def check_streamable(context_crops: int, skip_first_picks: int = 0) -> None:
     """Raises ConfigError when an option cannot be streamed from prepared shards.
 
     Raises:
         ConfigError: `--context-crops` above 0 (its crops are drawn in numpy, sequence by
-            sequence, in an order a stream cannot reproduce).
+            sequence, in an order a stream cannot reproduce), or `--skip-first-picks` above 0
+            (it goes with the crops).
     """
-    if context_crops:
-        raise ConfigError(
-            "--context-crops is not available when --data is a prepared folder "
-            "(train from the log, or set --context-crops 0)"
-        )
+    for flag, value in (
+        ("--context-crops", context_crops),
+        ("--skip-first-picks", skip_first_picks),
+    ):
+        if value:
+            raise ConfigError(
+                f"{flag} is not available when --data is a prepared folder "
+                f"(train from the log, or set {flag} 0)"
+            )
 
 
 def _windows(train: Any, max_len: int, all_windows: bool) -> tuple[Any, Any]:

@@ -301,7 +301,10 @@ class TrainingData:
 
         self.config = config
         self.inputs, self.targets = training_arrays(
-            train, config.max_len, all_windows=config.all_windows
+            train,
+            config.max_len,
+            all_windows=config.all_windows,
+            skip_first_picks=config.skip_first_picks,
         )
         self.crops = None
         positions = int((self.targets > 0).sum())
@@ -377,7 +380,7 @@ class StreamedTrainingData:
         from attnrec_tf.data import shards, stream
         from attnrec_tf.errors import DataError
 
-        stream.check_streamable(config.context_crops)
+        stream.check_streamable(config.context_crops, config.skip_first_picks)
         self.config, self.folder = config, Path(folder)
         self.manifest = shards.read_manifest(folder)
         self.files = shards.shard_files(folder, self.manifest)

@@ -34,6 +34,25 @@ def test_all_windows_cover_every_transition_once():
     assert pairs == {(i, i + 1) for i in range(1, 10)}
 
 
+def test_skip_first_picks_leaves_out_only_the_first_targets_of_windows_that_open_a_sequence():
+    seq = np.arange(1, 11, dtype=np.int32)
+    x, y = training_arrays([seq, np.array([20, 21, 22])], 4, all_windows=True, skip_first_picks=2)
+    plain_x, plain_y = training_arrays([seq, np.array([20, 21, 22])], 4, all_windows=True)
+    assert (x == plain_x).all()  # every item is still context
+    # [6..9] and [2..5] start mid-sequence: kept; [1] opens it: its one target left out;
+    # [20, 21] opens its sequence: both its targets (21 from 20, 22 from 20, 21) left out.
+    assert y.tolist() == [[7, 8, 9, 10], [3, 4, 5, 6], [0, 0, 0, 0], [0, 0, 0, 0]]
+    _, y1 = training_arrays([seq], 20, skip_first_picks=1)
+    assert y1[0, -9:].tolist() == [0, 3, 4, 5, 6, 7, 8, 9, 10]
+
+
+def test_bucketing_keeps_the_context_of_left_out_targets():
+    x, y = training_arrays([np.arange(1, 12, dtype=np.int32)], 16, skip_first_picks=4)
+    ((batch_x, batch_y),) = list(training_dataset(x, y, batch_size=1, seed=0, bucket=True))
+    assert batch_x.numpy()[0, -10:].tolist() == list(range(1, 11))  # 10 items: cut to 16
+    assert batch_y.numpy()[0].tolist() == y[0].tolist()
+
+
 def _ragged(num_rows=300, width=24, seed=0):
     lengths = np.random.default_rng(seed).integers(1, width + 1, num_rows)
     inputs = np.zeros((num_rows, width), np.int32)

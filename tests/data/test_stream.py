@@ -174,6 +174,8 @@ def test_every_worker_runs_the_global_number_of_steps(synthetic) -> None:
 def test_context_crops_are_refused_for_streams() -> None:
     with pytest.raises(ConfigError, match="--context-crops"):
         stream.check_streamable(context_crops=2)
+    with pytest.raises(ConfigError, match="--skip-first-picks"):
+        stream.check_streamable(context_crops=0, skip_first_picks=1)
     stream.check_streamable(context_crops=0)
 
 
