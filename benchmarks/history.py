@@ -35,6 +35,7 @@ def history_row(run: Path) -> dict[str, Any]:
         "seed": config["seed"],
         "context_crops": config.get("context_crops", 0),
         "crops_drawn": report.get("training", {}).get("context_crops_drawn") or "once",
+        "skip_first_picks": config.get("skip_first_picks", 0),
         "absolute_positions": config.get("absolute_positions"),
         "epochs": report["epochs_run"],
         "train_seconds": report["train_seconds"],
@@ -79,9 +80,12 @@ def _key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _crops(row: dict[str, Any]) -> str:
-    """`3 (every epoch)`, `3 (once)` (crops drawn once per run, before 2026-12-05), or `0`."""
+    """`3 (every epoch)`, `3 (once)` (crops drawn once per run, before 2026-12-05), or `0`;
+    then `, first 5 picks skipped` with `--skip-first-picks 5`."""
     crops = row["context_crops"]
-    return f"{crops} ({row.get('crops_drawn', 'once')})" if crops else "0"
+    text = f"{crops} ({row.get('crops_drawn', 'once')})" if crops else "0"
+    skipped = row.get("skip_first_picks", 0)
+    return text + (f", first {skipped} picks skipped" if skipped else "")
 
 
 def _seed_groups(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

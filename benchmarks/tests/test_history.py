@@ -11,7 +11,13 @@ LENGTHS = [1, 3, 5, 10, 20, 50, "all"]
 
 
 def _run(
-    root: Path, name: str, seed: int, model: list[float], crops: int = 0, drawn: str | None = None
+    root: Path,
+    name: str,
+    seed: int,
+    model: list[float],
+    crops: int = 0,
+    drawn: str | None = None,
+    skip: int = 0,
 ) -> Path:
     folder = root / name
     folder.mkdir()
@@ -23,7 +29,12 @@ def _run(
         "item_knn": {"ndcg@10": [0.05] * 7, "hr@10": [0.1] * 7},
     }
     report = {
-        "config": {"preset": "ml-1m", "seed": seed, "context_crops": crops},
+        "config": {
+            "preset": "ml-1m",
+            "seed": seed,
+            "context_crops": crops,
+            **({"skip_first_picks": skip} if skip else {}),
+        },
         "dataset": {"name": "ml-1m"},
         "metrics": {"by_history_length": entry},
         "epochs_run": 4,
@@ -70,3 +81,18 @@ def test_crops_drawn_once_and_every_epoch_are_two_settings(tmp_path: Path) -> No
     assert len(means) == 2
     assert means[0].startswith("| **mean** ml-1m, crops 3 (every epoch) | 3 (every epoch) | 0,1")
     assert means[1].startswith("| **mean** ml-1m, crops 3 (once) | 3 (once) | 0,1")
+
+
+def test_skipped_first_picks_are_their_own_setting(tmp_path: Path) -> None:
+    rows = {
+        f"{skip}-{seed}": history_row(
+            _run(tmp_path, f"{skip}-{seed}", seed, [0.1] * 7, 3, "every epoch", skip)
+        )
+        for skip in (0, 5)
+        for seed in (0, 1)
+    }
+    means = [line for line in history_markdown(rows).splitlines() if "**mean**" in line]
+    assert [line.split(" | ")[1] for line in means] == [
+        "3 (every epoch)",
+        "3 (every epoch), first 5 picks skipped",
+    ]
