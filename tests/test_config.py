@@ -49,6 +49,7 @@ def test_ml1m_preset_is_the_sasrec_recipe_within_30_minutes():
     same = ("max_len", "num_blocks", "num_heads", "dropout", "embedding_dim", "block_norm")
     assert all(getattr(ml1m, name) == getattr(sasrec, name) for name in same)
     assert ml1m.context_crops == 3 and sasrec.context_crops == 0  # the short-history recipe
+    assert ml1m.skip_first_picks == 5 and sasrec.skip_first_picks == 0
     assert ml1m.relative_position_bias and not sasrec.relative_position_bias
 
 
