@@ -395,8 +395,9 @@ PRESETS["sasrec"] = {
 # Three random context crops per user teach it to recommend from a few recent picks (a short or
 # truncated history), at the same full-history accuracy, and leaving out the loss of each user's
 # first five picks (sign-up ratings) keeps a short context meaning "my latest picks"
-# (BENCHMARKS.md, "NDCG@10 by history length"). A learned relative-position attention bias lifts test NDCG@10 at equal time
-# (BENCHMARKS.md, "Noise": three seeds each on ML-1M and ML-100K).
+# (BENCHMARKS.md, "NDCG@10 by history length"). A learned relative-position attention bias
+# lifts test NDCG@10 at equal time (BENCHMARKS.md, "Noise": three seeds each on ML-1M and
+# ML-100K).
 PRESETS["ml-1m"] = {
     **PRESETS["sasrec"],
     "learning_rate": 2e-3,

@@ -173,7 +173,6 @@ class _EpochRows:
     """
 
     def __init__(self, inputs: Any, targets: Any, crops: ContextCrops | None, key: Any) -> None:
-
         self.inputs, self.targets = inputs, targets
         self.num_windows = int(inputs.shape[0])
         self.crop_inputs = self.crop_targets = None

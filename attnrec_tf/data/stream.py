@@ -85,7 +85,7 @@ def check_streamable(context_crops: int, skip_first_picks: int = 0) -> None:
     Raises:
         ConfigError: `--context-crops` above 0 (its crops are drawn in numpy, sequence by
             sequence, in an order a stream cannot reproduce), or `--skip-first-picks` above 0
-            (it goes with the crops).
+            (not implemented for the windows a stream cuts).
     """
     for flag, value in (
         ("--context-crops", context_crops),
