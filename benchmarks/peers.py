@@ -434,7 +434,14 @@ def peers_markdown(entries: dict[str, Any]) -> str:
         "position, the SASRec+ settings) stops by our budget rule: no epoch is started that",
         "would end past the budget. RecBole's epochs can outlast the budget, so it is also",
         "validated every `probe` seconds inside an epoch on a paused clock, and its budget is",
-        "checked before every batch.",
+        "checked before every batch. RecBole is not in the ML-1M table because its SASRec",
+        "cannot be fed whole sequences: `SASRec.forward` returns the last position only",
+        "(`gather_indexes(output, item_seq_len - 1)`) and the CE loss scores that one position,",
+        "so RecBole trains one example per prefix (981,491 windows of up to 200 items an epoch",
+        "on ML-1M, each encoded whole for one target) where RecTools and ours train every",
+        "position of 6,040 windows; 1,800 s covered a few percent of one epoch",
+        "(benchmarks/NOTES.md). Feeding it whole sequences would need its model changed,",
+        "which would no longer be RecBole's SASRec.",
     ]
     for key in sorted(entries):
         entry = entries[key]
