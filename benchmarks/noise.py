@@ -144,6 +144,8 @@ def seed_row(run: Path) -> dict[str, Any]:
     config = {**_field_defaults(), **report["config"]}  # a run older than a field: its default
     setting = {k: v for k, v in sorted(config.items()) if k not in IGNORED}
     label = _label(config)
+    if report.get("loss_choice", {}).get("reason", "").endswith("(given)"):
+        label += f" --loss {config['loss']}"  # a preset's "auto" loss was overridden
     if config.get("context_crops"):  # crops drawn once per run (older runs) or every epoch
         drawn = report.get("training", {}).get("context_crops_drawn") or "once"
         setting["context_crops_drawn"] = drawn

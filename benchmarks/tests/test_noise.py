@@ -44,9 +44,10 @@ def test_shuffled_ties_permute_inside_each_tied_block_only(tmp_path):
     assert len(orders) == 12  # 2! x 3! orders, all reached
 
 
-def _report(run, seed, ndcg, drawn=None, **config):
+def _report(run, seed, ndcg, drawn=None, loss_reason="--loss auto: 3,416 items", **config):
     run.mkdir(parents=True)
     report = {
+        "loss_choice": {"reason": loss_reason},
         "training": {"context_crops_drawn": drawn},
         "config": {**preset("ml-1m").to_dict(), "preset": "ml-1m", "seed": seed, **config},
         "dataset": {"name": "movielens-1m"},
@@ -66,11 +67,15 @@ def test_seed_rows_group_by_everything_but_the_seed(tmp_path):
             _report(tmp_path / "a1", 1, 0.18, relative_position_bias=False),
             _report(tmp_path / "b0", 0, 0.20),
             _report(tmp_path / "c0", 0, 0.21, drawn="every epoch"),
+            _report(tmp_path / "d0", 0, 0.15, loss="sampled", loss_reason="--loss sampled (given)"),
         )
     }
     text = noise.markdown(rows, {})
     table = [line for line in text.splitlines() if line.startswith("| movielens-1m")]
-    assert len(table) == 3
+    assert len(table) == 4
+    given = [row for row in table if "0.1500" in row]  # a given --loss is a flag of the row
+    assert given == [row for row in table if "`--preset ml-1m --loss sampled (crops" in row]
+    table.remove(given[0])
     assert "| movielens-1m | `--preset ml-1m (crops drawn every epoch)` | 0 | 0.2100 |" in table[0]
     assert "| movielens-1m | `--preset ml-1m (crops drawn once)` | 0 | 0.2000 |" in table[1]
     assert "`--preset ml-1m --relative-position-bias False (crops drawn once)`" in table[2]
