@@ -441,8 +441,7 @@ def peers_markdown(entries: dict[str, Any]) -> str:
         "on ML-1M, each encoded whole for one target) where RecTools and ours train every",
         "position of 6,040 windows; one batch of 2,048 and one validation took 163 s there,",
         "so 1,800 s would cover a few percent of an epoch (benchmarks/NOTES.md). Feeding it",
-        "whole sequences would need its model changed,",
-        "which would no longer be RecBole's SASRec.",
+        "whole sequences would need its model changed: it would no longer be RecBole's SASRec.",
     ]
     for key in sorted(entries):
         entry = entries[key]
