@@ -392,8 +392,8 @@ PRESETS["sasrec"] = {
 # MovieLens-1M in 30 minutes on 2 CPU cores: the `sasrec` recipe (it beat the pooling heads at
 # equal budget, BENCHMARKS.md) with twice the learning rate and a cosine schedule over 80
 # epochs, which the 1,800-s `time_budget` cuts (after about 53 on this project's machine, the
-# rate still near a quarter of its peak: a cosine ending inside the budget raised validation
-# but not test NDCG@10, the repository's benchmarks/NOTES.md).
+# rate still near a quarter of its peak; a cosine ended inside the budget is measured in the
+# repository's benchmarks/NOTES.md, on one seed so far).
 # Three random context crops per user teach it to recommend from a few recent picks (a short or
 # truncated history), at the same full-history accuracy, and leaving out the loss of each user's
 # first five picks (sign-up ratings) keeps a short context meaning "my latest picks"
