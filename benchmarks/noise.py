@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,9 @@ def seed_row(run: Path) -> dict[str, Any]:
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
     config = {**_field_defaults(), **report["config"]}  # a run older than a field: its default
     setting = {k: v for k, v in sorted(config.items()) if k not in IGNORED}
-    label = _label(config)
-    if report.get("loss_choice", {}).get("reason", "").endswith("(given)"):
-        label += f" --loss {config['loss']}"  # a preset's "auto" loss was overridden
+    # Only the report knows whether a preset's "auto" loss was resolved or given as a flag.
+    loss_given = report.get("loss_choice", {}).get("reason", "").endswith("(given)")
+    label = _label(config, {"loss"} if loss_given else set())
     if config.get("context_crops"):  # crops drawn once per run (older runs) or every epoch
         drawn = report.get("training", {}).get("context_crops_drawn") or "once"
         setting["context_crops_drawn"] = drawn
@@ -175,8 +176,12 @@ def _field_defaults() -> dict[str, Any]:
     return {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
 
 
-def _label(config: dict[str, Any]) -> str:
-    """The run's preset and the flags that differ from it (the seed aside)."""
+def _label(config: dict[str, Any], given: AbstractSet[str] = frozenset()) -> str:
+    """The run's preset and the flags that differ from it (the seed aside).
+
+    A preset's "auto" or unset value is resolved per data set, so it counts as a flag only
+    when its key is in `given`.
+    """
     from attnrec_tf.config import preset
 
     name = config.get("preset") or "default"
@@ -186,9 +191,9 @@ def _label(config: dict[str, Any]) -> str:
         for key, value in sorted(config.items())
         if key in base
         and key not in IGNORED
-        and base[key] not in ("auto", None)
+        and (base[key] not in ("auto", None) or key in given)
         and base[key] != value
-    ]  # a preset's "auto" or unset value is resolved per data set: not a flag given
+    ]
     return " ".join([f"--preset {name}", *flags])
 
 
