@@ -273,7 +273,8 @@ class Config:
     lr_schedule: str = option(
         "constant",
         "constant, or cosine (one epoch of linear warm-up, then cosine decay to 1% of "
-        "--learning-rate at the last epoch).",
+        "--learning-rate at the last epoch; with --time-budget, at the epoch after which the "
+        "budget will stop training when that comes first, estimated anew every epoch).",
         choices=("constant", "cosine"),
     )
     weight_decay: float = option(

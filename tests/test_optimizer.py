@@ -19,6 +19,37 @@ def test_cosine_warms_up_then_decays_to_one_percent():
     np.testing.assert_allclose(rates[40], 0.0001, rtol=1e-3)  # 1% at the end
 
 
+def test_a_time_budget_gets_the_movable_cosine_with_keras_rates():
+    from attnrec_tf.training.optimizer import BudgetCosineDecay
+
+    config = Config(learning_rate=0.01, lr_schedule="cosine", epochs=4)
+    keras_schedule = learning_rate(config, steps_per_epoch=10)
+    budgeted = learning_rate(config.replace(time_budget=60.0), steps_per_epoch=10)
+    assert type(keras_schedule) is keras.optimizers.schedules.CosineDecay
+    assert isinstance(budgeted, BudgetCosineDecay)
+    steps = range(0, 45)  # past the end too
+    np.testing.assert_allclose(
+        [float(budgeted(step)) for step in steps],
+        [float(keras_schedule(step)) for step in steps],
+        rtol=1e-6,
+    )
+
+
+def test_the_movable_cosine_ends_where_it_is_moved():
+    from attnrec_tf.training.optimizer import BudgetCosineDecay
+
+    schedule = BudgetCosineDecay(0.001, 0.01, warmup_steps=10, decay_steps=70, alpha=0.01)
+    schedule.set_decay_steps(20)  # the cosine now ends at step 30, not 80
+    # Halfway (step 20): 0.01 * (0.01 + 0.99 * (1 + cos(pi / 2)) / 2) = 0.00505.
+    np.testing.assert_allclose(float(schedule(20)), 0.00505, rtol=1e-5)
+    np.testing.assert_allclose(float(schedule(30)), 0.0001, rtol=1e-4)
+    np.testing.assert_allclose(float(schedule(50)), 0.0001, rtol=1e-4)
+    np.testing.assert_allclose(float(schedule(5)), 0.0055, rtol=1e-5)  # warm-up unchanged
+    config = keras.optimizers.Adam(schedule).get_config()
+    restored = keras.optimizers.Adam.from_config(config)  # registered: a saved model reloads
+    np.testing.assert_allclose(float(restored.learning_rate), 0.001, rtol=1e-5)
+
+
 def test_weight_decay_selects_adamw():
     assert isinstance(make_optimizer(Config(weight_decay=0.01), 3), keras.optimizers.AdamW)
     assert type(make_optimizer(Config(), 3)) is keras.optimizers.Adam

@@ -1,5 +1,6 @@
 """Keras callbacks of a training run: full-ranking validation, a time budget, an atomic best
-checkpoint, resumable early stopping, and the callback that saves the resume state.
+checkpoint, resumable early stopping, and the callback that saves the resume state; with a
+time budget and the cosine schedule, `CosineToBudget` ends the schedule where the budget will.
 
 Order in `fit(callbacks=[...])`: `FullRankingValidation` first (it adds `val_ndcg@10` to the
 epoch logs), then the callbacks that read it (`TimeBudget`, `AtomicBestCheckpoint`,
@@ -34,6 +35,8 @@ from attnrec_tf import atomic
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.evaluate import ScoreFn, evaluate_split, keras_score_fn
+from attnrec_tf.training.distribute import Distribution, broadcast_from_chief
+from attnrec_tf.training.optimizer import BudgetCosineDecay
 from attnrec_tf.training.resume_state import TrainingState, json_value
 
 
@@ -141,6 +144,62 @@ class TimeBudget(keras.callbacks.Callback):
                 f"(~{last:.0f}s) would not fit; stopping",
                 flush=True,
             )
+
+
+class CosineToBudget(keras.callbacks.Callback):
+    """Ends a `BudgetCosineDecay` at the epoch after which `TimeBudget` will stop training.
+
+    Before each epoch after the first, with `used` the seconds so far and `p` the mean length
+    of the last (up to) three epochs, the first left out once there are others (its time
+    includes tracing), `TimeBudget` lets `floor((budget - used) / p)` more epochs run; the
+    cosine is set to end with the last of them, or with epoch `epochs` if that comes first.
+    The estimate is renewed every epoch, so a slower or faster machine moves the end.
+
+    Args:
+        schedule: The optimizer's schedule.
+        validation: The run's `FullRankingValidation` (its rows' `seconds`).
+        seconds: The time budget (> 0).
+        epochs: The run's maximum number of epochs.
+        steps_per_epoch: Batches per epoch.
+        distribution: With several workers, every worker takes the chief's estimate (their
+            clocks differ, and replicas must step with one rate).
+    """
+
+    def __init__(
+        self,
+        schedule: BudgetCosineDecay,
+        validation: FullRankingValidation,
+        seconds: float,
+        epochs: int,
+        steps_per_epoch: int,
+        distribution: Distribution | None = None,
+    ) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self.validation = validation
+        self.budget = float(seconds)
+        self.epochs = int(epochs)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.distribution = distribution
+
+    def last_epoch(self) -> int | None:
+        """The epoch (1-based) after which training is expected to stop; None before any."""
+        ends = [row["seconds"] for row in self.validation.history]
+        if not ends:
+            return None
+        lengths = np.diff([0.0, *ends])
+        recent = lengths[1:][-3:] if len(lengths) > 1 else lengths
+        per_epoch = max(float(np.mean(recent)), 1e-9)
+        more = max(0, int((self.budget - ends[-1]) // per_epoch))
+        return min(self.epochs, len(ends) + more)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        last = self.last_epoch()
+        if last is None:
+            return
+        self.schedule.set_decay_steps(last * self.steps_per_epoch - self.schedule.warmup_steps)
+        if self.distribution is not None:
+            broadcast_from_chief(self.distribution, [self.schedule.decay_steps])
 
 
 class AtomicBestCheckpoint(keras.callbacks.Callback):

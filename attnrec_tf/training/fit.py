@@ -173,7 +173,7 @@ def fit_and_evaluate(
     data, fingerprint = _training_data(
         config, split, vocab_size, item_features, prepared, distribution
     )
-    model = _compiled_model(config, vocab_size, item_features, data, distribution)
+    model, schedule = _compiled_model(config, vocab_size, item_features, data, distribution)
     evaluation = eval_split or split
     validating = per_epoch_validation(evaluation, vocab_size, validation_users, config.seed)
     fingerprint += f":validation={len(validating.users)}"
@@ -188,6 +188,7 @@ def fit_and_evaluate(
         distribution,
         backup_every_steps,
         of_users=len(evaluation.users),
+        schedule=schedule,
     )
 
     # One process only: a worker saving alone would wait forever for the others' collectives.
@@ -462,7 +463,8 @@ class RunCallbacks:
         early_stopping: Resumable early stopping on validation NDCG@10.
         state: Saves the resume state (last).
         interrupt: Set by the SIGINT handler: save and stop after this batch.
-        all: The list for `fit(callbacks=...)`.
+        all: The list for `fit(callbacks=...)`; with a `BudgetCosineDecay` `schedule` it
+            includes the `CosineToBudget` that moves the schedule's end.
     """
 
     def __init__(
@@ -476,10 +478,12 @@ class RunCallbacks:
         distribution: Distribution,
         backup_every_steps: int,
         of_users: int | None = None,
+        schedule: Any = None,
     ) -> None:
         import keras
 
         from attnrec_tf.training import callbacks
+        from attnrec_tf.training.optimizer import BudgetCosineDecay
 
         chief = distribution.is_chief
         self.validation = callbacks.FullRankingValidation(
@@ -513,6 +517,17 @@ class RunCallbacks:
         self.all: list[Any] = [self.validation]
         if config.time_budget > 0:
             self.all.append(callbacks.TimeBudget(self.validation, config.time_budget))
+        if isinstance(schedule, BudgetCosineDecay):
+            self.all.append(
+                callbacks.CosineToBudget(
+                    schedule,
+                    self.validation,
+                    config.time_budget,
+                    config.epochs,
+                    data.steps_per_epoch,
+                    distribution,
+                )
+            )
         if chief:
             self.all += [self.checkpoint, self.early_stopping]
             self.all.append(
@@ -629,7 +644,10 @@ def build_compiled_model(
     """The model and optimizer of a run, built and compiled as `fit_and_evaluate` builds them,
     for tools that time or inspect the training step without fitting. `distribution` defaults
     to the default strategy on one device."""
-    return _compiled_model(config, vocab_size, item_features, data, distribution or _one_device())
+    model, _ = _compiled_model(
+        config, vocab_size, item_features, data, distribution or _one_device()
+    )
+    return model
 
 
 def _compiled_model(
@@ -638,12 +656,13 @@ def _compiled_model(
     item_features: np.ndarray | None,
     data: TrainingData | StreamedTrainingData,
     distribution: Distribution,
-) -> Any:
-    """The model and optimizer built and compiled under the strategy, workarounds applied."""
+) -> tuple[Any, Any]:
+    """The model and optimizer built and compiled under the strategy, workarounds applied,
+    and the optimizer's rate or schedule (a `BudgetCosineDecay` needs its callback)."""
     from attnrec_tf.model import build_model
     from attnrec_tf.training import keras_compat
     from attnrec_tf.training.distribute import build_optimizer
-    from attnrec_tf.training.optimizer import make_optimizer
+    from attnrec_tf.training.optimizer import learning_rate, make_optimizer
 
     with distribution.strategy.scope():
         model = build_model(
@@ -653,7 +672,8 @@ def _compiled_model(
             model.loss_denominator = (
                 data.positions_per_epoch / data.steps_per_epoch / distribution.num_replicas
             )
-        optimizer = make_optimizer(config, data.steps_per_epoch)
+        schedule = learning_rate(config, data.steps_per_epoch)
+        optimizer = make_optimizer(config, data.steps_per_epoch, rate=schedule)
         if distribution.num_replicas > 1:  # the all-reduce repeats every sparse row per replica
             keras_compat.sum_duplicate_sparse_gradients(optimizer)
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
@@ -661,7 +681,7 @@ def _compiled_model(
     if distribution.mode == "multi-worker":
         keras_compat.reduce_scalar_logs_across_workers()
         keras_compat.skip_symbolic_build(model)
-    return model
+    return model, schedule
 
 
 def _saved_state(

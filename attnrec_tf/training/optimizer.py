@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -27,14 +28,19 @@ def learning_rate(
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """A constant rate, or a linear warm-up over the first epoch then cosine decay to 1%.
 
+    The cosine ends at the last of `config.epochs`; with a `time_budget` it is a
+    `BudgetCosineDecay`, whose end `callbacks.CosineToBudget` moves to the epoch at which the
+    budget will stop training, when that comes first.
+
     Args:
-        config: `learning_rate`, `lr_schedule` and `epochs` are used.
+        config: `learning_rate`, `lr_schedule`, `epochs` and `time_budget` are used.
         steps_per_epoch: Batches per epoch.
     """
     if config.lr_schedule == "constant":
         return config.learning_rate
     warmup = max(1, steps_per_epoch)
-    return keras.optimizers.schedules.CosineDecay(
+    kind = BudgetCosineDecay if config.time_budget > 0 else keras.optimizers.schedules.CosineDecay
+    return kind(
         initial_learning_rate=config.learning_rate * 0.1,
         warmup_target=config.learning_rate,
         warmup_steps=warmup,
@@ -43,13 +49,83 @@ def learning_rate(
     )
 
 
-def make_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+@keras.saving.register_keras_serializable(package="attnrec_tf")
+class BudgetCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Keras's `CosineDecay` with warm-up, whose decay steps can change while training.
+
+    `CosineDecay` fixes `decay_steps` when it is made, but under a time budget the steps that
+    fit are known only once epochs have been timed; truncating a longer cosine leaves the
+    rate high at the end (budget-aware schedules: Li, Yumer & Ramanan, ICLR 2020). Here the
+    end is a variable (`set_decay_steps`), read by the compiled train step. The rate at
+    `step` is `CosineDecay`'s: from `initial_learning_rate` linearly to `warmup_target` over
+    `warmup_steps`, then `warmup_target * (alpha + (1 - alpha) * (1 + cos(pi * p)) / 2)`
+    with `p = min(1, (step - warmup_steps) / decay_steps)`.
+
+    Args:
+        initial_learning_rate: The rate at step 0.
+        warmup_target: The rate at the end of the warm-up.
+        warmup_steps: Steps of the linear warm-up.
+        decay_steps: Steps of the cosine after the warm-up (at least 1), until changed.
+        alpha: The final rate as a fraction of `warmup_target`.
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        warmup_target: float,
+        warmup_steps: int,
+        decay_steps: int,
+        alpha: float = 0.0,
+    ) -> None:
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.warmup_target = float(warmup_target)
+        self.warmup_steps = int(warmup_steps)
+        self.alpha = float(alpha)
+        self.decay_steps = keras.Variable(
+            float(max(1, decay_steps)), dtype="float32", trainable=False, name="decay_steps"
+        )
+
+    def set_decay_steps(self, steps: float) -> None:
+        """Moves the end of the cosine to `steps` after the warm-up (at least 1)."""
+        self.decay_steps.assign(max(1.0, float(steps)))
+
+    def __call__(self, step: Any) -> Any:
+        step = ops.cast(step, "float32")
+        rise = (self.warmup_target - self.initial_learning_rate) / max(1, self.warmup_steps)
+        warming = self.initial_learning_rate + rise * step
+        progress = ops.clip((step - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
+        cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
+        decayed = self.warmup_target * (self.alpha + (1.0 - self.alpha) * cosine)
+        return ops.where(step < self.warmup_steps, warming, decayed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "warmup_target": self.warmup_target,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": int(round(float(self.decay_steps.numpy()))),
+            "alpha": self.alpha,
+        }
+
+
+def make_optimizer(
+    config: Config,
+    steps_per_epoch: int,
+    rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None,
+) -> keras.optimizers.Optimizer:
     """Adam, or AdamW when `weight_decay` > 0, with the configured schedule.
 
     With the sampled loss (and no weight decay) it is `FusedAdam`, or with `lazy_adam`
     `LazyAdam`; the full softmax keeps Keras's Adam.
+
+    Args:
+        config: The run's config.
+        steps_per_epoch: Batches per epoch (for the schedule).
+        rate: The rate or schedule to use, when the caller keeps hold of it (a
+            `BudgetCosineDecay` that a callback moves); None = `learning_rate(config, ...)`.
     """
-    rate = learning_rate(config, steps_per_epoch)
+    if rate is None:
+        rate = learning_rate(config, steps_per_epoch)
     if config.weight_decay > 0:
         return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
     if config.loss in SPARSE_LOSSES:
