@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+import zipfile
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
@@ -147,10 +148,16 @@ def seed_row(run: Path) -> dict[str, Any]:
     # Only the report knows whether a preset's "auto" loss was resolved or given as a flag.
     loss_given = report.get("loss_choice", {}).get("reason", "").endswith("(given)")
     label = _label(config, {"loss"} if loss_given else set())
+    notes = []
     if config.get("context_crops"):  # crops drawn once per run (older runs) or every epoch
         drawn = report.get("training", {}).get("context_crops_drawn") or "once"
         setting["context_crops_drawn"] = drawn
-        label += f" (crops drawn {drawn})"
+        notes.append(f"crops drawn {drawn}")
+    if config.get("time_budget") and _cosine_end(run, report) == "epochs or time budget":
+        setting["cosine_end"] = "epochs or time budget"
+        notes.append("cosine ends within the budget")
+    if notes:
+        label += f" ({'; '.join(notes)})"
     keras = report["metrics"]["keras"]
     return {
         "path": str(run),
@@ -164,6 +171,24 @@ def seed_row(run: Path) -> dict[str, Any]:
         "best_epoch": report.get("best_epoch"),
         "train_seconds": report["train_seconds"],
     }
+
+
+def _cosine_end(run: Path, report: dict[str, Any]) -> str | None:
+    """report.json `training.cosine_end`; for a run written before that field, read from
+    the optimizer's schedule in its `model.keras` (the branch that brought
+    `BudgetCosineDecay` measured its seeds before the report said so)."""
+    training = report.get("training", {})
+    if "cosine_end" in training:
+        return training["cosine_end"]
+    model = run / "model.keras"
+    if not model.exists():
+        return None
+    with zipfile.ZipFile(model) as archive:
+        compiled = json.loads(archive.read("config.json")).get("compile_config") or {}
+    rate = compiled.get("optimizer", {}).get("config", {}).get("learning_rate")
+    if isinstance(rate, dict) and rate.get("class_name") == "BudgetCosineDecay":
+        return "epochs or time budget"
+    return "epochs" if isinstance(rate, dict) else None
 
 
 def _field_defaults() -> dict[str, Any]:

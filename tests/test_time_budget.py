@@ -76,6 +76,8 @@ def test_a_budgeted_cosine_run_ends_annealed(tmp_path, monkeypatch) -> None:
     assert len(rates) == report["epochs_run"]
     assert rates[0] == pytest.approx(0.01, rel=1e-5)  # the peak, after one epoch of warm-up
     assert rates[-1] == pytest.approx(0.0001, rel=1e-3)  # 1% of it: annealed
+    assert report["training"]["cosine_end"] == "epochs or time budget"
+    assert report["training"]["final_learning_rate"] == pytest.approx(0.0001, rel=1e-3)
 
 
 def _epoch_learning_rates(folder) -> list[float]:

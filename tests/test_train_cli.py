@@ -171,6 +171,8 @@ def test_generic_file_trains_end_to_end(tmp_path, capsys):
         assert 0.0 <= report["metrics"]["keras"][key] <= 1.0
         assert key in report["metrics"]["popularity"]
     assert report["train_seconds"] > 0 and report["examples_per_second"] > 0
+    assert report["training"]["cosine_end"] is None  # the default: a constant rate
+    assert report["training"]["final_learning_rate"] == pytest.approx(3e-3)
     assert (out / "model.keras").exists() and (out / "vocabulary.json").exists()
 
 

@@ -203,6 +203,7 @@ def fit_and_evaluate(
             "resumed_from": run.state.resumed_from,
             "test_ranked_by_workers": distribution.num_workers,
             "context_crops_drawn": CROPS_DRAWN if config.context_crops else None,
+            **_schedule_end(schedule, model),
         }
     )
     if distribution.is_chief:
@@ -273,6 +274,26 @@ def _training_data(
         )
     data = StreamedTrainingData(prepared, config, distribution)
     return data, streamed_fingerprint(config, data, split, vocab_size, item_features)
+
+
+def _schedule_end(schedule: Any, model: Any) -> dict[str, Any]:
+    """report.json `training.cosine_end` and `training.final_learning_rate`.
+
+    `cosine_end` is "epochs" when the cosine ends at `--epochs` (even where the time budget
+    stops training first: no budget, or reports from before 2026-12-06, which have no such
+    field), "epochs or time budget" when it ends with the last epoch the budget leaves room
+    for if that comes first, None with a constant rate. `final_learning_rate` is the rate of
+    the last training step, so a cosine cut short shows.
+    """
+    from attnrec_tf.training.optimizer import BudgetCosineDecay
+
+    end = None  # a constant rate (a float)
+    if isinstance(schedule, BudgetCosineDecay):
+        end = "epochs or time budget"
+    elif not isinstance(schedule, float):
+        end = "epochs"
+    rate = model.optimizer.learning_rate
+    return {"cosine_end": end, "final_learning_rate": float(np.asarray(rate))}
 
 
 CROPS_DRAWN = "every epoch"

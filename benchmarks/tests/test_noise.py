@@ -44,11 +44,13 @@ def test_shuffled_ties_permute_inside_each_tied_block_only(tmp_path):
     assert len(orders) == 12  # 2! x 3! orders, all reached
 
 
-def _report(run, seed, ndcg, drawn=None, loss_reason="--loss auto: 3,416 items", **config):
+def _report(
+    run, seed, ndcg, drawn=None, loss_reason="--loss auto: 3,416 items", end=None, **config
+):
     run.mkdir(parents=True)
     report = {
         "loss_choice": {"reason": loss_reason},
-        "training": {"context_crops_drawn": drawn},
+        "training": {"context_crops_drawn": drawn, **({"cosine_end": end} if end else {})},
         "config": {**preset("ml-1m").to_dict(), "preset": "ml-1m", "seed": seed, **config},
         "dataset": {"name": "movielens-1m"},
         "metrics": {"keras": {"ndcg@10": ndcg, "hr@10": 2 * ndcg}},
@@ -68,11 +70,15 @@ def test_seed_rows_group_by_everything_but_the_seed(tmp_path):
             _report(tmp_path / "b0", 0, 0.20),
             _report(tmp_path / "c0", 0, 0.21, drawn="every epoch"),
             _report(tmp_path / "d0", 0, 0.15, loss="sampled", loss_reason="--loss sampled (given)"),
+            _report(tmp_path / "e0", 0, 0.19, drawn="every epoch", end="epochs or time budget"),
         )
     }
     text = noise.markdown(rows, {})
     table = [line for line in text.splitlines() if line.startswith("| movielens-1m")]
-    assert len(table) == 4
+    assert len(table) == 5
+    fitted = [row for row in table if "0.1900" in row]  # a cosine fitted to the budget
+    assert "`--preset ml-1m (crops drawn every epoch; cosine ends within the budget)`" in fitted[0]
+    table.remove(fitted[0])
     given = [row for row in table if "0.1500" in row]  # a given --loss is a flag of the row
     assert given == [row for row in table if "`--preset ml-1m --loss sampled (crops" in row]
     table.remove(given[0])
@@ -80,6 +86,24 @@ def test_seed_rows_group_by_everything_but_the_seed(tmp_path):
     assert "| movielens-1m | `--preset ml-1m (crops drawn once)` | 0 | 0.2000 |" in table[1]
     assert "`--preset ml-1m --relative-position-bias False (crops drawn once)`" in table[2]
     assert "| 0, 1 | 0.1750 ± 0.0071 | 0.3500 ± 0.0141 | 0.1700, 0.1800 |" in table[2]
+
+
+def test_a_run_older_than_the_cosine_end_field_is_read_from_its_model(tmp_path):
+    import zipfile
+
+    def model_with(schedule):
+        run = _report(tmp_path / schedule, 0, 0.18, drawn="every epoch")
+        optimizer = {"config": {"learning_rate": {"class_name": schedule, "config": {}}}}
+        with zipfile.ZipFile(run / "model.keras", "w") as archive:
+            archive.writestr(
+                "config.json", json.dumps({"compile_config": {"optimizer": optimizer}})
+            )
+        return noise.seed_row(run)["label"]
+
+    assert model_with("BudgetCosineDecay").endswith(
+        "(crops drawn every epoch; cosine ends within the budget)"
+    )
+    assert model_with("CosineDecay").endswith("(crops drawn every epoch)")
 
 
 def test_the_sasrec_file_check_counts_users_whose_sequence_and_targets_agree(tmp_path):
