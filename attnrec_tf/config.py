@@ -391,10 +391,11 @@ PRESETS["sasrec"] = {
 }
 
 # MovieLens-1M in 30 minutes on 2 CPU cores: the `sasrec` recipe (it beat the pooling heads at
-# equal budget, BENCHMARKS.md) with twice the learning rate and a cosine schedule over 80
-# epochs, which the 1,800-s `time_budget` cuts (after about 53 on this project's machine, the
-# rate still near a quarter of its peak; a cosine ended inside the budget is measured in the
-# repository's benchmarks/NOTES.md, on one seed so far).
+# equal budget, BENCHMARKS.md) with twice the learning rate and a cosine schedule that ends
+# where the 1,800-s `time_budget` will stop training (about 60 epochs on this project's
+# machine) or at epoch 80 if that comes first. Over three seeds it scores as the 80-epoch
+# cosine that the budget used to cut after about 53 epochs (+0.3%, BENCHMARKS.md "Noise"),
+# with less spread between seeds.
 # Three random context crops per user teach it to recommend from a few recent picks (a short or
 # truncated history), at the same full-history accuracy, and leaving out the loss of each user's
 # first five picks (sign-up ratings) keeps a short context meaning "my latest picks"
