@@ -147,13 +147,16 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class CosineToBudget(keras.callbacks.Callback):
-    """Ends a `BudgetCosineDecay` at the epoch after which `TimeBudget` will stop training.
+    """Ends a `BudgetCosineDecay` at the epoch after which `TimeBudget` is expected to stop.
 
     Before each epoch after the first, with `used` the seconds so far and `p` the mean length
     of the last (up to) three epochs, the first left out once there are others (its time
-    includes tracing), `TimeBudget` lets `floor((budget - used) / p)` more epochs run; the
-    cosine is set to end with the last of them, or with epoch `epochs` if that comes first.
-    The estimate is renewed every epoch, so a slower or faster machine moves the end.
+    includes tracing), about `floor((budget - used) / p)` more epochs fit; the cosine is set
+    to end with the last of them, or with epoch `epochs` if that comes first. The estimate is
+    renewed every epoch, so a slower or faster machine moves the end. `TimeBudget` decides by
+    the last epoch's length alone, so one slow or fast epoch near the end can make training
+    stop an epoch before or after the cosine's end (a mean moves the end less from epoch to
+    epoch).
 
     Args:
         schedule: The optimizer's schedule.
