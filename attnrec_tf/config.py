@@ -273,8 +273,8 @@ class Config:
     lr_schedule: str = option(
         "constant",
         "constant, or cosine (one epoch of linear warm-up, then cosine decay to 1% of "
-        "--learning-rate at the last epoch; with --time-budget, at the epoch after which the "
-        "budget will stop training when that comes first, estimated anew every epoch).",
+        "--learning-rate at the last epoch; with --time-budget, at the step where the budget "
+        "will stop training when that comes first, estimated anew every epoch).",
         choices=("constant", "cosine"),
     )
     weight_decay: float = option(
@@ -285,9 +285,10 @@ class Config:
     )
     time_budget: float = option(
         0.0,
-        "Wall-clock seconds of training (validation included): no epoch is started that would "
-        "end past it (0 = no budget). For comparisons at equal compute; the number of epochs "
-        "then depends on the machine's speed.",
+        "Wall-clock seconds of training (validation included): training stops at the batch "
+        "after which one more batch and a validation would not fit, the last epoch then cut "
+        "short (0 = no budget). For comparisons at equal compute; the number of epochs then "
+        "depends on the machine's speed.",
         check=SECONDS,
     )
     seed: int = option(0, "Seed for data generation, shuffling and initialisation.")

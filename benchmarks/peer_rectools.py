@@ -22,8 +22,9 @@ Contract (the job file is written by `benchmarks.peers.write_peer_job`):
   as a callback, assigned as the model's `_trainer` (RecTools' documented way to pass a custom
   trainer). After every epoch the callback ranks our validation users (history `s[:-2]`, target
   `s[-2]`) with `attnrec_tf.metrics` (full ranking, history excluded, ties pessimistic) and
-  keeps the best weights; it stops training by the rule of our `--time-budget` (no epoch is
-  started that would end past the budget, judged by the last epoch's length), after `patience`
+  keeps the best weights; it stops training by the rule our `--time-budget` had until
+  2026-12-06 (no epoch is started that would end past the budget, judged by the last epoch's
+  length; ours now plans the batches that fit and may cut the last epoch), after `patience`
   epochs without a better validation NDCG@10 (our `--patience`), or at `max_epochs`. As a
   backstop, an epoch that is still running when the budget is spent stops after its current
   batch (a partial epoch, validated and marked so).
@@ -305,9 +306,10 @@ class Tracker:
     """The run's validation points, best weights and stopping rule, apart from Lightning.
 
     `epoch_end` is called after each epoch with its validation metrics: it keeps the point,
-    notes whether it is the best yet, and says whether to stop: by our `--time-budget` rule
-    (another epoch as long as the last one would end past the budget), after `patience`
-    epochs without a better validation NDCG@10, or at once after a partial (cut) epoch.
+    notes whether it is the best yet, and says whether to stop: by our `--time-budget`'s rule
+    until 2026-12-06 (another epoch as long as the last one would end past the budget), after
+    `patience` epochs without a better validation NDCG@10, or at once after a partial (cut)
+    epoch.
     """
 
     def __init__(self, *, budget: float, patience: int, started: float | None = None) -> None:

@@ -1,6 +1,6 @@
-"""Keras callbacks of a training run: full-ranking validation, a time budget, an atomic best
-checkpoint, resumable early stopping, and the callback that saves the resume state; with a
-time budget and the cosine schedule, `CosineToBudget` ends the schedule where the budget will.
+"""Keras callbacks of a training run: full-ranking validation, a time budget (which also
+ends a budgeted cosine where training will end), an atomic best checkpoint, resumable early
+stopping, and the callback that saves the resume state.
 
 Order in `fit(callbacks=[...])`: `FullRankingValidation` first (it adds `val_ndcg@10` to the
 epoch logs), then the callbacks that read it (`TimeBudget`, `AtomicBestCheckpoint`,
@@ -21,6 +21,7 @@ fit.fit_from(saved, model, dataset, epochs=10, callbacks=[validation, stopping, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -35,7 +36,7 @@ from attnrec_tf import atomic
 from attnrec_tf.data.sequences import LeaveOneOutSplit
 from attnrec_tf.errors import ConfigError
 from attnrec_tf.evaluate import ScoreFn, evaluate_split, keras_score_fn
-from attnrec_tf.training.distribute import Distribution, broadcast_from_chief
+from attnrec_tf.training.distribute import Distribution, chief_int
 from attnrec_tf.training.optimizer import BudgetCosineDecay
 from attnrec_tf.training.resume_state import TrainingState, json_value
 
@@ -45,7 +46,9 @@ class FullRankingValidation(keras.callbacks.Callback):
 
     Put it before `EarlyStopping` / checkpoint callbacks that monitor `val_ndcg@10`. Each
     `history` row also has `seconds`: wall-clock seconds since training started, validation
-    included (a resumed run continues from its last row's value), and `validation_seconds`.
+    included (a resumed run continues from its last row's value), `validation_seconds`, and
+    `batches`: the epoch's batches in this process (fewer when a time budget or an
+    interruption cut it short, or a resumed run began inside it).
 
     Args:
         split: The leave-one-out split; its `valid` stage is ranked.
@@ -72,6 +75,7 @@ class FullRankingValidation(keras.callbacks.Callback):
         self.seconds = 0.0
         self._score_fn: ScoreFn | None = None
         self._mark: float | None = None  # perf_counter() at the last epoch end or fit start
+        self._batches = 0  # of the epoch so far
 
     def get_state(self) -> dict[str, Any]:
         """The rows so far and the seconds spent validating."""
@@ -82,8 +86,20 @@ class FullRankingValidation(keras.callbacks.Callback):
         self.history = list(state["history"])
         self.seconds = float(state["seconds"])
 
+    def seconds_so_far(self, now: float | None = None) -> float:
+        """Wall-clock seconds of training until `now` (a `perf_counter()`; None: now)."""
+        now = time.perf_counter() if now is None else now
+        before = self.history[-1]["seconds"] if self.history else 0.0
+        return before + (now - self._mark if self._mark is not None else 0.0)
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._mark = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._batches = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._batches = batch + 1  # Keras numbers an epoch's batches from 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         start = time.perf_counter()
@@ -101,6 +117,7 @@ class FullRankingValidation(keras.callbacks.Callback):
         before = self.history[-1]["seconds"] if self.history else 0.0
         row["seconds"] = before + now - (self._mark if self._mark is not None else start)
         row["validation_seconds"] = now - start
+        row["batches"] = self._batches
         self._mark = now
         if logs is not None:
             row["loss"] = float(logs.get("loss", np.nan))
@@ -114,95 +131,162 @@ class FullRankingValidation(keras.callbacks.Callback):
         )
 
 
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training before an epoch that would end past `seconds` of training.
+RESERVE = 1.5
+"""The time kept for the last validation, as a multiple of the longest recent one (the rest
+covers the epoch-end save and validation's own spread)."""
 
-    Reads the wall-clock `seconds` of `validation`'s history rows (validation included, summed
-    over the processes of a resumed run): after an epoch, training stops when another epoch as
-    long as the last one would end past the budget. Put it after `validation`.
+
+@dataclasses.dataclass(frozen=True)
+class Pace:
+    """How fast a run trains, from the epochs timed so far: the one estimate that both the
+    time budget's stop and the end of the budget's cosine are planned from.
+
+    Attributes:
+        used: Seconds of training so far, validation included.
+        step: Seconds per batch: the mean over the last (up to) three epochs of their length
+            less their validation over their batches, the first epoch left out once there are
+            others (its time includes tracing).
+        validation: Seconds of one validation: the longest of those epochs'.
+    """
+
+    used: float
+    step: float
+    validation: float
+
+    @classmethod
+    def of(cls, rows: list[dict[str, float]], steps_per_epoch: int) -> Pace | None:
+        """The pace of `FullRankingValidation` history rows; None before the first.
+
+        Rows from before `batches` was recorded count `steps_per_epoch` batches.
+        """
+        if not rows:
+            return None
+        ends = [row["seconds"] for row in rows]
+        lengths = np.diff([0.0, *ends])
+        recent = list(range(len(rows)))[1:][-3:] or [0]
+        validations = [float(rows[i].get("validation_seconds", 0.0)) for i in recent]
+        steps = [
+            (lengths[i] - v) / max(1, int(rows[i].get("batches", steps_per_epoch)))
+            for i, v in zip(recent, validations, strict=True)
+        ]
+        return cls(ends[-1], max(float(np.mean(steps)), 1e-9), max(validations))
+
+    def steps_that_fit(self, budget: float, steps_per_epoch: int) -> int:
+        """Batches that can still run within `budget` seconds, as whole epochs then part of
+        one, each followed by its validation, with `RESERVE` times a validation kept for the
+        last one."""
+        epoch = steps_per_epoch * self.step + self.validation
+        room = budget - self.used - (RESERVE - 1.0) * self.validation
+        whole = max(0, int(room // epoch))
+        part = int((room - whole * epoch - self.validation) // self.step)
+        return whole * steps_per_epoch + min(max(0, part), steps_per_epoch - 1)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Ends training within `seconds` of wall clock, validation included, and with a
+    `BudgetCosineDecay` ends its cosine where training will end.
+
+    After each epoch, the chief plans from the `Pace` of `validation`'s rows (summed over the
+    processes of a resumed run) the step at which training stops: the batches that still fit,
+    the last epoch possibly cut short, each epoch's validation reserved. Every worker takes the
+    chief's plan, so all stop at the same batch, and the schedule's cosine is set to end at
+    that step, or at the end of epoch `epochs` if that comes first. On one process the clock
+    is also read after every batch: training stops early when one more batch and the last
+    validation would not fit (an epoch slower than planned; before any epoch is timed, with
+    the epoch's own pace so far and no validation reserved). Several workers follow the plan
+    only: reading the chief's clock every batch would cost a collective each.
+
+    Put it after `validation`; a stop ends the epoch at that batch and `validation` still
+    ranks the model, so the last history row may be of part of an epoch.
 
     Args:
         validation: The run's `FullRankingValidation`.
         seconds: The budget; 0 or less disables it.
-    """
-
-    def __init__(self, validation: FullRankingValidation, seconds: float) -> None:
-        super().__init__()
-        self.validation = validation
-        self.budget = float(seconds)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        rows = self.validation.history
-        if self.budget <= 0 or not rows:
-            return
-        done = rows[-1]["seconds"]
-        last = done - (rows[-2]["seconds"] if len(rows) > 1 else 0.0)
-        if done + last > self.budget:
-            self.model.stop_training = True
-            print(
-                f" - time budget: {done:.0f}s of {self.budget:.0f}s used, the next epoch "
-                f"(~{last:.0f}s) would not fit; stopping",
-                flush=True,
-            )
-
-
-class CosineToBudget(keras.callbacks.Callback):
-    """Ends a `BudgetCosineDecay` at the epoch after which `TimeBudget` is expected to stop.
-
-    Before each epoch after the first, with `used` the seconds so far and `p` the mean length
-    of the last (up to) three epochs, the first left out once there are others (its time
-    includes tracing), about `floor((budget - used) / p)` more epochs fit; the cosine is set
-    to end with the last of them, or with epoch `epochs` if that comes first. The estimate is
-    renewed every epoch, so a slower or faster machine moves the end. `TimeBudget` decides by
-    the last epoch's length alone, so one slow or fast epoch near the end can make training
-    stop an epoch before or after the cosine's end (a mean moves the end less from epoch to
-    epoch).
-
-    Args:
-        schedule: The optimizer's schedule.
-        validation: The run's `FullRankingValidation` (its rows' `seconds`).
-        seconds: The time budget (> 0).
-        epochs: The run's maximum number of epochs.
         steps_per_epoch: Batches per epoch.
-        distribution: With several workers, every worker takes the chief's estimate (their
-            clocks differ, and replicas must step with one rate).
+        epochs: The run's maximum number of epochs (where the cosine ends at the latest).
+        schedule: The optimizer's `BudgetCosineDecay`, when it has one.
+        distribution: With several workers, every worker takes the chief's plan (their
+            clocks differ, and all must stop at one batch).
     """
 
     def __init__(
         self,
-        schedule: BudgetCosineDecay,
         validation: FullRankingValidation,
         seconds: float,
-        epochs: int,
         steps_per_epoch: int,
+        *,
+        epochs: int | None = None,
+        schedule: BudgetCosineDecay | None = None,
         distribution: Distribution | None = None,
     ) -> None:
         super().__init__()
-        self.schedule = schedule
         self.validation = validation
         self.budget = float(seconds)
-        self.epochs = int(epochs)
         self.steps_per_epoch = int(steps_per_epoch)
+        self.epochs = epochs
+        self.schedule = schedule
         self.distribution = distribution
+        self.stop_step: int | None = None  # the planned optimizer step to stop after
+        self._pace: Pace | None = None
+        self._first_step = 0  # the optimizer's step when the epoch began
+        self._epoch_start = 0.0
 
-    def last_epoch(self) -> int | None:
-        """The epoch (1-based) after which training is expected to stop; None before any."""
-        ends = [row["seconds"] for row in self.validation.history]
-        if not ends:
-            return None
-        lengths = np.diff([0.0, *ends])
-        recent = lengths[1:][-3:] if len(lengths) > 1 else lengths
-        per_epoch = max(float(np.mean(recent)), 1e-9)
-        more = max(0, int((self.budget - ends[-1]) // per_epoch))
-        return min(self.epochs, len(ends) + more)
+    @property
+    def _one_process(self) -> bool:
+        return self.distribution is None or self.distribution.num_workers <= 1
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        last = self.last_epoch()
-        if last is None:
+        if self.budget <= 0:
             return
-        self.schedule.set_decay_steps(last * self.steps_per_epoch - self.schedule.warmup_steps)
-        if self.distribution is not None:
-            broadcast_from_chief(self.distribution, [self.schedule.decay_steps])
+        self._first_step = int(self.model.optimizer.iterations.numpy())
+        self._epoch_start = time.perf_counter()
+        if self.stop_step is None and self.validation.history:  # resumed: plan from its rows
+            self._plan(self._first_step)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.budget <= 0:
+            return
+        if self.stop_step is not None and self._first_step + batch + 1 >= self.stop_step:
+            self._stop("the planned last batch")
+        elif self._one_process and self._next_batch_would_overrun(batch):
+            self._stop("one more batch would not fit")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.budget <= 0 or self.model.stop_training:
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        self._plan(step)
+        if self.stop_step is not None and self.stop_step <= step:
+            self._stop("the next epoch would not fit")
+
+    def _plan(self, step: int) -> None:
+        self._pace = Pace.of(self.validation.history, self.steps_per_epoch)
+        if self._pace is None:
+            return
+        stop = step + self._pace.steps_that_fit(self.budget, self.steps_per_epoch)
+        if not self._one_process:
+            assert self.distribution is not None
+            stop = chief_int(self.distribution, stop)
+        self.stop_step = stop
+        if self.schedule is not None:
+            last = stop if self.epochs is None else min(stop, self.epochs * self.steps_per_epoch)
+            self.schedule.set_decay_steps(last - self.schedule.warmup_steps)
+
+    def _next_batch_would_overrun(self, batch: int) -> bool:
+        now = time.perf_counter()
+        if self._pace is None:  # nothing timed yet: this epoch's pace, tracing included
+            step, reserve = (now - self._epoch_start) / (batch + 1), 0.0
+        else:
+            step, reserve = self._pace.step, RESERVE * self._pace.validation
+        return self.validation.seconds_so_far(now) + step + reserve > self.budget
+
+    def _stop(self, why: str) -> None:
+        self.model.stop_training = True
+        print(
+            f" - time budget: {self.validation.seconds_so_far():.0f}s of {self.budget:.0f}s "
+            f"used; stopping ({why})",
+            flush=True,
+        )
 
 
 class AtomicBestCheckpoint(keras.callbacks.Callback):

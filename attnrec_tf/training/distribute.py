@@ -196,6 +196,21 @@ def broadcast_from_chief(distribution: Distribution, variables: list[Any]) -> No
         offset += value.size
 
 
+def chief_int(distribution: Distribution, value: int) -> int:
+    """The chief's `value` on every worker (the same on one worker): a sum all-reduce to
+    which only the chief's first replica contributes."""
+    if distribution.num_workers <= 1:
+        return int(value)
+    import tensorflow as tf
+
+    mine = tf.constant([int(value)], tf.int64)
+
+    def only_the_chief(replica: Any) -> Any:
+        return tf.where(tf.equal(replica, 0), mine, tf.zeros_like(mine))
+
+    return _replica_sum(distribution, only_the_chief)[0]
+
+
 def gather_worker_values(
     distribution: Distribution, mine: Any, positions: Any, total: int
 ) -> list[int]:

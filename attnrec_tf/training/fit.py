@@ -281,8 +281,8 @@ def _schedule_end(schedule: Any, model: Any) -> dict[str, Any]:
 
     `cosine_end` is "epochs" when the cosine ends at `--epochs` (even where the time budget
     stops training first: no budget, or reports from before 2026-12-06, which have no such
-    field), "epochs or time budget" when it ends with the last epoch the budget leaves room
-    for if that comes first, None with a constant rate. `final_learning_rate` is the rate of
+    field), "epochs or time budget" when it ends where the budget is planned to stop
+    training if that comes first, None with a constant rate. `final_learning_rate` is the rate of
     the last training step, so a cosine cut short shows.
     """
     from attnrec_tf.training.optimizer import BudgetCosineDecay
@@ -484,8 +484,8 @@ class RunCallbacks:
         early_stopping: Resumable early stopping on validation NDCG@10.
         state: Saves the resume state (last).
         interrupt: Set by the SIGINT handler: save and stop after this batch.
-        all: The list for `fit(callbacks=...)`; with a `BudgetCosineDecay` `schedule` it
-            includes the `CosineToBudget` that moves the schedule's end.
+        all: The list for `fit(callbacks=...)`; with a time budget its `TimeBudget` also
+            moves the end of a `BudgetCosineDecay` `schedule`.
     """
 
     def __init__(
@@ -537,16 +537,14 @@ class RunCallbacks:
         )
         self.all: list[Any] = [self.validation]
         if config.time_budget > 0:
-            self.all.append(callbacks.TimeBudget(self.validation, config.time_budget))
-        if isinstance(schedule, BudgetCosineDecay):
             self.all.append(
-                callbacks.CosineToBudget(
-                    schedule,
+                callbacks.TimeBudget(
                     self.validation,
                     config.time_budget,
-                    config.epochs,
                     data.steps_per_epoch,
-                    distribution,
+                    epochs=config.epochs,
+                    schedule=schedule if isinstance(schedule, BudgetCosineDecay) else None,
+                    distribution=distribution,
                 )
             )
         if chief:

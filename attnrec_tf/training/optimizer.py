@@ -29,7 +29,7 @@ def learning_rate(
     """A constant rate, or a linear warm-up over the first epoch then cosine decay to 1%.
 
     The cosine ends at the last of `config.epochs`; with a `time_budget` it is a
-    `BudgetCosineDecay`, whose end `callbacks.CosineToBudget` moves to the epoch at which the
+    `BudgetCosineDecay`, whose end `callbacks.TimeBudget` moves to the step at which the
     budget will stop training, when that comes first.
 
     Args:

@@ -111,6 +111,15 @@ def test_two_workers_on_localhost_match_one_worker(single_device, tmp_path):
     assert list(outputs[1].rglob("*")) == []  # only the chief writes
 
 
+def test_two_workers_stop_together_at_the_time_budget(tmp_path):
+    """Each worker's clock says the budget is spent; they stop at the chief's plan, together
+    (a worker that went on alone would wait forever in the next all-reduce)."""
+    outputs = [tmp_path / "chief", tmp_path / "worker1"]
+    logs = _finish(_start_workers(outputs, "--epochs", "5", "--time-budget", "1"))
+    assert all("time budget:" in log for log in logs)
+    assert report(outputs[0])["epochs_run"] == 1
+
+
 def test_mirrored_strategy_on_two_local_devices_matches_one_device(single_device, tmp_path):
     output = tmp_path / "mirrored"
     argv = train_command(output, *SETTINGS, "--distribute", "mirrored")[4:]  # after "-m module"
