@@ -8,7 +8,6 @@ Every exported artifact runs the same graph between its input and the Keras mode
     scores, attention = model.serve_outputs(window)  # (B, V), (B, max_len); the int8 files
                                                      #   read a per-row int8 table instead
                                                      #   (`tflite.int8_table_outputs`)
-    scores = relu(scores)                            # full-integer int8 files only (see below)
     scores = where(excluded(x), floor, scores)       # every real id of x, and 0, to the bottom
     item_ids, scores = top_k(scores, K)              # (B, K), (B, K)
 
@@ -16,9 +15,9 @@ The model attends over the most recent `max_len` real ids only, but the exclusio
 real id of the row (any length `T` for the SavedModel, `T = history_length` for the TFLite
 files). Left, right and middle padding are equivalent (`compact_right`). Excluded items score
 `floor = min - 0.01 * (max - min) - 0.001` of the row. Only builtin TFLite ops are used, and the
-exclusion mask is built in int32, so full-integer quantization leaves it exact. With
-`clip_negative` (the full-integer int8 file) items with a negative score tie at 0, above the
-excluded ones. Why: docs/notes/export-training-serving.md.
+exclusion mask is built in int32, so full-integer quantization leaves it exact. The scoring
+and the top-K run under the name scope `RANKING_SCOPE`, which the full-integer int8 file keeps
+in float32. Why: docs/notes/export-training-serving.md.
 
 Example:
 
@@ -90,6 +89,11 @@ def excluded_items(indices: tf.Tensor, vocab_size: int) -> tf.Tensor:
     return counts > 0
 
 
+RANKING_SCOPE = "ranking"
+"""The name scope of the graph's scoring and top-K ops (after the user vector), which the
+full-integer int8 file keeps in float32 (`tflite.float_scopes_in_int8`)."""
+
+
 def top_k_excluding(scores: tf.Tensor, excluded: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Top-`k` `(indices, scores)` of each row of `scores` `(B, V)`, never an excluded item.
 
@@ -110,7 +114,6 @@ def recommend(
     *,
     top_k: int,
     exclude_history: bool = True,
-    clip_negative: bool = False,
     outputs: ServeOutputs | None = None,
 ) -> dict[str, tf.Tensor]:
     """The recommendation graph on vocabulary indices.
@@ -123,8 +126,6 @@ def recommend(
         top_k: K.
         exclude_history: Leave every real item of `indices` (all `T` columns, not only the
             model's window) out of the top-K. Index 0 is always left out.
-        clip_negative: Clip the scores at 0 before the top-K (for full-integer quantization;
-            see the module docstring). Defaults to `False`.
         outputs: The model's scores and attention of a window; None: `model.serve_outputs`
             (the int8 TFLite files pass `tflite.int8_table_outputs`, which reads a per-row
             int8 item table).
@@ -137,11 +138,11 @@ def recommend(
     indices = clean_indices(indices, model.vocab_size)  # (B, T)
     window = compact_right(indices, model.max_len)  # (B, L)
     scores, attention = (outputs or model.serve_outputs)(window)  # (B, V), (B, L)
-    scores = tf.cast(scores, tf.float32)
-    if clip_negative:
-        scores = tf.nn.relu(scores)  # fused into the scoring matmul by the TFLite converter
     history = indices if exclude_history else tf.zeros_like(indices[:, :1])
-    item_ids, top_scores = top_k_excluding(scores, excluded_items(history, model.vocab_size), top_k)
+    excluded = excluded_items(history, model.vocab_size)
+    with tf.name_scope(RANKING_SCOPE):
+        scores = tf.cast(scores, tf.float32)
+        item_ids, top_scores = top_k_excluding(scores, excluded, top_k)
     return {
         "item_ids": item_ids,
         "scores": top_scores,

@@ -53,7 +53,7 @@ CALIBRATION_WINDOWS = 300
 """Rows of `representative_windows` used to calibrate the full-integer file."""
 DEFAULT_HISTORY_LENGTH = 512
 """Width `H` of the `history` input when none is asked for (or `max_len`, if that is larger)."""
-FLOAT_OPS_IN_INT8 = ("DIV", "BATCH_MATMUL")
+FLOAT_OPS_IN_INT8 = ("DIV", "BATCH_MATMUL", "TOPK_V2")
 """Builtin ops kept in float32 in the full-integer file: `DIV` (LiteRT's int8 DIV is wrong for
 small quotients) and `BATCH_MATMUL` (the attention's two products of activations, which
 XNNPACK runs only in float: in int8 LiteRT's own kernel took 0.9 of the 1.1 ms of the ML-1M
@@ -79,9 +79,11 @@ def float_scopes_in_int8(model: Any) -> tuple[str, ...]:
     quantization debugger's largest errors (RMSE over the step, ML-1M preset) were the last
     block's dense layers, 0.65-0.67 against about 0.3 elsewhere (docs/tflite-notes.md).
     """
+    from attnrec_tf.export.serving import RANKING_SCOPE
+
     if getattr(model, "variant", None) != "sasrec" or not getattr(model, "blocks", None):
-        return ()
-    return (model.blocks[-1].name, model.final_norm.name)
+        return (RANKING_SCOPE,)
+    return (model.blocks[-1].name, model.final_norm.name, RANKING_SCOPE)
 
 
 def norms_feeding_float_dense(model: Any) -> tuple[str, ...]:
@@ -171,7 +173,6 @@ def write_serving_saved_model(
     top_k: int,
     history_length: int | None = None,
     batched: bool = True,
-    clip_negative: bool = False,
     quantize_items: bool = False,
 ) -> Path:
     """Writes the serving graph, with the model's variables, as the converter's SavedModel.
@@ -188,7 +189,6 @@ def write_serving_saved_model(
         top_k: K.
         history_length: `H`, the input width (see `resolve_history_length`).
         batched: `[1, H]` input and `[1, K]` outputs if True, else `[H]` / `[K]`.
-        clip_negative: Clip the scores at 0 (`serving.recommend`), for the int8 file.
         quantize_items: Serve from the per-row int8 item table (`quantize_rows` of
             `model.item_representations()`, saved as two more variables) instead of the float
             one, for the int8 kinds.
@@ -217,9 +217,7 @@ def write_serving_saved_model(
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.int32, name=INPUT)])
     def serve(history: tf.Tensor) -> dict[str, tf.Tensor]:
         batch = history if batched else history[None, :]
-        out = serving.recommend(
-            model, batch, top_k=top_k, clip_negative=clip_negative, outputs=outputs
-        )
+        out = serving.recommend(model, batch, top_k=top_k, outputs=outputs)
         return out if batched else {name: value[0] for name, value in out.items()}
 
     signatures = {SIGNATURE: serve.get_concrete_function()}
@@ -242,16 +240,20 @@ def int8_table_outputs(model: Any, table: Any, scales: Any, window: Any) -> tupl
     Returns:
         `(scores, attention)`: `(B, V)` and `(B, max_len)` float32, as `serve_outputs`.
     """
+    import tensorflow as tf
     from keras import ops
+
+    from attnrec_tf.export import serving
 
     def lookup(indices: Any) -> Any:  # (B, L) -> (B, L, D) dequantized rows
         rows = ops.cast(ops.take(table, indices, axis=0), "float32")
         return rows * ops.expand_dims(ops.take(scales, indices, axis=0), -1)
 
     user, attention = model.encode(window, training=False, lookup=lookup, last_only=True)
-    last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
-    scores = ops.matmul(last_user, ops.transpose(ops.cast(table, "float32")))  # (B, V)
-    scores = scores * ops.expand_dims(scales, 0)  # each column's row scale
+    with tf.name_scope(serving.RANKING_SCOPE):
+        last_user = ops.cast(user[:, -1, :], "float32")  # (B, D)
+        scores = ops.matmul(last_user, ops.transpose(ops.cast(table, "float32")))  # (B, V)
+        scores = scores * ops.expand_dims(scales, 0)  # each column's row scale
     return scores, ops.cast(attention[:, -1, :], "float32")  # (B, V), (B, L)
 
 
@@ -350,7 +352,6 @@ def convert(
             top_k=top_k,
             history_length=width,
             batched=batched,
-            clip_negative=kind == "int8",
             quantize_items=kind in QUANTIZED_TABLE_KINDS,
         )
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)

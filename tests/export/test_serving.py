@@ -75,13 +75,3 @@ def test_history_is_excluded_and_scores_sorted():
     out = serving.recommend(model, tf.constant([[0, 5, 0]]), top_k=3)
     np.testing.assert_array_equal(out["item_ids"].numpy(), [[2, 4, 1]])
     np.testing.assert_allclose(out["scores"].numpy(), [[3.0, 2.0, 0.5]])
-
-
-def test_clip_negative_ties_negative_items_at_zero_but_keeps_excluded_ones_below():
-    model = _FixedScores([0.0, 0.5, -3.0, -1.0, -2.0, 4.0])
-    plain = serving.recommend(model, tf.constant([[1, 0, 0]]), top_k=3)
-    clipped = serving.recommend(model, tf.constant([[1, 0, 0]]), top_k=3, clip_negative=True)
-    np.testing.assert_array_equal(plain["item_ids"].numpy(), [[5, 3, 4]])
-    ids = clipped["item_ids"].numpy()[0]
-    assert ids[0] == 5 and set(ids[1:]) <= {2, 3, 4}  # negatives tie at 0; 1 stays excluded
-    np.testing.assert_allclose(clipped["scores"].numpy(), [[4.0, 0.0, 0.0]])
