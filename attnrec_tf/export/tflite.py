@@ -15,8 +15,9 @@ signature, `serving_default` (`litert.SIGNATURE`), the graph of `serving.recomme
 Every file holds builtin ops only and no resource variables (`op_problems`), with its input and
 output tensors named after the signature. The int8 kinds (`QUANTIZED_TABLE_KINDS`) hold the item
 table once, as a per-row int8 constant (`quantize_rows`, `int8_table_outputs`); the full-integer
-`int8` file keeps `float_ops_in_int8(model)` in float32 and clips its scores at 0. Why each of
-these choices was made, with measurements: docs/tflite-notes.md.
+`int8` file keeps `float_ops_in_int8(model)`, the layers of `float_scopes_in_int8(model)` (the
+scoring and top-K among them) and the dense layers of `norms_feeding_float_dense(model)` in
+float32. Why each of these choices was made, with measurements: docs/tflite-notes.md.
 
 Example:
 
@@ -55,9 +56,11 @@ DEFAULT_HISTORY_LENGTH = 512
 """Width `H` of the `history` input when none is asked for (or `max_len`, if that is larger)."""
 FLOAT_OPS_IN_INT8 = ("DIV", "BATCH_MATMUL", "TOPK_V2")
 """Builtin ops kept in float32 in the full-integer file: `DIV` (LiteRT's int8 DIV is wrong for
-small quotients) and `BATCH_MATMUL` (the attention's two products of activations, which
+small quotients), `BATCH_MATMUL` (the attention's two products of activations, which
 XNNPACK runs only in float: in int8 LiteRT's own kernel took 0.9 of the 1.1 ms of the ML-1M
-preset's file, BENCHMARKS.md "Op breakdown"); docs/tflite-notes.md."""
+preset's file, BENCHMARKS.md "Op breakdown") and `TOPK_V2` (on the float32 scores of the
+ranking scope; its output tensors are named after the signature, not the scope);
+docs/tflite-notes.md."""
 TFLITE_FILE_IDENTIFIER = b"TFL3"
 """The flatbuffer file identifier of a `.tflite` model (the schema's `file_identifier`)."""
 LAYER_NORM_OPS = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT", "SUB", "MUL", "ADD")
@@ -72,12 +75,15 @@ def float_ops_in_int8(model: Any) -> tuple[str, ...]:
 
 
 def float_scopes_in_int8(model: Any) -> tuple[str, ...]:
-    """The layers whose every op stays float32 in `model`'s full-integer file.
+    """The name scopes whose every op stays float32 in `model`'s full-integer file.
 
-    A `sasrec` model's serving graph runs its last block and final norm on one row (the last
-    position), so in float they cost next to nothing, and they are where int8 lost the most: the
-    quantization debugger's largest errors (RMSE over the step, ML-1M preset) were the last
-    block's dense layers, 0.65-0.67 against about 0.3 elsewhere (docs/tflite-notes.md).
+    Every model's scoring and top-K (`serving.RANKING_SCOPE`): int8 scores had one step over
+    the whole catalog's range, so the top items tied (NDCG@10 through LiteRT 0.1726 -> 0.1760 on
+    the ML-1M preset, at the same size and latency). A `sasrec` model's serving graph runs its
+    last block and final norm on one row (the last position), so in float they cost next to
+    nothing, and they are where int8 lost the most: the quantization debugger's largest errors
+    (RMSE over the step, ML-1M preset) were the last block's dense layers, 0.65-0.67 against
+    about 0.3 elsewhere (docs/tflite-notes.md).
     """
     from attnrec_tf.export.serving import RANKING_SCOPE
 
