@@ -156,6 +156,9 @@ def seed_row(run: Path) -> dict[str, Any]:
     if config.get("time_budget") and _cosine_end(run, report) == "epochs or time budget":
         setting["cosine_end"] = "epochs or time budget"
         notes.append("cosine ends within the budget")
+    if config.get("time_budget") and any("batches" in r for r in report.get("history", [])):
+        setting["budget_stop"] = "planned per batch"  # rows have `batches` since this rule
+        notes.append("budget stop planned per batch")
     if notes:
         label += f" ({'; '.join(notes)})"
     keras = report["metrics"]["keras"]

@@ -45,10 +45,18 @@ def test_shuffled_ties_permute_inside_each_tied_block_only(tmp_path):
 
 
 def _report(
-    run, seed, ndcg, drawn=None, loss_reason="--loss auto: 3,416 items", end=None, **config
+    run,
+    seed,
+    ndcg,
+    drawn=None,
+    loss_reason="--loss auto: 3,416 items",
+    end=None,
+    history=(),
+    **config,
 ):
     run.mkdir(parents=True)
     report = {
+        "history": list(history),
         "loss_choice": {"reason": loss_reason},
         "training": {"context_crops_drawn": drawn, **({"cosine_end": end} if end else {})},
         "config": {**preset("ml-1m").to_dict(), "preset": "ml-1m", "seed": seed, **config},
@@ -128,3 +136,16 @@ def test_the_sasrec_file_check_counts_users_whose_sequence_and_targets_agree(tmp
     counts = sasrec_file_agreement(tmp_path)
     assert counts == {"users": 6, "sasrec_users": 6, "rows": 36, "sequence": 4, "test": 5,
                       "validation": 5}  # fmt: skip
+
+
+def test_a_run_with_the_planned_budget_stop_is_a_row_of_its_own(tmp_path):
+    args = {"drawn": "every epoch", "end": "epochs or time budget"}
+    old = noise.seed_row(_report(tmp_path / "old", 0, 0.18, history=[{"seconds": 30.0}], **args))
+    new = noise.seed_row(
+        _report(tmp_path / "new", 0, 0.18, history=[{"seconds": 30.0, "batches": 189}], **args)
+    )
+    assert new["setting"] != old["setting"]
+    assert new["label"].endswith(
+        "(crops drawn every epoch; cosine ends within the budget; budget stop planned per batch)"
+    )
+    assert old["label"].endswith("(crops drawn every epoch; cosine ends within the budget)")
