@@ -87,7 +87,8 @@ class FullRankingValidation(keras.callbacks.Callback):
         self.seconds = float(state["seconds"])
 
     def seconds_so_far(self, now: float | None = None) -> float:
-        """Wall-clock seconds of training until `now` (a `perf_counter()`; None: now)."""
+        """Wall-clock seconds of training until `now` (a `perf_counter()`; None: now): the
+        last row's, plus the time since its epoch ended (or since this fit began)."""
         now = time.perf_counter() if now is None else now
         before = self.history[-1]["seconds"] if self.history else 0.0
         return before + (now - self._mark if self._mark is not None else 0.0)
@@ -114,8 +115,7 @@ class FullRankingValidation(keras.callbacks.Callback):
         now = time.perf_counter()
         self.seconds += now - start
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in result.items()}}
-        before = self.history[-1]["seconds"] if self.history else 0.0
-        row["seconds"] = before + now - (self._mark if self._mark is not None else start)
+        row["seconds"] = self.seconds_so_far(now)
         row["validation_seconds"] = now - start
         row["batches"] = self._batches
         self._mark = now

@@ -184,11 +184,7 @@ def broadcast_from_chief(distribution: Distribution, variables: list[Any]) -> No
     chosen = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
     values = [np.asarray(v, np.float32) for v in chosen]
     flat = tf.constant(np.concatenate([value.ravel() for value in values]))
-    summed = _replica_sum(
-        distribution,
-        lambda r: tf.where(tf.equal(r, 0), flat, tf.zeros_like(flat)),
-        dtype=tf.float32,
-    )
+    summed = _chief_vector(distribution, flat, dtype=tf.float32)
     offset = 0
     for variable, value in zip(chosen, values, strict=True):
         part = np.asarray(summed[offset : offset + value.size], np.float32)
@@ -203,12 +199,18 @@ def chief_int(distribution: Distribution, value: int) -> int:
         return int(value)
     import tensorflow as tf
 
-    mine = tf.constant([int(value)], tf.int64)
+    return _chief_vector(distribution, tf.constant([int(value)], tf.int64))[0]
+
+
+def _chief_vector(distribution: Distribution, vector: Any, dtype: Any = None) -> Any:
+    """The chief's `vector` on every worker: `_replica_sum` with only replica 0 (the chief's
+    first) contributing; ints, or with `dtype` a numpy vector."""
+    import tensorflow as tf
 
     def only_the_chief(replica: Any) -> Any:
-        return tf.where(tf.equal(replica, 0), mine, tf.zeros_like(mine))
+        return tf.where(tf.equal(replica, 0), vector, tf.zeros_like(vector))
 
-    return _replica_sum(distribution, only_the_chief)[0]
+    return _replica_sum(distribution, only_the_chief, dtype=dtype)
 
 
 def gather_worker_values(
