@@ -164,11 +164,11 @@ class Config:
         5, "Items with fewer raw interactions are dropped.", check=NON_NEGATIVE_INT
     )
     variant: str = option(
-        "pooling",
-        "pooling (AttentionPooling over position-aware item embeddings), self-attention "
-        "(causal self-attention blocks under the AttentionPooling head), sasrec (the blocks "
-        "alone: the output at each position is the user vector, as in SASRec), mean (mean "
-        "pooling) or last (last item) for the ablation baselines.",
+        "sasrec",
+        "sasrec (causal self-attention blocks; the output at each position is the user vector, "
+        "as in SASRec), pooling (AttentionPooling over position-aware item embeddings), "
+        "self-attention (the blocks under the AttentionPooling head), mean (mean pooling) or "
+        "last (last item) for the ablation baselines.",
         choices=VARIANTS,
     )
     embedding_dim: int = option(

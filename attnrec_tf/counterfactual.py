@@ -1,4 +1,4 @@
-"""Counterfactual explanations: the history items without which a recommendation would rank lower.
+"""Counterfactual explanations: the history items without which a recommendation would score lower.
 
 For a history `h` and a recommended item `j`, this module removes each history item `i` (every
 occurrence of it) and scores again:

@@ -9,6 +9,9 @@ with `os.wait4`), on the MovieLens copies in `../shared/data` (or `--data-root`)
   (blocks alone) vs `self-attention` (blocks + AttentionPooling head) vs `pooling` (the head
   alone), all with the `sasrec` recipe, the same wall-clock budget (`HEADS_BUDGET`) and three
   seeds each: mean and standard deviation.
+* `default`: which variant the default configuration should train: `sasrec` and `pooling`,
+  every other option at its default, the same wall-clock budget (`DEFAULT_BUDGET`) and seeds
+  0, 1, 2, with NDCG@10 from the last item alone (the few-picks case).
 * `preset`: the tuned `ml-1m` preset, with its int8 TFLite artifacts.
 * `step`: where the preset's train step spends its time (`step_profile.py`: by part, with and
   without length bucketing, against this machine's matmul rate), and the real positions
@@ -85,6 +88,10 @@ ABLATION = {
 VARIANTS = ("last", "mean", "pooling", "self-attention")
 HEADS = ("sasrec", "self-attention", "pooling")
 HEADS_BUDGET = {"ml-100k": 100, "ml-1m": 240}  # seconds of training, validation included
+# Which variant should `python -m attnrec_tf.train --data events.csv` train? Each with every
+# other option at its default, the same wall-clock budget (validation included), early stopping.
+DEFAULT_CANDIDATES = ("sasrec", "pooling")
+DEFAULT_BUDGET = {"ml-100k": 120, "ml-1m": 300}
 SEEDS = (0, 1, 2)
 SCALE_ITEMS = 1_000_000
 SCALE_INTERACTIONS = (100_000, 1_000_000, 10_000_000)
@@ -143,6 +150,7 @@ def row(report: dict[str, Any]) -> dict[str, Any]:
         "test_ndcg@10": keras_test["ndcg@10"],
         "test_mrr": keras_test["mrr"],
         "popularity_ndcg@10": metrics["popularity"]["ndcg@10"],
+        "last_item_ndcg@10": _last_item_ndcg(metrics),
         "int8_ndcg@10": int8.get("ndcg@10"),
         "int8_bytes": int8_artifact.get("bytes"),
         "int8_latency_ms_p50": int8_artifact.get("latency_ms_p50"),
@@ -151,6 +159,15 @@ def row(report: dict[str, Any]) -> dict[str, Any]:
         "dynamic_int8_latency_ms_p50": dyn_artifact.get("latency_ms_p50"),
         "command": report["bench"]["command"],
     }
+
+
+def _last_item_ndcg(metrics: dict[str, Any]) -> float | None:
+    """Test NDCG@10 from each user's last history item alone (`by_history_length`, L = 1)."""
+    entry = metrics.get("by_history_length") or {}
+    lengths = entry.get("lengths") or []
+    if 1 not in lengths:
+        return None
+    return entry["model"]["ndcg@10"][lengths.index(1)]
 
 
 def ablation_markdown(runs: dict[str, Any]) -> str:
@@ -330,6 +347,70 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def default_jobs(data_root: Path, datasets: list[str]) -> list[tuple[str, list[str]]]:
+    """`(name, train flags)` of the default suite: each candidate variant, seed and dataset."""
+    return [
+        (
+            f"default-{dataset}-{variant}-s{seed}",
+            [
+                "--data", str(data_root / DATASETS[dataset]), "--variant", variant,
+                "--seed", str(seed), "--epochs", "200", "--patience", "10",
+                "--time-budget", str(DEFAULT_BUDGET[dataset]), "--no-export",
+            ],
+        )
+        for dataset in datasets
+        for variant in DEFAULT_CANDIDATES
+        for seed in SEEDS
+    ]  # fmt: skip
+
+
+def default_markdown(runs: dict[str, Any]) -> str:
+    """Mean and standard deviation over seeds of each candidate default, per dataset."""
+    lines = [
+        "## Which variant is the default?",
+        "",
+        "What `python -m attnrec_tf.train --data FILE` trains: each variant with every other "
+        "option at its default, the same wall-clock budget (validation included, early stopping "
+        "with patience 10) and seeds 0, 1, 2. Test NDCG@10 / HR@10 (mean ± standard deviation "
+        "over seeds), NDCG@10 from each user's last item alone (L = 1, the few-picks case) and "
+        "the mean over seeds of the change against `pooling`, seed by seed.",
+        "",
+        "| dataset | budget s | variant | seeds | epochs (mean) | test NDCG@10 | test HR@10 "
+        "| L = 1 NDCG@10 | paired change |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in DATASETS:
+        base = _seed_rows(runs, f"default-{dataset}-pooling-s")
+        for variant in DEFAULT_CANDIDATES:
+            rows = _seed_rows(runs, f"default-{dataset}-{variant}-s")
+            if not rows:
+                continue
+            last = [r["last_item_ndcg@10"] for r in rows.values() if r.get("last_item_ndcg@10")]
+            epochs = sum(r["epochs"] for r in rows.values()) / len(rows)
+            lines.append(
+                f"| {dataset} | {DEFAULT_BUDGET[dataset]} | {variant} | {len(rows)} "
+                f"| {epochs:.0f} | {_mean_std([r['test_ndcg@10'] for r in rows.values()])} "
+                f"| {_mean_std([r['test_hr@10'] for r in rows.values()])} "
+                f"| {_mean_std(last) if last else '-'} "
+                f"| {'-' if variant == 'pooling' else _paired_change(rows, base)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _seed_rows(runs: dict[str, Any], prefix: str) -> dict[str, dict[str, Any]]:
+    """The runs named `prefix` + a seed, by seed."""
+    return {name[len(prefix) :]: r for name, r in runs.items() if name.startswith(prefix)}
+
+
+def _paired_change(rows: dict[str, Any], base: dict[str, Any]) -> str:
+    """Mean over the seeds both have of the relative test NDCG@10 change against `base`."""
+    seeds = sorted(set(rows) & set(base))
+    if not seeds:
+        return "-"
+    changes = [rows[s]["test_ndcg@10"] / base[s]["test_ndcg@10"] - 1 for s in seeds]
+    return f"{sum(changes) / len(changes) * 100:+.1f}%"
+
+
 def scale_row(report: dict[str, Any]) -> dict[str, Any]:
     """The scale-table row of one run (and of its export in a process of its own, if any)."""
     peak = report.get("peak_rss_mb", {})
@@ -485,6 +566,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines += source(ablation_markdown(results["runs"]), "ablation")
     if any(name.startswith("heads-") for name in results["runs"]):
         lines += source(heads_markdown(results["runs"]), "heads")
+    if any(name.startswith("default-") for name in results["runs"]):
+        lines += source(default_markdown(results["runs"]), "default")
     if results.get("step"):
         lines += source(step_markdown(results["step"]), "step")
     if results.get("scale"):
@@ -534,7 +617,7 @@ def accuracy_markdown(runs: dict[str, Any]) -> str:
         "| int8 NDCG@10 / KB / p50 ms | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    table = {k: r for k, r in runs.items() if not k.startswith("heads-")}
+    table = {k: r for k, r in runs.items() if not k.startswith(("heads-", "default-"))}
     for r in sorted(table.values(), key=lambda r: (r["dataset"], r["name"])):
         lines.append(
             f"| {r['name']} | {r['variant']} | {r['epochs']} ({r['best_epoch']}) "
@@ -578,6 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
             "all",
             "ablation",
             "heads",
+            "default",
             "preset",
             "step",
             "scale",
@@ -765,20 +849,23 @@ def check_datasets(text: str, data_root: Path) -> list[str]:
 
 def job_suite(name: str) -> str:
     """The suite of a training run of `train_jobs`, by its name."""
-    if name.startswith("heads-"):
-        return "heads"
+    if name.startswith(("heads-", "default-")):
+        return name.split("-", 1)[0]
     return "preset" if name.endswith("-preset") else "ablation"
 
 
 def train_jobs(
     suite: str, data_root: Path, datasets: list[str], variants: list[str]
 ) -> list[tuple[str, list[str]]]:
-    """`(name, train flags)` of the training runs of `suite`: ablation, heads, then preset."""
+    """`(name, train flags)` of the training runs of `suite`: ablation, heads, default, then
+    preset."""
     jobs: list[tuple[str, list[str]]] = []
     if suite in ("all", "ablation"):
         jobs += ablation_jobs(data_root, datasets, variants)
     if suite in ("all", "heads"):
         jobs += heads_jobs(data_root, datasets)
+    if suite in ("all", "default"):
+        jobs += default_jobs(data_root, datasets)
     if suite in ("all", "preset") and "ml-1m" in datasets:
         jobs.append(("ml-1m-preset", ["--data", str(data_root / "ml-1m"), "--preset", "ml-1m"]))
     return jobs

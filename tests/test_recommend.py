@@ -403,6 +403,8 @@ def test_counterfactual_reasons_are_what_removal_does_in_the_saved_model(
             scores = client.scores([without])
             assert rec["score"] - scores[0, item] == pytest.approx(reason["score_drop"], abs=1e-3)
             rank = rank_of_targets(scores, np.array([item]), [history])[0] + 1
-            assert rank == reason["rank_without"] >= rec["rank"]
+            # The rank the CLI shows is the SavedModel's. A removal that lowers the score can
+            # still lower others more, so the rank need not fall (seen on the sasrec demo).
+            assert rank == reason["rank_without"]
             checked += 1
     assert checked >= 1

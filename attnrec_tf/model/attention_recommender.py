@@ -8,8 +8,9 @@ representations and `h` the encoder's history states (`encoder.py`):
     u_t    = Dense([u_t ; h_t])                   # (B, L, D) projection, with the current state
     s_t    = u_t . items^T                        # (B, L, V) scores (tied with the input table)
 
-The head (`heads.py`) of the default variant `pooling` is the causal `AttentionPooling`:
-`u_t = sum_{i <= t} a_{t,i} h_i`, `a_{t,.} = softmax over real i <= t of v^T tanh(W h_i + b)`.
+The head (`heads.py`) of variant `pooling` (this class's default; `Config`'s is `sasrec`) is
+the causal `AttentionPooling`: `u_t = sum_{i <= t} a_{t,i} h_i`, `a_{t,.} = softmax over real
+i <= t of v^T tanh(W h_i + b)`.
 Variant `self-attention` puts causal blocks before it; `sasrec` has no head (`u_t = h_t`, the
 last block's output, no projection); `mean` and `last` are baselines.
 

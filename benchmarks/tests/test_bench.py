@@ -81,6 +81,21 @@ def test_heads_table_gives_mean_and_standard_deviation_over_seeds():
     assert "| 3 |" in row and "0.1900 ± 0.0100" in row  # stdev of 0.18, 0.19, 0.20
 
 
+def test_default_table_pairs_each_seed_with_pooling():
+    runs = {}
+    for variant, scores in (("pooling", [0.10, 0.08]), ("sasrec", [0.11, 0.10])):
+        for seed, ndcg in enumerate(scores):
+            name = f"default-ml-100k-{variant}-s{seed}"
+            runs[name] = {**_row(name, "movielens-100k", variant, ndcg), "last_item_ndcg@10": 0.05}
+    lines = suites.default_markdown(runs).splitlines()
+    sasrec = next(line for line in lines if "| sasrec |" in line)
+    pooling = next(line for line in lines if "| pooling |" in line)
+    assert "| 120 | sasrec | 2 |" in sasrec and "0.1050 ± 0.0071" in sasrec  # mean, stdev
+    assert sasrec.endswith("| 0.0500 ± 0.0000 | +17.5% |")  # (0.11/0.10 - 1 + 0.10/0.08 - 1) / 2
+    assert pooling.endswith("| - |")
+    assert suites.job_suite("default-ml-100k-sasrec-s0") == "default"
+
+
 def test_scale_growth_per_10x_of_catalog():
     rows = {
         name: {"interactions": n, "items": items, "peak_rss_mb_export": peak}

@@ -24,10 +24,10 @@ def test_counterfactual_reasons_are_the_best_removal_and_lower_the_score(tmp_pat
     assert entry["on_device_explain_ms_p50_full_window"] > 0
     assert entry["on_device_explain_full_window"] == 12  # the demo model's max_len
     table = explanations_markdown({"demo": entry})
-    assert "| demo (pooling) | 12 | counterfactual |" in table
+    assert "| demo (sasrec) | 12 | counterfactual |" in table
     short, full = table.splitlines()[-2:]
-    assert short.startswith("| demo (pooling) | 20 | ") and short.endswith(" ms |")
-    assert full.startswith("| demo (pooling) | 12 (a full window) | ") and full.endswith(" ms |")
+    assert short.startswith("| demo (sasrec) | 20 | ") and short.endswith(" ms |")
+    assert full.startswith("| demo (sasrec) | 12 (a full window) | ") and full.endswith(" ms |")
 
 
 def test_a_method_that_shows_nothing_is_a_dash_row():

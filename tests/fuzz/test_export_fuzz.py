@@ -32,7 +32,9 @@ def _model():
     from attnrec_tf.config import preset
     from attnrec_tf.model import build_model
 
-    config = preset("default").replace(max_len=MAX_LEN, embedding_dim=8, attention_units=8)
+    config = preset("default").replace(
+        variant="pooling", max_len=MAX_LEN, embedding_dim=8, attention_units=8
+    )
     model = build_model(config, len(RAW_IDS) + 1, None)
     bias = np.random.default_rng(1).normal(size=model.projection.bias.shape).astype("float32")
     model.projection.bias.assign(bias)  # an empty history then has a non-zero user vector
