@@ -3,8 +3,9 @@
 Two tables for BENCHMARKS.md ("Noise"):
 
 1. **Seeds** (`--noise-runs`): finished run folders, grouped by everything in their
-   configuration but the seed; per group the mean ± sd of test NDCG@10 and HR@10 over the
-   seeds, each seed's figure, epochs and seconds. Runs are not started here: a preset run
+   configuration but the seed, and by the CPU they ran on (its seconds are that machine's);
+   per group the mean ± sd of test NDCG@10 and HR@10 over the seeds, each seed's figure,
+   epochs and seconds. Runs are not started here: a preset run
    takes 30 minutes of a quiet 2-core machine, so they are run beforehand (README of this
    folder) and tabled from their report.json.
 2. **Tie order** (`--suite noise` runs it): a log with real timestamps (ML-100K's `u.data`) is
@@ -173,7 +174,19 @@ def seed_row(run: Path) -> dict[str, Any]:
         "epochs": report["epochs_run"],
         "best_epoch": report.get("best_epoch"),
         "train_seconds": report["train_seconds"],
+        "cpu": report.get("machine", {}).get("cpu"),
     }
+
+
+def fill_machine(rows: dict[str, dict[str, Any]], cpu: str | None) -> None:
+    """Names `cpu` as the machine of each row recorded before rows named theirs.
+
+    Such rows were tabled under the section's one machine (`results["machines"]["noise"]`),
+    which the caller passes before this run replaces it.
+    """
+    for row in rows.values():
+        if row.get("cpu") is None:
+            row["cpu"] = cpu
 
 
 def _cosine_end(run: Path, report: dict[str, Any]) -> str | None:
@@ -243,17 +256,19 @@ def markdown(
         lines += [
             "Test NDCG@10 and HR@10 of finished runs that differ only in their seed (mean ± sd; "
             "the standard error of NDCG@10 over ML-1M's 6,040 users is about 0.004). Seconds "
-            "are as measured: the ML-100K runs shared the machine with other jobs, so compare "
-            "them by epochs, not seconds.",
+            "are as measured on the row's machine: the ML-100K runs shared the machine with "
+            "other jobs, so compare them by epochs, not seconds.",
             "",
             "| dataset | settings | seeds | NDCG@10 | HR@10 | each seed's NDCG@10 | epochs | "
-            "train s |",
-            "|---|---|---|---|---|---|---|---|",
+            "train s | machine |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for row in seeds.values():
-            groups.setdefault((row["dataset"], row["setting"]), []).append(row)
-        for (dataset, _), rows in sorted(groups.items(), key=lambda g: (g[0][0], g[1][0]["label"])):
+            key = (row["dataset"], row["setting"], row.get("cpu") or "-")
+            groups.setdefault(key, []).append(row)
+        by_label = sorted(groups.items(), key=lambda g: (g[0][0], g[1][0]["label"], g[0][2]))
+        for (dataset, _, cpu), rows in by_label:
             rows.sort(key=lambda r: r["seed"])
             each = ", ".join(f"{r['ndcg@10']:.4f}" for r in rows)
             seconds = ", ".join(f"{r['train_seconds']:.0f}" for r in rows)
@@ -263,7 +278,7 @@ def markdown(
                 f"{_mean_sd([r['hr@10'] for r in rows])} | "
                 f"{each} | "
                 f"{', '.join(str(r['epochs']) for r in rows)} | "
-                f"{seconds} |"
+                f"{seconds} | {cpu} |"
             )
     if ties:
         first = next(iter(ties.values()))

@@ -808,6 +808,7 @@ def run_suites(args: argparse.Namespace) -> None:
         save(results, args.results, "history")
     if args.suite == "noise":
         entry = results.setdefault("noise", {"seeds": {}, "ties": {}})
+        noise.fill_machine(entry["seeds"], results.get("machines", {}).get("noise", {}).get("cpu"))
         for run in (Path(r) for r in args.noise_runs.split(",") if r):
             entry["seeds"][str(run)] = noise.seed_row(run)
         seeds = tuple(int(seed) for seed in args.tie_seeds.split(",") if seed)

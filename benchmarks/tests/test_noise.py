@@ -96,6 +96,18 @@ def test_seed_rows_group_by_everything_but_the_seed(tmp_path):
     assert "| 0, 1 | 0.1750 ± 0.0071 | 0.3500 ± 0.0141 | 0.1700, 0.1800 |" in table[2]
 
 
+def test_the_same_setting_on_two_machines_is_two_rows(tmp_path):
+    old = noise.seed_row(_report(tmp_path / "a0", 0, 0.17))  # recorded before rows named a CPU
+    rows = {"a0": old, "a1": noise.seed_row(_report(tmp_path / "a1", 1, 0.19))}
+    rows["a1"]["cpu"] = "Intel Xeon"
+    noise.fill_machine(rows, "AMD EPYC")  # the section's machine when `old` was tabled
+    assert [rows["a0"]["cpu"], rows["a1"]["cpu"]] == ["AMD EPYC", "Intel Xeon"]
+    table = [line for line in noise.markdown(rows, {}).splitlines() if "movielens-1m" in line]
+    assert len(table) == 2  # not one mean over two machines' seconds
+    assert table[0].endswith("| 0 | 0.1700 | 0.3400 | 0.1700 | 50 | 1790 | AMD EPYC |")
+    assert table[1].endswith("| 1 | 0.1900 | 0.3800 | 0.1900 | 50 | 1790 | Intel Xeon |")
+
+
 def test_a_run_older_than_the_cosine_end_field_is_read_from_its_model(tmp_path):
     import zipfile
 
