@@ -15,6 +15,8 @@ Two tables for BENCHMARKS.md ("Noise"):
    the spread that the order of ties alone causes. ML-1M cannot be used: this project's
    `ratings.dat` keeps the real order but has pseudo-timestamps, so its tied blocks are
    unknown (../shared/data/README.md).
+   `plot_tried` draws the ML-1M groups against the issue's target, the figure of what was
+   tried (`benchmarks/noise-ml-1m.png`).
 3. **SASRec's file** (`sasrec_file_agreement`): where the data folder has SASRec's own
    `ml-1m.txt`, how many of our ML-1M users have the same sequence there (so whether
    published figures are on our split).
@@ -41,6 +43,9 @@ TIE_SEEDS = (0, 1, 2)
 TIE_ARGS = ["--preset", "ml-1m", "--epochs", "20", "--time-budget", "0", "--seed", "0"]
 TIE_ARGS += ["--no-export", "--verbose", "0"]
 """ML-100K under the ML-1M preset's recipe, 20 epochs (about 3 minutes each on 2 cores)."""
+TARGET = 0.184
+"""Issue 22's target for the `ml-1m` preset: a mean of 3 seeds of test NDCG@10."""
+PLOT = "noise-ml-1m.png"
 IGNORED = {"seed", "time_budget"}
 """Config keys that do not make two runs different settings (the budget is a limit)."""
 
@@ -239,7 +244,10 @@ def _label(config: dict[str, Any], given: AbstractSet[str] = frozenset()) -> str
 
 
 def markdown(
-    seeds: dict[str, Any], ties: dict[str, Any], sasrec: dict[str, Any] | None = None
+    seeds: dict[str, Any],
+    ties: dict[str, Any],
+    sasrec: dict[str, Any] | None = None,
+    plot: str | None = None,
 ) -> str:
     """The "Noise" section of BENCHMARKS.md."""
     lines = ["## Noise: seeds and the order of tied timestamps", ""]
@@ -280,6 +288,8 @@ def markdown(
                 f"{', '.join(str(r['epochs']) for r in rows)} | "
                 f"{seconds} | {cpu} |"
             )
+    if plot:
+        lines += ["", f"![test NDCG@10 of each setting against the target]({plot})"]
     if ties:
         first = next(iter(ties.values()))
         stats = first["ties"]
@@ -300,6 +310,60 @@ def markdown(
         ndcg = _mean_sd([row["ndcg@10"] for row in ties.values()])
         lines.append(f"| mean ± sd | {ndcg} | {_mean_sd([r['hr@10'] for r in ties.values()])} |")
     return "\n".join(lines)
+
+
+def plot_tried(seeds: dict[str, Any], path: Path, dataset: str = "movielens-1m") -> Path | None:
+    """PNG of each setting's test NDCG@10 on `dataset` (one dot a seed, a bar at the mean),
+    best first, against `TARGET`; None when no row is of `dataset`.
+
+    A row's label drops the `--preset ml-1m` the settings share; its seconds are not drawn
+    (rows ran on different machines), only its seeds.
+    """
+    from matplotlib.figure import Figure
+
+    from attnrec_tf import atomic
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in seeds.values():
+        if row["dataset"] == dataset:
+            groups.setdefault((row["setting"], row.get("cpu") or "-"), []).append(row)
+    if not groups:
+        return None
+    ranked = sorted(groups.values(), key=lambda rows: statistics.mean(r["ndcg@10"] for r in rows))
+    figure = Figure(figsize=(13, 0.32 * len(ranked) + 1.4), dpi=110, layout="constrained")
+    axes = figure.subplots()
+    for y, rows in enumerate(ranked):
+        values = [r["ndcg@10"] for r in rows]
+        axes.barh(y, statistics.mean(values), color="C0", alpha=0.35)
+        axes.plot(values, [y] * len(values), "o", color="C0", markersize=4)
+    machines = {cpu for _, cpu in groups}
+    labels = [_short(rows[0]["label"]) + _suffix(rows, len(machines) > 1) for rows in ranked]
+    axes.set_yticks(range(len(ranked)), labels, fontsize=7)
+    axes.axvline(
+        TARGET, color="C3", linestyle="--", linewidth=1, label=f"target {TARGET} (3 seeds)"
+    )
+    low = min(r["ndcg@10"] for rows in ranked for r in rows)
+    axes.set_xlim(low - 0.005, max(TARGET, *(r["ndcg@10"] for g in ranked for r in g)) + 0.003)
+    axes.set_xlabel(f"test NDCG@10, {dataset} (bar: mean over seeds; dot: a seed)")
+    axes.set_title("What was tried, against the target")
+    axes.legend(loc="lower right", fontsize=8)
+    axes.grid(axis="x", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.staged_path(path) as staged:
+        figure.savefig(staged, format="png")
+    return path
+
+
+def _suffix(rows: list[dict[str, Any]], name_machine: bool) -> str:
+    """` (N seeds)`, with the CPU's vendor when the rows ran on more than one machine."""
+    vendor = (rows[0].get("cpu") or "-").split()[0].replace("(R)", "")
+    return f" ({len(rows)} seed{'s' * (len(rows) > 1)}{', ' + vendor if name_machine else ''})"
+
+
+def _short(label: str) -> str:
+    """A row label without the shared `--preset ml-1m`, and `(preset)` if nothing is left."""
+    rest = label.removeprefix("--preset ml-1m").strip()
+    return rest if rest and not rest.startswith("(") else f"the preset {rest}".strip()
 
 
 def _mean_sd(values: list[float]) -> str:

@@ -590,7 +590,7 @@ def markdown(results: dict[str, Any]) -> str:
         entry = results["noise"]
         runs = ",".join(sorted(entry["seeds"]))
         command = f"python -m benchmarks --suite noise --noise-runs {runs}"
-        text = noise.markdown(entry["seeds"], entry["ties"], entry.get("sasrec"))
+        text = noise.markdown(entry["seeds"], entry["ties"], entry.get("sasrec"), entry.get("plot"))
         lines += source(text, "noise", command)
     if results.get("litert"):
         timed = results["litert"].get("runs", [results["litert"]])
@@ -815,6 +815,8 @@ def run_suites(args: argparse.Namespace) -> None:
         if seeds:
             entry["ties"] = noise.tie_order(args.data_root, args.out / "noise", seeds)
         entry["sasrec"] = noise.sasrec_file_agreement(args.data_root / "ml-1m")
+        if noise.plot_tried(entry["seeds"], args.results / PLOTS / noise.PLOT):
+            entry["plot"] = (PLOTS / noise.PLOT).as_posix()
         save(results, args.results, "noise")
     if args.suite in ("all", "recommend"):
         results["recommend"] = recommend_bench.recommend_suite(args.run, args.out)

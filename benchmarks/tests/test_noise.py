@@ -161,3 +161,17 @@ def test_a_run_with_the_planned_budget_stop_is_a_row_of_its_own(tmp_path):
         "(crops drawn every epoch; cosine ends within the budget; budget stop planned per batch)"
     )
     assert old["label"].endswith("(crops drawn every epoch; cosine ends within the budget)")
+
+
+def test_the_tried_plot_ranks_settings_and_names_machines_only_when_they_differ(tmp_path):
+    rows = {str(p): noise.seed_row(p) for p in (_report(tmp_path / "a", 0, 0.17),)}
+    assert noise.plot_tried(rows, tmp_path / "none.png", dataset="movielens-100k") is None
+    path = noise.plot_tried(rows, tmp_path / "tried.png")
+    assert path is not None and path.read_bytes().startswith(b"\x89PNG")
+    row = {"cpu": "Intel(R) Xeon(R) Processor"}
+    assert noise._suffix([row, row], name_machine=True) == " (2 seeds, Intel)"
+    assert noise._suffix([row], name_machine=False) == " (1 seed)"
+    assert noise._short("--preset ml-1m --dropout 0.2 (crops)") == "--dropout 0.2 (crops)"
+    assert noise._short("--preset ml-1m (crops)") == "the preset (crops)"
+    text = noise.markdown(rows, {}, plot="benchmarks/noise-ml-1m.png")
+    assert "![test NDCG@10 of each setting against the target](benchmarks/noise-ml-1m.png)" in text
