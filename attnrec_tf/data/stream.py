@@ -8,7 +8,9 @@ prepared folder (`data/shards.py`). One epoch of one worker, all in the tf.data 
     -> `interleave` of `TFRecordDataset`s (deterministic, a few files open at once)
     -> `parse_example` in batches of `PARSE_BATCH` records
     -> the training windows of each train part (as `pipeline.training_arrays` cuts them:
-       the last `max_len + 1` items, or every window with `all_windows`), left-padded
+       the last `max_len + 1` items, or every window with `all_windows`; with
+       `skip_first_picks`, the first targets of a window that opens the part left out),
+       left-padded
     -> a bounded shuffle: blocks of `SHUFFLE_BUFFER` windows, each permuted by (seed, epoch,
        block) (`stateless_shuffle`)
     -> length buckets: chunks of `BUCKET_CHUNK_BATCHES` batches sorted by length, the chunk's
@@ -79,32 +81,30 @@ def worker_files(files: Sequence[str], num_workers: int = 1, worker_index: int =
     return list(files[worker_index::num_workers])
 
 
-def check_streamable(context_crops: int, skip_first_picks: int = 0) -> None:
+def check_streamable(context_crops: int) -> None:
     """Raises ConfigError when an option cannot be streamed from prepared shards.
 
     Raises:
         ConfigError: `--context-crops` above 0 (its crops are drawn in numpy, sequence by
-            sequence, in an order a stream cannot reproduce), or `--skip-first-picks` above 0
-            (not implemented for the windows a stream cuts).
+            sequence, in an order a stream cannot reproduce).
     """
-    for flag, value in (
-        ("--context-crops", context_crops),
-        ("--skip-first-picks", skip_first_picks),
-    ):
-        if value:
-            raise ConfigError(
-                f"{flag} is not available when --data is a prepared folder "
-                f"(train from the log, or set {flag} 0)"
-            )
+    if context_crops:
+        raise ConfigError(
+            "--context-crops is not available when a prepared folder is streamed "
+            "(train from the log, read the folder with --no-stream, or set --context-crops 0)"
+        )
 
 
-def _windows(train: Any, max_len: int, all_windows: bool) -> tuple[Any, Any]:
+def _windows(
+    train: Any, max_len: int, all_windows: bool, skip_first_picks: int = 0
+) -> tuple[Any, Any]:
     """Ragged train parts `(R, None)` -> left-padded `(inputs, targets)`, int32 `(W, max_len)`.
 
     The windows of `pipeline.training_arrays`: parts shorter than 2 items give none; a part
     gives the window that ends at its last item (`max_len + 1` items at most) and, with
     `all_windows`, the windows that end `max_len`, `2 max_len`, ... items earlier (while at
-    least 2 items remain).
+    least 2 items remain). In a window that starts at the part's first item, the first
+    `skip_first_picks` targets are 0 (left out of the loss), as `training_arrays` sets them.
     """
     import tensorflow as tf
 
@@ -126,7 +126,14 @@ def _windows(train: Any, max_len: int, all_windows: bool) -> tuple[Any, Any]:
         tf.gather(items, tf.ragged.range(begin + offset, end + offset).flat_values),
         end - begin,
     )
-    return _pad_left(window[:, :-1], max_len), _pad_left(window[:, 1:], max_len)
+    targets = window[:, 1:]
+    if skip_first_picks:
+        row = targets.value_rowids()
+        column = tf.range(tf.size(row, tf.int64)) - tf.gather(targets.row_starts(), row)
+        opening = tf.gather(tf.equal(begin, 0), row)
+        left_out = tf.logical_and(opening, column < skip_first_picks)
+        targets = targets.with_flat_values(tf.where(left_out, 0, targets.flat_values))
+    return _pad_left(window[:, :-1], max_len), _pad_left(targets, max_len)
 
 
 def _pad_left(rows: Any, width: int) -> Any:
@@ -178,7 +185,9 @@ def worker_records(files: Sequence[str], *, seed: int, epoch: int = 0) -> Any:
     return _records(files, tf.constant([seed, epoch], tf.int64))
 
 
-def _epoch_windows(files: Sequence[str], key: Any, max_len: int, all_windows: bool) -> Any:
+def _epoch_windows(
+    files: Sequence[str], key: Any, max_len: int, all_windows: bool, skip_first_picks: int = 0
+) -> Any:
     """One pass over `files`: shuffled windows `(inputs, targets)`, one element each.
 
     The shuffle: blocks of `SHUFFLE_BUFFER` consecutive windows, each permuted by
@@ -200,7 +209,7 @@ def _epoch_windows(files: Sequence[str], key: Any, max_len: int, all_windows: bo
 
     windows = (
         _records(files, key)
-        .map(lambda record: _windows(record["train"], max_len, all_windows))
+        .map(lambda record: _windows(record["train"], max_len, all_windows, skip_first_picks))
         .unbatch()
     )
     return windows.batch(SHUFFLE_BUFFER).enumerate().flat_map(shuffle_block)
@@ -222,7 +231,8 @@ def _bucketed(windows: Any, batch_size: int, key: Any, width: int) -> Any:
 
     def chunk_batches(number: Any, chunk: tuple[Any, Any]) -> Any:
         inputs, targets = chunk
-        lengths = tf.reduce_sum(tf.cast(targets > 0, tf.int32), axis=1)
+        # Counted on the inputs: a target may be left out (`skip_first_picks`), its input not.
+        lengths = tf.reduce_sum(tf.cast(inputs > 0, tf.int32), axis=1)
         order = tf.argsort(lengths, stable=True)
         inputs, targets, lengths = (tf.gather(t, order) for t in (inputs, targets, lengths))
         rows = tf.shape(inputs, out_type=tf.int64)[0]
@@ -257,6 +267,7 @@ def streamed_dataset(
     start_batch: int = 0,
     bucket: bool = True,
     all_windows: bool = False,
+    skip_first_picks: int = 0,
     num_workers: int = 1,
     worker_index: int = 0,
     input_context: Any = None,
@@ -273,6 +284,7 @@ def streamed_dataset(
         start_batch: Leave out the epoch's first `start_batch` batches. Defaults to `0`.
         bucket: Length bucketing (`pipeline.training_dataset`'s). Defaults to `True`.
         all_windows: Every `max_len` window of long parts, not only the latest.
+        skip_first_picks: Targets left out at the start of each part (`--skip-first-picks`).
         num_workers: Input pipelines (workers); overridden by `input_context`.
         worker_index: This pipeline's index; overridden by `input_context`.
         input_context: A `tf.distribute.InputContext`, or None.
@@ -295,7 +307,7 @@ def streamed_dataset(
 
     def epoch_batches(_: Any) -> Any:
         key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-        windows = _epoch_windows(mine, key, max_len, all_windows)
+        windows = _epoch_windows(mine, key, max_len, all_windows, skip_first_picks)
         if bucket:
             return _bucketed(windows, batch_size, key, max_len)
         return windows.batch(batch_size)

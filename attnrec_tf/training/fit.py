@@ -402,7 +402,7 @@ class StreamedTrainingData:
         from attnrec_tf.data import shards, stream
         from attnrec_tf.errors import DataError
 
-        stream.check_streamable(config.context_crops, config.skip_first_picks)
+        stream.check_streamable(config.context_crops)
         self.config, self.folder = config, Path(folder)
         self.manifest = shards.read_manifest(folder)
         self.files = shards.shard_files(folder, self.manifest)
@@ -437,6 +437,7 @@ class StreamedTrainingData:
             start_batch=start_batch,
             bucket=self.config.length_buckets,
             all_windows=self.config.all_windows,
+            skip_first_picks=self.config.skip_first_picks,
             num_workers=self.num_workers,
             worker_index=self.worker_index,
         )

@@ -58,8 +58,12 @@ def rows(batches) -> Counter:
     return out
 
 
-def reference(train: list[np.ndarray], max_len: int, all_windows: bool = False) -> Counter:
-    x, y = training_arrays(train, max_len, all_windows=all_windows)
+def reference(
+    train: list[np.ndarray], max_len: int, all_windows: bool = False, skip_first_picks: int = 0
+) -> Counter:
+    x, y = training_arrays(
+        train, max_len, all_windows=all_windows, skip_first_picks=skip_first_picks
+    )
     return rows([(tf.constant(x), tf.constant(y))])
 
 
@@ -97,6 +101,29 @@ def test_an_epoch_holds_exactly_the_in_memory_windows(synthetic, bucket, all_win
     assert len(batches) == -(-counts.windows // 16)
     x, y = training_arrays(train, 8, all_windows=all_windows)
     assert counts.positions == int((y > 0).sum())
+
+
+@pytest.mark.parametrize("bucket", [False, True])
+@pytest.mark.parametrize("all_windows", [False, True])
+def test_first_picks_are_left_out_as_in_memory(synthetic, bucket, all_windows) -> None:
+    train, files = synthetic
+    batches = epoch(files, train, bucket=bucket, all_windows=all_windows, skip_first_picks=3)
+    assert rows(batches) == reference(train, 8, all_windows, skip_first_picks=3)
+    assert rows(batches) != reference(train, 8, all_windows)
+    for x, y in batches:  # a bucket is cut to its longest input, not its longest target
+        longest = int((x.numpy() > 0).sum(axis=1).max())
+        width = min(-(-longest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE, 8) if bucket else 8
+        assert x.shape[1] == y.shape[1] == width
+
+
+def test_first_picks_of_hand_made_parts(tmp_path: Path) -> None:
+    # [1,2,3,4,5] at max_len 2: its latest window [3,4,5] does not open the part, so it keeps
+    # its targets; every window [1,2,3] opens it: target 2 is left out. [7,8]: target 8 is.
+    train = [np.array([1, 2, 3, 4, 5]), np.array([7, 8])]
+    files = write_folder(tmp_path / "p", train, num_shards=1)
+    batches = epoch(files, train, max_len=2, batch_size=8, bucket=False, all_windows=True,
+                    skip_first_picks=1)  # fmt: skip
+    assert pairs(batches) == [([0, 7], [0, 0]), ([1, 2], [0, 3]), ([3, 4], [4, 5])]
 
 
 def test_buckets_cut_batches_to_their_longest_window(synthetic) -> None:
@@ -174,8 +201,6 @@ def test_every_worker_runs_the_global_number_of_steps(synthetic) -> None:
 def test_context_crops_are_refused_for_streams() -> None:
     with pytest.raises(ConfigError, match="--context-crops"):
         stream.check_streamable(context_crops=2)
-    with pytest.raises(ConfigError, match="--skip-first-picks"):
-        stream.check_streamable(context_crops=0, skip_first_picks=1)
     stream.check_streamable(context_crops=0)
 
 
