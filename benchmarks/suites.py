@@ -326,17 +326,20 @@ def heads_markdown(runs: dict[str, Any]) -> str:
     for dataset in DATASETS:
         for variant in HEADS:
             prefix = f"heads-{dataset}-{variant}-s"
-            rows = [r for name, r in runs.items() if name.startswith(prefix)]
-            if not rows:
-                continue
-            ndcg = [r["test_ndcg@10"] for r in rows]
-            hr = [r["test_hr@10"] for r in rows]
-            epochs = sum(r["epochs"] for r in rows) / len(rows)
-            lines.append(
-                f"| {dataset} | {HEADS_BUDGET[dataset]} | {variant} | {len(rows)} | {epochs:.0f} "
-                f"| {_mean_std(ndcg)} | {_mean_std(hr)} |"
-            )
+            rows = list(_seed_rows(runs, prefix).values())
+            if rows:
+                lines.append(
+                    f"| {dataset} | {HEADS_BUDGET[dataset]} | {variant} | {_cells(rows)} |"
+                )
     return "\n".join(lines) + "\n"
+
+
+def _cells(rows: Any) -> str:
+    """`seeds | epochs (mean) | test NDCG@10 | test HR@10` of one group of seed runs."""
+    rows = list(rows)
+    epochs = sum(r["epochs"] for r in rows) / len(rows)
+    ndcg = _mean_std([r["test_ndcg@10"] for r in rows])
+    return f"{len(rows)} | {epochs:.0f} | {ndcg} | {_mean_std([r['test_hr@10'] for r in rows])}"
 
 
 def _mean_std(values: list[float]) -> str:
@@ -386,11 +389,8 @@ def default_markdown(runs: dict[str, Any]) -> str:
             if not rows:
                 continue
             last = [r["last_item_ndcg@10"] for r in rows.values() if r.get("last_item_ndcg@10")]
-            epochs = sum(r["epochs"] for r in rows.values()) / len(rows)
             lines.append(
-                f"| {dataset} | {DEFAULT_BUDGET[dataset]} | {variant} | {len(rows)} "
-                f"| {epochs:.0f} | {_mean_std([r['test_ndcg@10'] for r in rows.values()])} "
-                f"| {_mean_std([r['test_hr@10'] for r in rows.values()])} "
+                f"| {dataset} | {DEFAULT_BUDGET[dataset]} | {variant} | {_cells(rows.values())} "
                 f"| {_mean_std(last) if last else '-'} "
                 f"| {'-' if variant == 'pooling' else _paired_change(rows, base)} |"
             )
