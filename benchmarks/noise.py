@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import run_train
+from benchmarks.common import mean_sd, run_train
 
 TIE_SEEDS = (0, 1, 2)
 TIE_ARGS = ["--preset", "ml-1m", "--epochs", "20", "--time-budget", "0", "--seed", "0"]
@@ -282,8 +282,8 @@ def markdown(
             seconds = ", ".join(f"{r['train_seconds']:.0f}" for r in rows)
             lines.append(
                 f"| {dataset} | `{rows[0]['label']}` | {', '.join(str(r['seed']) for r in rows)} "
-                f"| {_mean_sd([r['ndcg@10'] for r in rows])} | "
-                f"{_mean_sd([r['hr@10'] for r in rows])} | "
+                f"| {mean_sd([r['ndcg@10'] for r in rows])} | "
+                f"{mean_sd([r['hr@10'] for r in rows])} | "
                 f"{each} | "
                 f"{', '.join(str(r['epochs']) for r in rows)} | "
                 f"{seconds} | {cpu} |"
@@ -307,8 +307,8 @@ def markdown(
         ]
         for row in sorted(ties.values(), key=lambda r: r["tie_seed"]):
             lines.append(f"| {row['tie_seed']} | {row['ndcg@10']:.4f} | {row['hr@10']:.4f} |")
-        ndcg = _mean_sd([row["ndcg@10"] for row in ties.values()])
-        lines.append(f"| mean ± sd | {ndcg} | {_mean_sd([r['hr@10'] for r in ties.values()])} |")
+        ndcg = mean_sd([row["ndcg@10"] for row in ties.values()])
+        lines.append(f"| mean ± sd | {ndcg} | {mean_sd([r['hr@10'] for r in ties.values()])} |")
     return "\n".join(lines)
 
 
@@ -364,9 +364,3 @@ def _short(label: str) -> str:
     """A row label without the shared `--preset ml-1m`, and `(preset)` if nothing is left."""
     rest = label.removeprefix("--preset ml-1m").strip()
     return rest if rest and not rest.startswith("(") else f"the preset {rest}".strip()
-
-
-def _mean_sd(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"

@@ -75,6 +75,7 @@ from benchmarks.common import (
     checkout_problem,
     fmt,
     load_results,
+    mean_sd,
     run_train,
 )
 
@@ -338,16 +339,8 @@ def _cells(rows: Any) -> str:
     """`seeds | epochs (mean) | test NDCG@10 | test HR@10` of one group of seed runs."""
     rows = list(rows)
     epochs = sum(r["epochs"] for r in rows) / len(rows)
-    ndcg = _mean_std([r["test_ndcg@10"] for r in rows])
-    return f"{len(rows)} | {epochs:.0f} | {ndcg} | {_mean_std([r['test_hr@10'] for r in rows])}"
-
-
-def _mean_std(values: list[float]) -> str:
-    import statistics
-
-    if len(values) < 2:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+    ndcg = mean_sd([r["test_ndcg@10"] for r in rows])
+    return f"{len(rows)} | {epochs:.0f} | {ndcg} | {mean_sd([r['test_hr@10'] for r in rows])}"
 
 
 def default_jobs(data_root: Path, datasets: list[str]) -> list[tuple[str, list[str]]]:
@@ -391,7 +384,7 @@ def default_markdown(runs: dict[str, Any]) -> str:
             last = [r["last_item_ndcg@10"] for r in rows.values() if r.get("last_item_ndcg@10")]
             lines.append(
                 f"| {dataset} | {DEFAULT_BUDGET[dataset]} | {variant} | {_cells(rows.values())} "
-                f"| {_mean_std(last) if last else '-'} "
+                f"| {mean_sd(last) if last else '-'} "
                 f"| {'-' if variant == 'pooling' else _paired_change(rows, base)} |"
             )
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from attnrec_tf.config import preset
-from benchmarks import noise
+from benchmarks import common, noise
 
 
 def _write(folder, rows):
@@ -175,3 +175,9 @@ def test_the_tried_plot_ranks_settings_and_names_machines_only_when_they_differ(
     assert noise._short("--preset ml-1m (crops)") == "the preset (crops)"
     text = noise.markdown(rows, {}, plot="benchmarks/noise-ml-1m.png")
     assert "![test NDCG@10 of each setting against the target](benchmarks/noise-ml-1m.png)" in text
+
+
+def test_mean_sd_cell_by_hand() -> None:
+    # mean of 0.1, 0.2, 0.3 is 0.2; sample sd sqrt((0.01 + 0 + 0.01) / 2) = 0.1
+    assert common.mean_sd([0.1, 0.2, 0.3]) == "0.2000 ± 0.1000"
+    assert common.mean_sd([0.17654]) == "0.1765"
