@@ -367,7 +367,7 @@ class Config:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded synthetic default: finishes (with export) in about two minutes on 2 cores.
+    # The embedded synthetic default: finishes (with export) in about a minute on 2 cores.
     "default": {},
 }
 
