@@ -271,10 +271,7 @@ def markdown(
             "train s | machine |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        for row in seeds.values():
-            key = (row["dataset"], row["setting"], row.get("cpu") or "-")
-            groups.setdefault(key, []).append(row)
+        groups = _groups(seeds)
         by_label = sorted(groups.items(), key=lambda g: (g[0][0], g[1][0]["label"], g[0][2]))
         for (dataset, _, cpu), rows in by_label:
             rows.sort(key=lambda r: r["seed"])
@@ -323,10 +320,7 @@ def plot_tried(seeds: dict[str, Any], path: Path, dataset: str = "movielens-1m")
 
     from attnrec_tf import atomic
 
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in seeds.values():
-        if row["dataset"] == dataset:
-            groups.setdefault((row["setting"], row.get("cpu") or "-"), []).append(row)
+    groups = {key: rows for key, rows in _groups(seeds).items() if key[0] == dataset}
     if not groups:
         return None
     ranked = sorted(groups.values(), key=lambda rows: statistics.mean(r["ndcg@10"] for r in rows))
@@ -336,7 +330,7 @@ def plot_tried(seeds: dict[str, Any], path: Path, dataset: str = "movielens-1m")
         values = [r["ndcg@10"] for r in rows]
         axes.barh(y, statistics.mean(values), color="C0", alpha=0.35)
         axes.plot(values, [y] * len(values), "o", color="C0", markersize=4)
-    machines = {cpu for _, cpu in groups}
+    machines = {cpu for _, _, cpu in groups}
     labels = [_short(rows[0]["label"]) + _suffix(rows, len(machines) > 1) for rows in ranked]
     axes.set_yticks(range(len(ranked)), labels, fontsize=7)
     axes.axvline(
@@ -352,6 +346,16 @@ def plot_tried(seeds: dict[str, Any], path: Path, dataset: str = "movielens-1m")
     with atomic.staged_path(path) as staged:
         figure.savefig(staged, format="png")
     return path
+
+
+def _groups(seeds: dict[str, Any]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """Seed rows grouped by `(dataset, setting, cpu)`: one group is one setting's seeds on one
+    machine (`-` where the machine is unknown)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in seeds.values():
+        key = (row["dataset"], row["setting"], row.get("cpu") or "-")
+        groups.setdefault(key, []).append(row)
+    return groups
 
 
 def _suffix(rows: list[dict[str, Any]], name_machine: bool) -> str:
